@@ -1,0 +1,207 @@
+"""TOML configuration -> validated, typed settings (CONTRACTS.md §5).
+
+Errors name the file and the key path (``config.toml: datasets[0].logs: ...``). Secrets are
+never read from the file: it names environment variables (``*_env`` keys) instead.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from monitor.errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> float:
+    """``"30s"``, ``"5m"``, ``"1h"``, ``"2d"``, ``"1w"`` (or a number of seconds) -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as '30s', '5m', '1h' or '2d'")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and (m := _DURATION.match(value)):
+        return float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+    raise ValueError(f"expected a duration such as '30s', '5m', '1h' or '2d', got {value!r}")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class StorageSettings(_Section):
+    url: str = "sqlite:///capi-monitor.db"
+
+
+class MetaSettings(_Section):
+    graph_url: str = "https://graph.facebook.com"
+    api_version: str = "v25.0"
+    access_token_env: str = "META_ACCESS_TOKEN"
+
+
+class DatasetSettings(_Section):
+    id: str
+    name: str | None = None
+    logs: list[str] = Field(default_factory=list)
+    access_token_env: str | None = None
+    timezone: str | None = None
+    owner: str | None = None
+    client: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
+
+
+class ScheduleSettings(_Section):
+    logs_every: Duration = 300.0
+    graph_every: Duration = 3600.0
+    quality_every: Duration = 21600.0
+    weekly_report: str = "mon 08:00"
+    timezone: str = "UTC"
+
+
+class AlertSettings(_Section):
+    for_cycles: int = Field(1, ge=1)
+    repeat_interval: Duration = 14400.0
+    send_resolved: bool = True
+    resolve_after_cycles: int = Field(2, ge=1)
+    window: Duration = 3600.0
+
+
+class SlackSettings(_Section):
+    token_env: str | None = "SLACK_BOT_TOKEN"
+    channel: str | None = None
+    api_url: str = "https://slack.com/api/"
+    webhook_url_env: str | None = None
+    min_severity: Literal["info", "warn", "crit"] = "warn"
+
+
+class EmailSettings(_Section):
+    host: str
+    port: int = 587
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    password_env: str | None = None
+    from_: str = Field(alias="from")
+    to: list[str]
+    min_severity: Literal["info", "warn", "crit"] = "warn"
+
+
+class NotifySettings(_Section):
+    slack: SlackSettings | None = None
+    email: EmailSettings | None = None
+
+
+class InputSettings(_Section):
+    max_line_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    max_problems: int = Field(200, ge=0)
+
+
+class HashValiditySettings(_Section):
+    crit_share: Share = 0.0  # clear text is crit at any share; others escalate at this share
+    warn_to_crit_share: Share = 0.10
+
+
+class PayloadSettings(_Section):
+    future_tolerance: Duration = 300.0
+    max_age: Duration = 7 * 86400.0
+    physical_store_max_age: Duration = 62 * 86400.0
+    warn_to_crit_share: Share = 0.10
+
+
+class DedupSettings(_Section):
+    reuse_window: Duration = 48 * 3600.0
+    warn_to_crit_share: Share = 0.25
+
+
+class LatencySettings(_Section):
+    warn_p95: Duration = 3600.0
+    crit_p95: Duration = 86400.0
+    min_events: int = Field(1, ge=1)
+
+
+class DeliverySettings(_Section):
+    warn_to_crit_share: Share = 0.05  # share of sent events in failed requests
+
+
+class MatchQualitySettings(_Section):
+    min_events: int = Field(20, ge=1)
+    warn_score: float = Field(6.0, ge=0, le=10)
+    crit_score: float = Field(4.0, ge=0, le=10)
+
+
+class ChecksSettings(_Section):
+    disabled: list[str] = Field(default_factory=list)
+    hash_validity: HashValiditySettings = Field(default_factory=HashValiditySettings)
+    payload: PayloadSettings = Field(default_factory=PayloadSettings)
+    dedup: DedupSettings = Field(default_factory=DedupSettings)
+    latency: LatencySettings = Field(default_factory=LatencySettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    match_quality: MatchQualitySettings = Field(default_factory=MatchQualitySettings)
+
+
+class Settings(_Section):
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    meta: MetaSettings | None = None
+    datasets: list[DatasetSettings] = Field(default_factory=list)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
+    input: InputSettings = Field(default_factory=InputSettings)
+    checks: ChecksSettings = Field(default_factory=ChecksSettings)
+    source_path: str | None = Field(default=None, exclude=True)
+
+    def dataset(self, dataset_id: str) -> DatasetSettings | None:
+        return next((d for d in self.datasets if d.id == dataset_id), None)
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def settings_from_dict(data: dict[str, Any], *, source: str = "config") -> Settings:
+    """Validate a parsed TOML document; the error names ``source`` and the first bad key."""
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        msg = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            msg = "unknown key"
+        raise ConfigError(f"{source}: {_key_path(first['loc'])}: {msg}") from None
+    seen: set[str] = set()
+    for i, ds in enumerate(settings.datasets):
+        if ds.id in seen:
+            raise ConfigError(f"{source}: datasets[{i}].id: duplicate dataset id {ds.id!r}")
+        seen.add(ds.id)
+    settings.source_path = source
+    return settings
+
+
+def load_settings(path: str | Path | None) -> Settings:
+    """Read and validate a TOML config file; ``None`` gives the defaults."""
+    if path is None:
+        return Settings()
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"{p}: cannot read config file: {err.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{p}: invalid TOML: {err}") from None
+    return settings_from_dict(data, source=str(p))

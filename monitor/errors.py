@@ -1,0 +1,26 @@
+"""The exception tree of capi-monitor.
+
+    CapiMonitorError            base; its message is safe to show a user (no secrets, no PII)
+    ├── ConfigError             a config file or key is wrong (message names file and key path)
+    ├── InputError              an input path cannot be read at all (exit 2)
+    └── StoreError              the database cannot be opened or migrated
+
+Malformed *content* (a bad log line) is never an exception: sources count and report it.
+Third-party errors are wrapped at the boundary with ``raise ... from``.
+"""
+
+
+class CapiMonitorError(Exception):
+    """Base class; ``str(err)`` is a one-line message fit for a user."""
+
+
+class ConfigError(CapiMonitorError):
+    """Invalid configuration; the message names the file and the key path."""
+
+
+class InputError(CapiMonitorError):
+    """An input path does not exist or cannot be opened."""
+
+
+class StoreError(CapiMonitorError):
+    """The store cannot be opened, migrated or written."""

@@ -1,0 +1,100 @@
+"""What sources observed, in the shape checks consume. Value types only, no I/O.
+
+A ``Delivery`` is one delivery-log line (CONTRACTS.md §1) after parsing: the well-formed
+events it carried plus what is known of the request and Meta's response. Events stay the
+plain dicts the sender logged (already JSON-decoded, ``_``-keys included) so that the hot
+path does not copy them; checks must treat them as read-only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Shape(StrEnum):
+    RECORD = "record"  # (a) delivery record with send time and maybe a response
+    REQUEST = "request"  # (b) bare request body
+    EVENT = "event"  # (c) bare event
+
+
+@dataclass(slots=True)
+class ResponseInfo:
+    """Meta's answer to one ``POST /{dataset}/events`` as logged by the sender."""
+
+    status: int | None = None
+    events_received: int | None = None
+    error_code: int | None = None
+    error_subcode: int | None = None
+    error_type: str | None = None
+    error_title: str | None = None  # error_user_title; sender-visible text, scrub before display
+    error_message: str | None = None  # scrub before display
+    fbtrace_id: str | None = None
+
+    @property
+    def is_error(self) -> bool:
+        if self.error_code is not None:
+            return True
+        return self.status is not None and self.status >= 400
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One log line: a request (or a bare event) and, for records, Meta's response."""
+
+    file: str
+    line: int
+    dataset_id: str
+    shape: Shape
+    events: list[dict[str, Any]]  # well-formed events only, in request order
+    sent_count: int  # events in the request, malformed ones included
+    sent_at: float | None = None  # Unix seconds; None for shapes (b) and (c)
+    test_event_code: str | None = None
+    partner_agent: str | None = None
+    response: ResponseInfo | None = None
+    duration_ms: float | None = None
+
+
+@dataclass(slots=True)
+class Problem:
+    """A malformed line or event: where, and why."""
+
+    file: str
+    line: int
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "reason": self.reason}
+
+
+@dataclass(slots=True)
+class ReadStats:
+    """Counters of one read; problems are kept up to ``max_problems`` (counts are exact)."""
+
+    files: int = 0
+    lines: int = 0
+    events: int = 0
+    malformed_lines: int = 0
+    malformed_events: int = 0
+    bytes_read: int = 0
+    max_problems: int = 200
+    problems: list[Problem] = field(default_factory=list)
+
+    def problem(self, file: str, line: int, reason: str, *, event: bool = False) -> None:
+        if event:
+            self.malformed_events += 1
+        else:
+            self.malformed_lines += 1
+        if len(self.problems) < self.max_problems:
+            self.problems.append(Problem(file, line, reason))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "lines": self.lines,
+            "events": self.events,
+            "malformed_lines": self.malformed_lines,
+            "malformed_events": self.malformed_events,
+            "problems": [p.to_dict() for p in self.problems],
+        }

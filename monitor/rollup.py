@@ -1,0 +1,131 @@
+"""Hourly aggregates of server events from the delivery logs (the only history we keep).
+
+One ``HourRollup`` per dataset × event name × source × hour: counts, events with
+``event_id``, match-key coverage counts, a latency histogram and error counts. No raw
+event or customer data ever enters a rollup. Hours are UTC hour starts (Unix seconds).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.observations import Delivery
+
+MATCH_KEYS: tuple[str, ...] = (
+    "em", "ph", "fn", "ln", "ct", "st", "zp", "country", "db", "ge",
+    "external_id", "client_ip_address", "client_user_agent", "fbc", "fbp",
+)  # fmt: skip
+_KEY_INDEX = {k: i for i, k in enumerate(MATCH_KEYS)}
+
+# Upper bounds (seconds) of latency buckets: send time - event_time. The last is open.
+LATENCY_BOUNDS: tuple[float, ...] = (
+    60, 300, 900, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 24 * 3600, 48 * 3600, 7 * 86400,
+)  # fmt: skip
+SOURCE_SERVER_LOG = "server_log"
+OTHER_EVENT = "(other)"
+MAX_EVENT_NAMES = 500
+
+
+@dataclass(slots=True)
+class HourRollup:
+    dataset_id: str
+    event_name: str
+    source: str
+    hour: int  # Unix seconds of the UTC hour start
+    events: int = 0  # accepted or unknown outcome
+    failed: int = 0  # events in requests Meta answered with an error
+    with_event_id: int = 0
+    key_counts: list[int] = field(default_factory=lambda: [0] * len(MATCH_KEYS))
+    latency_hist: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS) + 1))
+    error_codes: dict[str, int] = field(default_factory=dict)
+
+    def key_coverage(self) -> dict[str, int]:
+        return dict(zip(MATCH_KEYS, self.key_counts, strict=True))
+
+    def merge(self, other: HourRollup) -> None:
+        self.events += other.events
+        self.failed += other.failed
+        self.with_event_id += other.with_event_id
+        self.key_counts = [a + b for a, b in zip(self.key_counts, other.key_counts, strict=True)]
+        self.latency_hist = [
+            a + b for a, b in zip(self.latency_hist, other.latency_hist, strict=True)
+        ]
+        for code, n in other.error_codes.items():
+            self.error_codes[code] = self.error_codes.get(code, 0) + n
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset_id": self.dataset_id,
+            "event_name": self.event_name,
+            "source": self.source,
+            "hour": self.hour,
+            "events": self.events,
+            "failed": self.failed,
+            "with_event_id": self.with_event_id,
+            "key_counts": self.key_coverage(),
+            "latency_hist": list(self.latency_hist),
+            "error_codes": dict(self.error_codes),
+        }
+
+
+def _present(value: Any) -> bool:
+    return value is not None and value != "" and value != []
+
+
+def error_key(delivery: Delivery) -> str:
+    r = delivery.response
+    if r is None:
+        return "unknown"
+    if r.error_code is None:
+        return f"http_{r.status}"
+    return f"{r.error_code}/{r.error_subcode}" if r.error_subcode else str(r.error_code)
+
+
+class RollupAccumulator:
+    """Folds deliveries of one dataset into hourly rollups; bounded by hours × names."""
+
+    def __init__(self, dataset_id: str) -> None:
+        self.dataset_id = dataset_id
+        self.rows: dict[tuple[str, int], HourRollup] = {}
+        self._names: set[str] = set()
+
+    def _row(self, name: str, hour: int) -> HourRollup:
+        if name not in self._names:
+            if len(self._names) >= MAX_EVENT_NAMES:
+                name = OTHER_EVENT
+            self._names.add(name)
+        row = self.rows.get((name, hour))
+        if row is None:
+            row = self.rows[(name, hour)] = HourRollup(
+                self.dataset_id, name, SOURCE_SERVER_LOG, hour
+            )
+        return row
+
+    def observe(self, d: Delivery) -> None:
+        failed = d.response is not None and d.response.is_error
+        err = error_key(d) if failed else None
+        for ev in d.events:
+            t = d.sent_at if d.sent_at is not None else ev["event_time"]
+            row = self._row(ev["event_name"], int(t // 3600 * 3600))
+            if failed:
+                row.failed += 1
+                row.error_codes[err] = row.error_codes.get(err, 0) + 1  # type: ignore[index]
+                continue
+            row.events += 1
+            if _present(ev.get("event_id")):
+                row.with_event_id += 1
+            ud = ev.get("user_data")
+            if isinstance(ud, dict):
+                counts = row.key_counts
+                for k, v in ud.items():
+                    i = _KEY_INDEX.get(k)
+                    if i is not None and _present(v):
+                        counts[i] += 1
+            if d.sent_at is not None:
+                lag = d.sent_at - ev["event_time"]
+                row.latency_hist[bisect.bisect_left(LATENCY_BOUNDS, lag)] += 1
+
+    def result(self) -> list[HourRollup]:
+        return sorted(self.rows.values(), key=lambda r: (r.hour, r.event_name))
