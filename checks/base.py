@@ -8,7 +8,8 @@ time comes from ``ctx.now``); memory must stay bounded whatever the size of the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses as dc
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from monitor.mask import mask_value
@@ -50,8 +51,8 @@ class Tally:
     code: str
     field: str | None
     count: int = 0
-    event_names: dict[str, int] = field(default_factory=dict)
-    examples: list[Example] = field(default_factory=list)
+    event_names: dict[str, int] = dc.field(default_factory=dict)
+    examples: list[Example] = dc.field(default_factory=list)
 
     def add(self, event_name: str, file: str, line: int, value: Any, n: int = 1) -> None:
         self.count += n

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses as dc
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -58,10 +59,10 @@ class Finding:
     count: int
     message: str
     remediation: str
-    event_names: list[str] = field(default_factory=list)
+    event_names: list[str] = dc.field(default_factory=list)
     field: str | None = None
-    examples: list[Example] = field(default_factory=list)
-    evidence: dict[str, Any] = field(default_factory=dict)
+    examples: list[Example] = dc.field(default_factory=list)
+    evidence: dict[str, Any] = dc.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,7 +85,7 @@ class CheckResult:
     status: Status
     summary: str
     score: int | None = None
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[Finding] = dc.field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
