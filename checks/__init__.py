@@ -1,0 +1,47 @@
+"""The registry of checks: one module per check, listed here explicitly and in order.
+
+Adding a check = one module + one line below. ``registry()`` refuses duplicate ids at
+import time rather than at 3 a.m.
+"""
+
+from __future__ import annotations
+
+from checks.base import Check, CheckContext
+from checks.dedup import Dedup
+from checks.delivery import DeliveryCheck
+from checks.hash_validity import HashValidity
+from checks.latency import Latency
+from checks.match_quality import MatchQuality
+from checks.payload import Payload
+
+CHECKS: tuple[type[Check], ...] = (
+    HashValidity,
+    Payload,
+    Dedup,
+    Latency,
+    DeliveryCheck,
+    MatchQuality,
+)
+
+# How much each check weighs in a dataset's health score (checks not listed weigh 1).
+HEALTH_WEIGHTS: dict[str, float] = {
+    "hash_validity": 2.0,
+    "payload": 1.5,
+    "dedup": 1.5,
+    "latency": 1.0,
+    "delivery": 2.0,
+    "match_quality": 1.5,
+}
+
+
+def registry() -> dict[str, type[Check]]:
+    """Check id -> class; raises ``ValueError`` on a duplicate id."""
+    out: dict[str, type[Check]] = {}
+    for cls in CHECKS:
+        if cls.id in out:
+            raise ValueError(f"duplicate check id {cls.id!r}")
+        out[cls.id] = cls
+    return out
+
+
+__all__ = ["CHECKS", "HEALTH_WEIGHTS", "Check", "CheckContext", "registry"]
