@@ -185,7 +185,11 @@ def environment() -> jinja2.Environment:
         grade=grade,
         band=band,
     )
-    env.globals.update(version=__version__, is_local_estimate=is_local_estimate)
+    env.globals.update(
+        version=__version__,
+        is_local_estimate=is_local_estimate,
+        local_estimate_checks=sorted(LOCAL_ESTIMATE_CHECKS),
+    )
     return env
 
 
