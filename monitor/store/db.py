@@ -1,0 +1,533 @@
+"""Opening, migrating, writing and reading the store.
+
+``Store.open(url)`` accepts a SQLAlchemy URL (``sqlite:////abs/path.db``,
+``postgresql+psycopg://user:pass@host/db``) or a bare file path (taken as SQLite). It
+creates a SQLite file's directory, enables WAL and a busy timeout (the daemon and
+``audit`` may share one file) and brings the schema to the newest migration. Every
+failure surfaces as ``StoreError`` whose message shows the URL with its password masked.
+
+Write transactions are serialised: SQLite takes its write lock at ``BEGIN IMMEDIATE``,
+PostgreSQL takes a transaction-scoped advisory lock. That makes the read-merge-write of
+``rollup_mode="add"`` and concurrent first-time migrations safe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Connection, Engine, Table, create_engine, event, insert
+from sqlalchemy import select as select_core
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, col, select
+
+from monitor.errors import StoreError
+from monitor.mask import scrub_secrets
+from monitor.model import CheckResult, Finding
+from monitor.observations import ReadStats
+from monitor.results import AuditReport, DatasetReport
+from monitor.rollup import LATENCY_BOUNDS, MATCH_KEYS, HourRollup
+from monitor.store.tables import AuditRun, CheckResultRow, FindingRow, metadata
+
+RollupMode = Literal["replace", "add"]
+
+MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
+SUPPORTED_BACKENDS = frozenset({"sqlite", "postgresql"})
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+PG_CONNECT_TIMEOUT_S = 10
+# Arbitrary constant shared by every capi-monitor process writing to one PostgreSQL db.
+_PG_WRITE_LOCK = 0x6361_706D
+_WRITE = "capi_monitor_write"  # execution option: this transaction writes
+
+_ROLLUPS: Table = metadata.tables["hour_rollups"]
+_ROLLUP_KEY = ("dataset_id", "event_name", "source", "hour")
+_ROLLUP_VALUES = ("events", "failed", "with_event_id", "key_counts", "latency_hist", "error_codes")
+# What opening may raise (ValueError: a URL such as "host:notaport"); reads and writes
+# wrap only database errors, so that a programming error stays visible as itself.
+_OPEN_ERRORS = (SQLAlchemyError, CommandError, OSError, ImportError, ValueError)
+_IO_ERRORS = (SQLAlchemyError, OSError)
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)([^@\s]*)@")
+
+RollupKey = tuple[str, str, str, int]
+
+
+# --- URLs and errors -------------------------------------------------------------------
+
+
+def parse_url(url: str) -> URL:
+    """A SQLAlchemy URL; a string without ``://`` is a SQLite file path."""
+    if "://" not in url:
+        return URL.create("sqlite", database=str(Path(url).expanduser()))
+    return make_url(url)
+
+
+def mask_url(url: str | URL) -> str:
+    """``url`` fit for messages: its password replaced by ``***``."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    try:
+        return parse_url(url).render_as_string(hide_password=True)
+    except _OPEN_ERRORS:
+        # Unparseable: mask whatever sits between "user:" and "@" by hand.
+        return _URL_PASSWORD.sub(r"\1***@", url)
+
+
+def _raw_password(url: str) -> str | None:
+    m = _URL_PASSWORD.search(url)
+    return (m.group(2) or None) if m else None
+
+
+def _reason(err: BaseException, password: str | None) -> str:
+    """One line saying why ``err`` happened: the driver's words, without secrets."""
+    orig = getattr(err, "orig", None) or err
+    lines = [ln.strip() for ln in str(orig).splitlines() if ln.strip()]
+    text = lines[0] if lines else type(orig).__name__
+    if password:
+        text = text.replace(password, "***")
+    return scrub_secrets(text)[:300]
+
+
+@contextmanager
+def _wrapped(
+    doing: str, url: URL | str, errors: tuple[type[BaseException], ...] = _IO_ERRORS
+) -> Iterator[None]:
+    """Turn ``errors`` into ``StoreError("cannot <doing> <masked url>: why")``."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except errors as err:
+        password = url.password if isinstance(url, URL) else _raw_password(url)
+        message = f"cannot {doing} {mask_url(url)}: {_reason(err, password)}"
+        if password and password in str(err):
+            # The cause would carry the secret into any printed traceback.
+            raise StoreError(message) from None
+        raise StoreError(message) from err
+
+
+# --- engine ----------------------------------------------------------------------------
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # SQLAlchemy emits BEGIN itself (see _on_begin): pysqlite's legacy mode would run DDL
+    # outside transactions and never lock for plain SELECTs.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _on_begin(conn: Connection) -> None:
+    write = bool(conn.get_execution_options().get(_WRITE, False))
+    if conn.dialect.name == "sqlite":
+        # IMMEDIATE: take the write lock up front, so waiting happens under busy_timeout
+        # instead of failing when a deferred reader upgrades to a writer.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+    elif write and conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_WRITE_LOCK})")
+
+
+def _prepare_sqlite_path(url: URL) -> None:
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:") or url.query.get("uri"):
+        return
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _pg_connect_args(url: URL) -> dict[str, Any]:
+    # libpq waits forever for an unreachable host by default; psycopg passes this through.
+    if url.get_driver_name() not in ("psycopg", "psycopg2") or "connect_timeout" in url.query:
+        return {}
+    return {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+
+
+def create_store_engine(url: URL) -> Engine:
+    """An engine for ``url`` with the store's connection settings (hooks, timeouts)."""
+    backend = url.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise StoreError(f"unsupported database {mask_url(url)}: use sqlite or postgresql")
+    if backend == "sqlite":
+        _prepare_sqlite_path(url)
+        engine = create_engine(url)
+        event.listen(engine, "connect", _on_sqlite_connect)
+    else:
+        engine = create_engine(url, connect_args=_pg_connect_args(url), pool_pre_ping=True)
+    event.listen(engine, "begin", _on_begin)
+    return engine
+
+
+def _write_connection(engine: Engine) -> Connection:
+    return engine.connect().execution_options(**{_WRITE: True})
+
+
+# --- migrations ------------------------------------------------------------------------
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic config for the store's migrations, bound to ``connection`` if given.
+
+    New migration (developers): ``command.revision(alembic_config(conn), "add x",
+    autogenerate=True)`` with ``conn`` on a database at head, then review the file.
+    """
+    cfg = Config()
+    # ConfigParser interpolates "%": escape it in the path.
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _check_known_revision(conn: Connection, script: ScriptDirectory) -> None:
+    known = {s.revision for s in script.walk_revisions()}
+    for rev in MigrationContext.configure(conn).get_current_heads():
+        if rev not in known:
+            raise StoreError(
+                f"database schema {rev} is newer than this capi-monitor "
+                f"(it knows up to {script.get_current_head()}); upgrade capi-monitor"
+            )
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest migration, in one write transaction."""
+    with _write_connection(engine) as conn, conn.begin():
+        cfg = alembic_config(conn)
+        _check_known_revision(conn, ScriptDirectory.from_config(cfg))
+        command.upgrade(cfg, "head")
+
+
+# --- rows <-> value types --------------------------------------------------------------
+
+
+def _scrub(value: Any) -> Any:
+    """Last line of defence: no email or token reaches the database, even unmasked."""
+    if isinstance(value, str):
+        return scrub_secrets(value)
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items()}
+    return value
+
+
+def _inputs(stats: ReadStats) -> dict[str, int]:
+    # Counters only: the problem list names files and lines, which the run does not need.
+    return {
+        "files": stats.files,
+        "lines": stats.lines,
+        "events": stats.events,
+        "malformed_lines": stats.malformed_lines,
+        "malformed_events": stats.malformed_events,
+        "bytes_read": stats.bytes_read,
+    }
+
+
+def _dataset_summary(ds: DatasetReport) -> dict[str, Any]:
+    return {
+        "dataset_id": ds.dataset_id,
+        "name": ds.name,
+        "health_score": ds.health_score,
+        "events": ds.events,
+        "status": str(ds.status),
+    }
+
+
+def _run_values(report: AuditReport) -> dict[str, Any]:
+    return {
+        "generated_at": report.generated_at,
+        "now": report.now,
+        "since": report.since,
+        "until": report.until,
+        "inputs": _inputs(report.inputs),
+        "datasets": [_dataset_summary(d) for d in report.datasets],
+    }
+
+
+def _check_values(run_id: int, dataset_id: str, check: CheckResult) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "dataset_id": dataset_id,
+        "check_id": check.id,
+        "status": str(check.status),
+        "score": check.score,
+        "summary": _scrub(check.summary),
+    }
+
+
+def _finding_values(run_id: int, dataset_id: str, f: Finding) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "dataset_id": dataset_id,
+        "check_id": f.check,
+        "code": f.code,
+        "severity": str(f.severity),
+        "count": f.count,
+        "event_names": list(f.event_names),
+        "field": f.field,
+        "examples": _scrub([e.to_dict() for e in f.examples]),
+        "message": _scrub(f.message),
+        "remediation": _scrub(f.remediation),
+        "evidence": _scrub(f.evidence),
+    }
+
+
+def _rollup_values(r: HourRollup) -> dict[str, Any]:
+    return {
+        "dataset_id": r.dataset_id,
+        "event_name": r.event_name,
+        "source": r.source,
+        "hour": r.hour,
+        "events": r.events,
+        "failed": r.failed,
+        "with_event_id": r.with_event_id,
+        # Only keys that occurred: rows stay small and readable if MATCH_KEYS grows.
+        "key_counts": {k: n for k, n in r.key_coverage().items() if n},
+        "latency_hist": list(r.latency_hist),
+        "error_codes": dict(r.error_codes),
+    }
+
+
+def _fit_hist(values: list[int]) -> list[int]:
+    """``values`` at the current bucket count (extra buckets fold into the open last one)."""
+    n = len(LATENCY_BOUNDS) + 1
+    if len(values) <= n:
+        return [*values, *([0] * (n - len(values)))]
+    return [*values[: n - 1], sum(values[n - 1 :])]
+
+
+def _rollup_from(row: Mapping[Any, Any]) -> HourRollup:
+    counts = row["key_counts"] or {}
+    return HourRollup(
+        dataset_id=row["dataset_id"],
+        event_name=row["event_name"],
+        source=row["source"],
+        hour=int(row["hour"]),
+        events=row["events"],
+        failed=row["failed"],
+        with_event_id=row["with_event_id"],
+        key_counts=[int(counts.get(k, 0)) for k in MATCH_KEYS],
+        latency_hist=_fit_hist(list(row["latency_hist"] or [])),
+        error_codes={str(k): int(v) for k, v in (row["error_codes"] or {}).items()},
+    )
+
+
+def _copy(r: HourRollup) -> HourRollup:
+    return dataclasses.replace(
+        r,
+        key_counts=list(r.key_counts),
+        latency_hist=list(r.latency_hist),
+        error_codes=dict(r.error_codes),
+    )
+
+
+def _key(r: HourRollup) -> RollupKey:
+    return (r.dataset_id, r.event_name, r.source, r.hour)
+
+
+# --- rollup upsert ---------------------------------------------------------------------
+
+
+def _batch(rollups: Iterable[HourRollup]) -> dict[RollupKey, HourRollup]:
+    """One rollup per key: duplicates within a report are parts of the same hour."""
+    out: dict[RollupKey, HourRollup] = {}
+    for r in rollups:
+        key = _key(r)
+        if key in out:
+            out[key].merge(r)
+        else:
+            out[key] = _copy(r)  # never mutate the caller's report
+    return out
+
+
+def _add_stored(conn: Connection, batch: dict[RollupKey, HourRollup]) -> None:
+    """Fold the stored counts of ``batch``'s keys into it, with one SELECT."""
+    hours = [k[3] for k in batch]
+    query = select_core(_ROLLUPS).where(
+        _ROLLUPS.c.dataset_id.in_(sorted({k[0] for k in batch})),
+        _ROLLUPS.c.hour.between(min(hours), max(hours)),
+    )
+    for row in conn.execute(query).mappings():
+        key = (row["dataset_id"], row["event_name"], row["source"], int(row["hour"]))
+        new = batch.get(key)
+        if new is not None:
+            merged = _rollup_from(row)
+            merged.merge(new)
+            batch[key] = merged
+
+
+def _upsert_statement(dialect: str) -> Any:
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_ROLLUPS)
+    return stmt.on_conflict_do_update(
+        index_elements=[_ROLLUPS.c[k] for k in _ROLLUP_KEY],
+        set_={k: stmt.excluded[k] for k in _ROLLUP_VALUES},
+    )
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in ("replace", "add"):
+        raise ValueError(f"rollup_mode must be 'replace' or 'add', not {mode!r}")
+
+
+def upsert_rollups(conn: Connection, rollups: Iterable[HourRollup], mode: RollupMode) -> int:
+    """Write ``rollups`` by (dataset, event name, source, hour); returns the rows written.
+
+    ``replace`` overwrites stored hours (re-auditing the same logs never double counts);
+    ``add`` increments them (the daemon's incremental cycles). Call inside a write
+    transaction so that ``add`` cannot interleave with another writer.
+    """
+    _check_mode(mode)
+    batch = _batch(rollups)
+    if not batch:
+        return 0
+    if mode == "add":
+        _add_stored(conn, batch)
+    conn.execute(_upsert_statement(conn.dialect.name), [_rollup_values(r) for r in batch.values()])
+    return len(batch)
+
+
+# --- the store -------------------------------------------------------------------------
+
+
+class Store:
+    """The capi-monitor database: audit runs, check results, findings, hourly rollups.
+
+    Open with ``Store.open(url)``; close with ``close()`` or a ``with`` block. Times are
+    Unix seconds (see ``monitor.store.tables``). Nothing stored is raw event or customer
+    data.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        """Wrap an engine whose schema is already at head; prefer ``Store.open``."""
+        self._engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        """Open (creating and migrating as needed) the database at ``url`` or file path."""
+        with _wrapped("open database", url, _OPEN_ERRORS):
+            parsed = parse_url(url)
+        with _wrapped("open database", parsed, _OPEN_ERRORS):
+            engine = create_store_engine(parsed)
+            try:
+                migrate(engine)
+            except BaseException:
+                engine.dispose()
+                raise
+        return cls(engine)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def url(self) -> str:
+        """The database URL with its password masked."""
+        return mask_url(self._engine.url)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def record_audit(self, report: AuditReport, *, rollup_mode: RollupMode = "replace") -> int:
+        """Store ``report`` (run, check results, findings, rollups) in one transaction.
+
+        Sets and returns ``report.run_id``. See ``upsert_rollups`` for ``rollup_mode``.
+        """
+        _check_mode(rollup_mode)
+        with (
+            _wrapped("write to", self._engine.url),
+            _write_connection(self._engine) as conn,
+            conn.begin(),
+        ):
+            run_id = self._insert_run(conn, report)
+            upsert_rollups(conn, (r for d in report.datasets for r in d.rollups), rollup_mode)
+        report.run_id = run_id
+        return run_id
+
+    @staticmethod
+    def _insert_run(conn: Connection, report: AuditReport) -> int:
+        key = conn.execute(insert(AuditRun).values(**_run_values(report))).inserted_primary_key
+        if key is None:  # pragma: no cover - every supported backend reports the new id
+            raise StoreError("the database did not return the new run's id")
+        run_id = int(key[0])
+        checks = [_check_values(run_id, d.dataset_id, c) for d in report.datasets for c in d.checks]
+        findings = [
+            _finding_values(run_id, d.dataset_id, f)
+            for d in report.datasets
+            for c in d.checks
+            for f in c.findings
+        ]
+        if checks:
+            conn.execute(insert(CheckResultRow), checks)
+        if findings:
+            conn.execute(insert(FindingRow), findings)
+        return run_id
+
+    def runs(self, limit: int = 20) -> list[AuditRun]:
+        """The latest ``limit`` runs, newest first."""
+        query = select(AuditRun).order_by(col(AuditRun.id).desc()).limit(limit)
+        with _wrapped("read", self._engine.url), Session(self._engine) as session:
+            return list(session.exec(query).all())
+
+    def findings(self, run_id: int) -> list[FindingRow]:
+        """The findings of run ``run_id`` in the order they were recorded."""
+        query = select(FindingRow).where(FindingRow.run_id == run_id).order_by(col(FindingRow.id))
+        with _wrapped("read", self._engine.url), Session(self._engine) as session:
+            return list(session.exec(query).all())
+
+    def check_results(self, run_id: int) -> list[CheckResultRow]:
+        """The check results of run ``run_id`` in the order they were recorded."""
+        query = (
+            select(CheckResultRow)
+            .where(CheckResultRow.run_id == run_id)
+            .order_by(col(CheckResultRow.id))
+        )
+        with _wrapped("read", self._engine.url), Session(self._engine) as session:
+            return list(session.exec(query).all())
+
+    def rollups(
+        self,
+        dataset_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[HourRollup]:
+        """Stored rollups, by dataset, hour, event name and source.
+
+        ``since`` (inclusive) and ``until`` (exclusive) bound the hour start, in Unix seconds.
+        """
+        query = select_core(_ROLLUPS)
+        if dataset_id is not None:
+            query = query.where(_ROLLUPS.c.dataset_id == dataset_id)
+        if since is not None:
+            query = query.where(_ROLLUPS.c.hour >= since)
+        if until is not None:
+            query = query.where(_ROLLUPS.c.hour < until)
+        query = query.order_by(
+            *(_ROLLUPS.c[k] for k in ("dataset_id", "hour", "event_name", "source"))
+        )
+        with _wrapped("read", self._engine.url), self._engine.connect() as conn:
+            return [_rollup_from(row) for row in conn.execute(query).mappings()]
