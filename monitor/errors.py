@@ -3,7 +3,9 @@
     CapiMonitorError            base; its message is safe to show a user (no secrets, no PII)
     ├── ConfigError             a config file or key is wrong (message names file and key path)
     ├── InputError              an input path cannot be read at all (exit 2)
-    └── StoreError              the database cannot be opened or migrated
+    ├── StoreError              the database cannot be opened or migrated
+    └── SourceError             a source (e.g. the Graph API) could not be read; the message
+                                is already scrubbed (sources.graph.GraphError adds a `kind`)
 
 Malformed *content* (a bad log line) is never an exception: sources count and report it.
 Third-party errors are wrapped at the boundary with ``raise ... from``.
@@ -24,3 +26,7 @@ class InputError(CapiMonitorError):
 
 class StoreError(CapiMonitorError):
     """The store cannot be opened, migrated or written."""
+
+
+class SourceError(CapiMonitorError):
+    """A source could not be read (network, API error, bad answer); message already scrubbed."""

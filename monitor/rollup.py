@@ -105,13 +105,13 @@ class RollupAccumulator:
 
     def observe(self, d: Delivery) -> None:
         failed = d.response is not None and d.response.is_error
-        err = error_key(d) if failed else None
+        err = error_key(d) if failed else ""
         for ev in d.events:
             t = d.sent_at if d.sent_at is not None else ev["event_time"]
             row = self._row(ev["event_name"], int(t // 3600 * 3600))
             if failed:
                 row.failed += 1
-                row.error_codes[err] = row.error_codes.get(err, 0) + 1  # type: ignore[index]
+                row.error_codes[err] = row.error_codes.get(err, 0) + 1
                 continue
             row.events += 1
             if _present(ev.get("event_id")):

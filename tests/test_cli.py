@@ -89,8 +89,8 @@ def bad_log(tmp_path: Path) -> Path:
     return p
 
 
-def audit_json(*args: str) -> tuple[int, dict[str, object], str]:
-    proc = run("audit", *args, "--json", "-", "--now", NOW, "--no-store")
+def audit_json(*args: str, store: bool = False) -> tuple[int, dict[str, object], str]:
+    proc = run("audit", *args, "--json", "-", "--now", NOW, *([] if store else ["--no-store"]))
     return proc.returncode, json.loads(proc.stdout), proc.stderr.decode()
 
 
@@ -209,7 +209,7 @@ def test_configured_logs_without_paths(tmp_path: Path, clean_log: Path) -> None:
     (tmp_path / "nods.jsonl").write_bytes(
         orjson.dumps({k: v for k, v in orjson.loads(line).items() if k != "dataset_id"}) + b"\n"
     )
-    code, doc, _ = audit_json("--config", str(cfg))
+    code, doc, _ = audit_json("--config", str(cfg), store=True)
     assert code == 0
     ids = {d["dataset_id"]: d for d in doc["datasets"]}  # type: ignore[attr-defined]
     assert ids["555"]["name"] == "From config" and ids["555"]["events"] == 1
