@@ -1,0 +1,377 @@
+"""Audit throughput and memory benchmark, on realistic generated delivery logs.
+
+    python -m benchmarks.bench_audit [--events 200000] [--scale 10] [--keep] [--quick]
+
+On one generated file of N events (cached in ``benchmarks/.data/`` by N, seed and
+generator version) it measures, each in a fresh subprocess and best of ``--runs``:
+
+(a) the *bare loop*: ``for line in f: orjson.loads(line)`` and counting the events, i.e.
+    the fastest any Python reader of these logs can be;
+(b) the *audit*: ``python -m monitor audit FILE --json /dev/null --db sqlite:///... --now
+    ISO`` (CONTRACTS.md §4), wall clock from spawn to exit, so start-up and the store
+    write are included, as a user would experience them.
+
+Targets: audit rate >= 25% of the bare rate; peak RSS of the audit on scale x N events
+<= 1.2 x its peak RSS on N events (memory must not grow with the size of the logs).
+Peak RSS comes from ``os.wait4`` (the kernel's ``ru_maxrss`` of that child, KiB on
+Linux), not from polling, so short peaks are not missed.
+
+``--audit-cmd`` replaces the audit with any command template ({python} {file} {db}
+{now}), e.g. to benchmark a branch or to try the harness before the CLI exists. Prints a
+markdown table, writes ``benchmarks/results/audit.json``; exits 0 when every target is
+met, 1 when one is missed, 2 when a command failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks import genlogs
+
+REPO = Path(__file__).resolve().parent.parent
+DATA_DIR = REPO / "benchmarks" / ".data"
+RESULTS = REPO / "benchmarks" / "results" / "audit.json"
+START = genlogs.parse_iso("2026-10-01T00:00:00Z")
+EVENTS_PER_HOUR = 2000.0
+DEFAULT_AUDIT_CMD = "{python} -m monitor audit {file} --json /dev/null --db {db} --now {now}"
+TARGET_RATIO = 0.25  # audit events/s over bare-parse events/s
+TARGET_RSS_GROWTH = 1.2  # peak RSS at scale x N over peak RSS at N
+
+# The reference reader: a large buffer, one orjson.loads per line, count the events so the
+# parse cannot be optimised away. Malformed lines are skipped as an audit would.
+BARE_LOOP = """
+import sys, orjson
+n = 0
+with open(sys.argv[1], "rb", buffering=1 << 20) as f:
+    for line in f:
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if type(obj) is dict:
+            req = obj.get("request")
+            if type(req) is dict:
+                n += len(req.get("data") or ())
+print(n)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """One child process: wall time, peak RSS and how it ended."""
+
+    seconds: float
+    rss_kib: int
+    exit_code: int
+    stdout: str
+    stderr_tail: str
+
+
+def measure(argv: list[str], workdir: Path, label: str) -> Measured:
+    """Run ``argv`` from the repo root; time it and read its peak RSS via ``os.wait4``.
+
+    Output goes to files, not pipes: a pipe nobody reads while we block in ``wait4``
+    would deadlock a chatty child.
+    """
+    out, err = workdir / f"{label}.out", workdir / f"{label}.err"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    with open(out, "wb") as so, open(err, "wb") as se:
+        began = time.perf_counter()
+        proc = subprocess.Popen(
+            argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=so, stderr=se
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - began
+    proc.returncode = os.waitstatus_to_exitcode(status)  # tell Popen the child is reaped
+    tail = err.read_text(errors="replace").strip().splitlines()[-5:]
+    return Measured(
+        seconds, usage.ru_maxrss, proc.returncode, out.read_text(errors="replace"), "\n".join(tail)
+    )
+
+
+def _generator_version() -> str:
+    return hashlib.sha256(Path(genlogs.__file__).read_bytes()).hexdigest()[:12]
+
+
+def ensure_data(n_events: int, seed: int, data_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """The cached file of ``n_events`` clean events, generated if missing or stale."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / f"events-{n_events}-seed{seed}.jsonl"
+    meta_path = path.with_suffix(".json")
+    version = _generator_version()
+    if path.exists() and meta_path.exists():
+        meta = orjson.loads(meta_path.read_bytes())
+        if meta.get("generator") == version and meta.get("bytes") == path.stat().st_size:
+            return path, {**meta, "cached": True}
+    partial = path.with_suffix(".partial")
+    print(f"generating {n_events:,} events -> {path}", file=sys.stderr)
+    counts = genlogs.generate(
+        partial, n_events, seed=seed, start=START, events_per_hour=EVENTS_PER_HOUR
+    )
+    partial.replace(path)
+    meta = {**counts, "generator": version, "seed": seed}
+    meta_path.write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))
+    return path, {**meta, "cached": False}
+
+
+def audit_now(meta: dict[str, Any]) -> str:
+    """``--now``: the first full hour at least one hour after the last send."""
+    hour = math.ceil((meta["last_sent_ts"] + 3600) / 3600) * 3600
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(hour))
+
+
+def audit_argv(template: str, file: Path, db: str, now: str) -> list[str]:
+    """Fill the command template (values shell-quoted, so paths may contain spaces)."""
+    values = {"python": sys.executable, "file": str(file), "db": db, "now": now}
+    return shlex.split(template.format(**{k: shlex.quote(v) for k, v in values.items()}))
+
+
+def best(runs: list[Measured]) -> Measured:
+    return min(runs, key=lambda r: r.seconds)
+
+
+def run_audits(
+    template: str, file: Path, now: str, workdir: Path, label: str, runs: int
+) -> list[Measured]:
+    """``runs`` audits of ``file``, each with a fresh database; stops at the first failure."""
+    done: list[Measured] = []
+    for i in range(runs):
+        db = f"sqlite:///{workdir / f'{label}-{i}.db'}"
+        m = measure(audit_argv(template, file, db, now), workdir, f"{label}-{i}")
+        done.append(m)
+        if m.exit_code not in (0, 1):  # 1 = findings at or above --fail-on: a normal outcome
+            break
+    return done
+
+
+def _row(metric: str, value: str, target: str, ok: bool | None) -> str:
+    verdict = "—" if ok is None else ("PASS" if ok else "FAIL")
+    return f"| {metric} | {value} | {target} | {verdict} |"
+
+
+def _fmt_rate(rate: float) -> str:
+    return f"{rate:,.0f} events/s"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; see the module docstring."""
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_audit",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("--events", type=int, default=200_000, help="N (default 200000)")
+    ap.add_argument("--scale", type=int, default=10, help="RSS is compared at N and scale x N")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--runs", type=int, default=2, help="timed runs of (a) and (b); best wins")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 20000 events, scale 2")
+    ap.add_argument(
+        "--keep", action="store_true", help="keep the work directory (databases, audit output)"
+    )
+    ap.add_argument(
+        "--audit-cmd",
+        default=DEFAULT_AUDIT_CMD,
+        help="command template with {python} {file} {db} {now}",
+    )
+    ap.add_argument("--data-dir", type=Path, default=DATA_DIR, help="cache of generated logs")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="JSON result file")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.events, args.scale = 20_000, 2
+    if args.events < 1 or args.scale < 2 or args.runs < 1:
+        ap.error("need --events >= 1, --scale >= 2 and --runs >= 1")
+
+    n, big_n = args.events, args.events * args.scale
+    small, small_meta = ensure_data(n, args.seed, args.data_dir)
+    big, big_meta = ensure_data(big_n, args.seed, args.data_dir)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-audit-"))
+    try:
+        result = _bench(args, small, small_meta, big, big_meta, workdir)
+    finally:
+        if args.keep:
+            print(f"work directory kept: {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
+    print(f"\nwritten: {args.out}", file=sys.stderr)
+    if result.get("error"):
+        return 2
+    return 0 if all(m["pass"] for m in result["metrics"] if m["pass"] is not None) else 1
+
+
+def _bench(
+    args: argparse.Namespace,
+    small: Path,
+    small_meta: dict[str, Any],
+    big: Path,
+    big_meta: dict[str, Any],
+    workdir: Path,
+) -> dict[str, Any]:
+    n, big_n = small_meta["events"], big_meta["events"]
+    result: dict[str, Any] = {
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "events": n,
+        "scale": args.scale,
+        "seed": args.seed,
+        "runs": args.runs,
+        "audit_cmd": args.audit_cmd,
+        "host": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+        },
+        "data": {"small": _data_info(small, small_meta), "large": _data_info(big, big_meta)},
+    }
+    bare_runs = [
+        measure([sys.executable, "-c", BARE_LOOP, str(small)], workdir, f"bare-{i}")
+        for i in range(args.runs)
+    ]
+    bare = best(bare_runs)
+    counted = int(bare.stdout.strip() or -1) if bare.exit_code == 0 else -1
+    result["bare"] = {**_summary(bare_runs, n), "events_counted": counted}
+    audits = run_audits(args.audit_cmd, small, audit_now(small_meta), workdir, "audit", args.runs)
+    result["audit"] = _summary(audits, n)
+    failed = next((m for m in [bare, *audits] if m.exit_code not in (0, 1)), None)
+    if failed is None:
+        scaled = run_audits(args.audit_cmd, big, audit_now(big_meta), workdir, "scaled", 1)
+        result["audit_scaled"] = _summary(scaled, big_n)
+        failed = next((m for m in scaled if m.exit_code not in (0, 1)), None)
+    if failed is not None or counted != n:
+        why = failed.stderr_tail if failed else f"bare loop counted {counted} events, not {n}"
+        result["error"] = why
+        result["metrics"] = []
+        print(f"benchmark failed:\n{why}", file=sys.stderr)
+        return result
+    result["metrics"] = _metrics(result, n, big_n)
+    _print_table(result["metrics"])
+    return result
+
+
+def _data_info(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        k: meta[k] for k in ("events", "records", "bytes", "cached") if k in meta
+    }
+    info["file"] = str(path)
+    if not meta.get("cached") and meta.get("seconds"):
+        info["generator_events_per_s"] = round(meta["events"] / meta["seconds"])
+    return info
+
+
+def _summary(runs: list[Measured], events: int) -> dict[str, Any]:
+    top = best(runs)
+    return {
+        "seconds": round(top.seconds, 3),
+        "events_per_s": round(events / top.seconds),
+        "rss_kib": min(r.rss_kib for r in runs),  # peak RSS is near-deterministic; min = strict
+        "exit_code": top.exit_code,
+        "all_runs": [
+            {k: v for k, v in asdict(r).items() if k not in ("stdout", "stderr_tail")} for r in runs
+        ],
+    }
+
+
+def _metrics(result: dict[str, Any], n: int, big_n: int) -> list[dict[str, Any]]:
+    bare, audit, scaled = result["bare"], result["audit"], result["audit_scaled"]
+    ratio = audit["events_per_s"] / bare["events_per_s"]
+    growth = scaled["rss_kib"] / audit["rss_kib"]
+
+    def metric(
+        key: str, label: str, value: float, shown: str, target: str | None, ok: bool | None
+    ) -> dict[str, Any]:
+        return {
+            "metric": key,
+            "label": label,
+            "value": value,
+            "shown": shown,
+            "target": target,
+            "pass": ok,
+        }
+
+    return [
+        metric(
+            "bare_rate",
+            f"bare parse rate ({n:,} events)",
+            bare["events_per_s"],
+            _fmt_rate(bare["events_per_s"]),
+            None,
+            None,
+        ),
+        metric(
+            "audit_rate",
+            f"audit rate ({n:,} events)",
+            audit["events_per_s"],
+            _fmt_rate(audit["events_per_s"]),
+            None,
+            None,
+        ),
+        metric(
+            "audit_vs_bare",
+            "audit / bare rate",
+            round(ratio, 4),
+            f"{ratio:.1%}",
+            f">= {TARGET_RATIO:.0%}",
+            ratio >= TARGET_RATIO,
+        ),
+        metric(
+            "audit_rate_scaled",
+            f"audit rate ({big_n:,} events)",
+            scaled["events_per_s"],
+            _fmt_rate(scaled["events_per_s"]),
+            None,
+            None,
+        ),
+        metric(
+            "rss_small",
+            f"audit peak RSS ({n:,} events)",
+            audit["rss_kib"],
+            f"{audit['rss_kib'] / 1024:,.1f} MiB",
+            None,
+            None,
+        ),
+        metric(
+            "rss_large",
+            f"audit peak RSS ({big_n:,} events)",
+            scaled["rss_kib"],
+            f"{scaled['rss_kib'] / 1024:,.1f} MiB",
+            None,
+            None,
+        ),
+        metric(
+            "rss_growth",
+            f"RSS growth ({result['scale']}x events)",
+            round(growth, 4),
+            f"{growth:.2f}x",
+            f"<= {TARGET_RSS_GROWTH}x",
+            growth <= TARGET_RSS_GROWTH,
+        ),
+    ]
+
+
+def _print_table(metrics: list[dict[str, Any]]) -> None:
+    print("| metric | value | target | result |")
+    print("|---|---|---|---|")
+    for m in metrics:
+        print(_row(m["label"], m["shown"], m["target"] or "—", m["pass"]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
