@@ -1,0 +1,263 @@
+"""The ``dedup`` check, log-based part: event ids that make deduplication possible and correct.
+
+Meta deduplicates a browser and a server event (and repeated server sends) that share
+``event_name`` + ``event_id`` within 48 hours (meta-capi.md §4, §11). Two defects follow:
+
+``MISSING_EVENT_ID``
+    An event without a non-empty ``event_id`` (a string that is not blank, or a number)
+    cannot be deduplicated against its browser twin. ``warn``; ``crit`` once the share of
+    such events reaches ``[checks.dedup] warn_to_crit_share`` (default 0.25).
+``EVENT_ID_REUSED`` (CONTRACTS.md §6)
+    The same ``event_name`` + ``event_id`` on events whose *content* differs (``user_data``
+    or ``custom_data``: value, currency, order id, contents...) sent within
+    ``reuse_window`` (48 h) of each other, by ``sent_at`` else ``event_time``: Meta keeps
+    the first and silently drops the others as duplicates. ``count`` = events that reused
+    an id already seen. Identical content is a retry or duplicate send, not reuse; those
+    are counted in the evidence (``duplicate_sends``) and raise nothing. ``warn``;
+    ``crit`` at the same share threshold.
+
+Memory is bounded: for each (event_name, event_id) seen within the window we keep one
+packed int (send time in whole seconds and a 32-bit content fingerprint) under a 64-bit
+hash of the pair, pruned of entries older than the window behind a watermark (the latest
+time seen). Consequences, documented rather than hidden: input that is out of order by
+more than the window may miss a reuse; only the latest content of an id is remembered
+(A, B, A-again counts the second A as a reuse too); two contents sharing a 32-bit
+fingerprint (about 1 in 4·10⁹ per comparison) hide one reuse; the same content in
+another key order or list order (``em: [a, b]`` vs ``[b, a]``) counts as different;
+above ``MAX_TRACKED_IDS`` ids inside one window the oldest-inserted half is forgotten.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any, ClassVar
+
+import orjson
+
+from checks.base import (
+    CheckContext,
+    FindingBook,
+    Tally,
+    escalate,
+    make_finding,
+    names_text,
+    result_from_findings,
+    skipped,
+)
+from monitor.model import CheckResult, Finding, Severity
+from monitor.observations import Delivery
+
+MISSING_EVENT_ID = "MISSING_EVENT_ID"
+EVENT_ID_REUSED = "EVENT_ID_REUSED"
+FIELD = "event_id"
+
+# ~100 bytes per tracked id; the cap keeps the worst case near 100 MB.
+MAX_TRACKED_IDS = 1_000_000
+_FP_MASK = 0xFFFFFFFF
+_MS_THRESHOLD = 1e11  # an event_time above this is in milliseconds (year 5138 in seconds)
+_MAX_TIME = 1e14  # ... and above this it is nonsense in any unit
+
+
+def content_fingerprint(event: dict[str, Any]) -> int:
+    """32-bit fingerprint of what makes two events with one id "the same event":
+    ``user_data`` and ``custom_data`` (value, currency, order id, contents...).
+
+    Serialised as sent, keys unsorted: orjson's key sorting would double the cost of the
+    hottest line of this check, and a retry resends the same payload. Any value is
+    accepted: what orjson cannot encode falls back to its ``repr``.
+    """
+    content = (event.get("user_data"), event.get("custom_data"))
+    try:
+        return hash(orjson.dumps(content)) & _FP_MASK
+    except TypeError:  # orjson.JSONEncodeError subclasses TypeError
+        return hash(repr(content)) & _FP_MASK
+
+
+def _seconds(t: float) -> int | None:
+    """Whole Unix seconds for the reuse window; None for times that cannot be placed."""
+    if t >= _MAX_TIME:  # also keeps huge ints away from float division (OverflowError)
+        return None
+    if t > _MS_THRESHOLD:
+        t = t / 1000.0  # milliseconds are the payload check's finding; still usable here
+    if not 0 <= t < _MS_THRESHOLD:  # negative, NaN or infinite
+        return None
+    return int(t)
+
+
+class Dedup:
+    """Folds deliveries into missing-id counts and a bounded recent-id table."""
+
+    id: ClassVar[str] = "dedup"
+    title: ClassVar[str] = "Deduplication keys"
+
+    def __init__(self, ctx: CheckContext, *, max_tracked: int = MAX_TRACKED_IDS) -> None:
+        self.ctx = ctx
+        cfg = ctx.settings.dedup
+        self._window = int(cfg.reuse_window)
+        self._crit_share = cfg.warn_to_crit_share
+        # Prune when the watermark has moved a quarter window: the table then holds at
+        # most ~1.25 windows of ids and each entry is scanned about five times in its life.
+        self._prune_step = max(1, self._window // 4)
+        self._max_tracked = max_tracked
+        self._seen: dict[int, int] = {}  # hash(name, id) -> (seconds << 32) | fingerprint
+        self._watermark = -1
+        self._pruned_at = -1
+        self._peak = 0
+        self.events = 0
+        self.duplicate_sends = 0
+        self.book = FindingBook()
+        self._missing = self.book.tallies[(MISSING_EVENT_ID, FIELD)] = Tally(
+            MISSING_EVENT_ID, FIELD
+        )
+        self._reused = self.book.tallies[(EVENT_ID_REUSED, FIELD)] = Tally(EVENT_ID_REUSED, FIELD)
+
+    @property
+    def tracked_ids(self) -> int:
+        """Ids currently remembered (for tests and diagnostics)."""
+        return len(self._seen)
+
+    def observe(self, delivery: Delivery) -> None:
+        events = delivery.events
+        self.events += len(events)
+        sent = None if delivery.sent_at is None else _seconds(delivery.sent_at)
+        seen = self._seen  # mutated in place only (pruning too), so this alias stays valid
+        for ev in events:
+            eid = ev.get("event_id")
+            cls = eid.__class__
+            if cls is str:
+                if not eid or eid.isspace():
+                    self._missing.add(ev["event_name"], delivery.file, delivery.line, eid)
+                    continue
+            elif cls is not int and cls is not float:  # None, bool, list, dict...
+                self._missing.add(ev["event_name"], delivery.file, delivery.line, eid)
+                continue
+            t = sent if sent is not None else _seconds(ev["event_time"])
+            if t is None:
+                continue
+            # Hot path, inlined: most ids are seen once, so a lookup and an insert.
+            key = hash((ev["event_name"], eid))
+            fp = content_fingerprint(ev)
+            prev = seen.get(key)
+            if prev is None:
+                seen[key] = (t << 32) | fp
+                if t > self._watermark:
+                    self._advance(t)
+                if len(seen) > self._max_tracked:
+                    self._evict_oldest_half()
+            else:
+                self._seen_again(key, prev, t, fp, ev, eid, delivery)
+
+    def _seen_again(
+        self, key: int, prev: int, t: int, fp: int, ev: dict[str, Any], eid: object, d: Delivery
+    ) -> None:
+        """An id already in the table: a fresh use, a duplicate send or a reuse."""
+        prev_t = prev >> 32
+        if t - prev_t > self._window:  # the old entry is stale: a fresh use of the id
+            self._seen[key] = (t << 32) | fp
+        elif prev_t - t > self._window:  # far older than what we remember: not comparable
+            return
+        elif fp == prev & _FP_MASK:
+            self.duplicate_sends += 1
+            if t > prev_t:
+                self._seen[key] = (t << 32) | fp
+        else:
+            self._reused.add(ev["event_name"], d.file, d.line, eid)
+            self._seen[key] = (max(t, prev_t) << 32) | fp
+        if t > self._watermark:
+            self._advance(t)
+
+    @property
+    def peak_tracked(self) -> int:
+        """The most ids the table held at once (it only grows between prunes)."""
+        return max(self._peak, len(self._seen))
+
+    def _advance(self, t: int) -> None:
+        """Move the watermark to ``t`` and prune when it moved a prune step."""
+        self._watermark = t
+        if t - self._pruned_at >= self._prune_step:
+            self._prune()
+
+    def _prune(self) -> None:
+        """Forget ids last seen more than one window behind the watermark."""
+        cutoff = (self._watermark - self._window) << 32
+        seen = self._seen
+        self._peak = max(self._peak, len(seen))
+        for key in [k for k, v in seen.items() if v < cutoff]:
+            del seen[key]
+        self._pruned_at = self._watermark
+
+    def _evict_oldest_half(self) -> None:
+        # Insertion order approximates time order for logs read chronologically.
+        seen = self._seen
+        self._peak = max(self._peak, len(seen))
+        for key in list(itertools.islice(seen, len(seen) // 2)):
+            del seen[key]
+
+    def result(self) -> CheckResult:
+        """Findings for missing and reused ids; ``skipped`` when no event was seen."""
+        if not self.events:
+            return skipped(self.id, "no events in the logs")
+        findings = [f for f in (self._missing_finding(), self._reused_finding()) if f]
+        n = self.events
+        ok = f"All {n} events carry an event_id; no id reused with different content."
+        bad = f"{sum(f.count for f in findings)} of {n} events have event_id problems."
+        return result_from_findings(self.id, findings, n, ok, bad)
+
+    def evidence(self) -> dict[str, Any]:
+        """Counters shared by both findings (also useful to reports)."""
+        return {
+            "events": self.events,
+            "missing_event_id": self._missing.count,
+            "reused_event_id": self._reused.count,
+            "duplicate_sends": self.duplicate_sends,
+            "reuse_window_hours": self._window / 3600,
+        }
+
+    def _severity(self, count: int) -> tuple[Severity, float]:
+        share = count / self.events
+        return escalate(Severity.WARN, share, self._crit_share), share
+
+    def _missing_finding(self) -> Finding | None:
+        tally = self._missing
+        if not tally.count:
+            return None
+        severity, share = self._severity(tally.count)
+        names = names_text(sorted(tally.event_names))
+        message = (
+            f"{tally.count} of {self.events} events ({_pct(share)}) of {names} have no "
+            "event_id, so Meta cannot deduplicate them against the browser pixel."
+        )
+        remediation = (
+            "Generate one event_id per user action (e.g. the order id or a UUID created "
+            "when the action happens), send it with both the pixel event (eventID) and the "
+            "server event, and never leave it empty."
+        )
+        return make_finding(self.id, tally, severity, message, remediation, self.evidence())
+
+    def _reused_finding(self) -> Finding | None:
+        tally = self._reused
+        if not tally.count:
+            return None
+        severity, share = self._severity(tally.count)
+        hours = _hours(self._window)
+        message = (
+            f"{tally.count} of {self.events} events ({_pct(share)}) reused an event_id "
+            f"already sent within {hours} h with different content, so Meta keeps only "
+            "the first and drops them as duplicates."
+        )
+        remediation = (
+            "Derive event_id from something unique to each conversion (order id, a UUID "
+            "per action), not from the session, user or page; reuse an id only for the "
+            "browser and server copies (or retries) of the same event."
+        )
+        return make_finding(self.id, tally, severity, message, remediation, self.evidence())
+
+
+def _pct(share: float) -> str:
+    return f"{share:.1%}"
+
+
+def _hours(seconds: int) -> str:
+    h = seconds / 3600
+    return str(int(h)) if math.isclose(h, round(h)) else f"{h:.1f}"

@@ -1,0 +1,285 @@
+"""The ``match_quality`` check, log-based part: an *estimated* Event Match Quality.
+
+Meta publishes no EMQ formula (meta-capi.md §9), so this is a local heuristic, labelled
+"estimated" everywhere; Meta's own ``composite_score`` is the ground truth when the Graph
+API is available. Per event name we measure the coverage of each key in
+``monitor.rollup.MATCH_KEYS``: the share of events whose ``user_data`` holds a present
+value (not null, ``""`` or ``[]``, the same rule as the hourly rollups). Then::
+
+    estimate = min(10, Σ WEIGHTS[key] × coverage[key])      coverage in 0..1
+
+``WEIGHTS`` follow the tiers of meta-capi.md §9: email and ``fbc`` high; phone,
+``external_id``, IP address, ``fbp`` (and the user agent that always travels with the IP)
+medium; birthdate and country low-medium; names, city, state, zip and gender low. They are
+calibrated so that a well-instrumented web setup (em, ph, IP, user agent, fbp, fbc on
+~50 % of events, external_id, fn, ln) scores about 8.75, em + ph + IP + UA + fbp 6.5, and
+IP + UA + fbp only 3.25. Every key at full coverage sums to 11.05, capped at 10.
+
+``MATCH_KEY_COVERAGE_LOW``
+    One finding per event name with at least ``[checks.match_quality] min_events`` events
+    (default 20) whose estimate is below ``warn_score`` (6.0, ``warn``) or ``crit_score``
+    (4.0, ``crit``). ``field`` is the key whose absence costs the most points
+    (``user_data.em``...); ``count`` the events of that name lacking it; the evidence holds
+    the estimate, per-key coverage % and ``"estimated": true``. Names under
+    ``min_events`` are not judged (the summary says so), nor is the ``(other)`` bucket.
+
+Memory: per event name (at most ``MAX_EVENT_NAMES``) a bounded table of key layouts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from checks.base import (
+    MAX_EXAMPLES,
+    CheckContext,
+    Tally,
+    make_finding,
+    result_from_findings,
+    skipped,
+)
+from monitor.mask import MAX_SHOWN
+from monitor.model import CheckResult, Example, Finding, Severity
+from monitor.observations import Delivery
+from monitor.rollup import MATCH_KEYS, OTHER_EVENT
+
+MATCH_KEY_COVERAGE_LOW = "MATCH_KEY_COVERAGE_LOW"
+MAX_EVENT_NAMES = 100
+MAX_SCORE = 10.0
+MAX_LAYOUTS = 64
+MAX_LAYOUT_KEYS = 32
+
+# Points a key adds at 100 % coverage; see the module docstring for the calibration.
+WEIGHTS: dict[str, float] = {
+    "em": 2.0,
+    "fbc": 1.5,
+    "ph": 1.25,
+    "client_ip_address": 1.25,
+    "external_id": 1.0,
+    "fbp": 1.0,
+    "client_user_agent": 1.0,
+    "db": 0.4,
+    "country": 0.4,
+    "fn": 0.25,
+    "ln": 0.25,
+    "ct": 0.2,
+    "st": 0.2,
+    "zp": 0.2,
+    "ge": 0.15,
+}
+
+_HASHED = "normalised and SHA-256 hashed"
+ADVICE: dict[str, str] = {
+    "em": f"send the customer's email ({_HASHED}) as user_data.em whenever it is known "
+    "(checkout, login, sign-up, lead forms)",
+    "fbc": "send the _fbc cookie as user_data.fbc on every event (or build it from the "
+    "fbclid URL parameter with capi-param-builder)",
+    "ph": f"send the phone number with country code ({_HASHED}) as user_data.ph",
+    "client_ip_address": "forward the visitor's IP address (prefer IPv6) from the request "
+    "that triggered the event, not the server's own",
+    "external_id": "send your stable customer or visitor id as user_data.external_id, in "
+    "the same format as on the pixel",
+    "fbp": "send the _fbp cookie as user_data.fbp on every web event",
+    "client_user_agent": "forward the browser's User-Agent header as client_user_agent",
+    "db": f"send the date of birth as YYYYMMDD ({_HASHED}) when collected",
+    "country": f"send the two-letter country code ({_HASHED}) on every event",
+    "fn": f"send the first name ({_HASHED}) when collected",
+    "ln": f"send the last name ({_HASHED}) when collected",
+    "ct": f"send the city ({_HASHED}) when collected",
+    "st": f"send the two-letter state code ({_HASHED}) when collected",
+    "zp": f"send the zip or postal code ({_HASHED}) when collected",
+    "ge": f"send the gender as f or m ({_HASHED}) when collected",
+}
+
+_INDEX = {k: i for i, k in enumerate(MATCH_KEYS)}
+_WEIGHT_BY_INDEX = tuple(WEIGHTS[k] for k in MATCH_KEYS)
+
+
+def estimate(coverage: dict[str, float]) -> float:
+    """The estimated EMQ-like score (0–10) for per-key coverage shares (0–1)."""
+    return min(MAX_SCORE, sum(WEIGHTS[k] * coverage.get(k, 0.0) for k in WEIGHTS))
+
+
+class KeyCounts:
+    """Events of one name and how many carried each match key.
+
+    Events are counted by *layout*, the tuple of ``user_data`` keys with a present value:
+    one sender produces few layouts, so the hot path is one tuple and one dict update per
+    event instead of a loop over keys. At most ``MAX_LAYOUTS`` layouts (of at most
+    ``MAX_LAYOUT_KEYS`` keys) are kept per name; other events are counted key by key.
+    The first delivery of each layout is kept as a sample for the findings' examples.
+    """
+
+    __slots__ = ("events", "layouts", "overflow", "samples")
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.layouts: dict[tuple[Any, ...], int] = {}
+        self.samples: dict[tuple[Any, ...], tuple[str, int]] = {}
+        self.overflow = [0] * len(MATCH_KEYS)
+
+    def add_layout(self, layout: tuple[Any, ...], delivery: Delivery) -> None:
+        """Slow path: a layout not counted yet."""
+        if len(self.layouts) < MAX_LAYOUTS and len(layout) <= MAX_LAYOUT_KEYS:
+            self.layouts[layout] = 1
+            self.samples[layout] = (delivery.file, delivery.line)
+            return
+        for k in layout:
+            i = _INDEX.get(k)
+            if i is not None:
+                self.overflow[i] += 1
+
+    @property
+    def counts(self) -> list[int]:
+        """Per match key (``MATCH_KEYS`` order): events carrying a present value."""
+        counts = list(self.overflow)
+        for layout, n in self.layouts.items():
+            for k in layout:
+                i = _INDEX.get(k)
+                if i is not None:
+                    counts[i] += n
+        return counts
+
+    def coverage(self) -> dict[str, float]:
+        n = self.events or 1
+        return {k: c / n for k, c in zip(MATCH_KEYS, self.counts, strict=True)}
+
+    def examples_without(self, key: str) -> list[Example]:
+        """Up to ``MAX_EXAMPLES`` sample events lacking ``key``, commonest layout first.
+
+        The value lists key *names* only, never values: nothing personal to mask.
+        """
+        out: list[Example] = []
+        for layout in sorted(self.samples, key=lambda lay: -self.layouts[lay]):
+            if key not in layout and len(out) < MAX_EXAMPLES:
+                file, line = self.samples[layout]
+                keys = ",".join(k for k in MATCH_KEYS if k in layout) or "no match keys"
+                out.append(Example(file, line, f"has: {keys}"[:MAX_SHOWN]))
+        return out
+
+
+def present_keys(user_data: dict[Any, Any]) -> tuple[Any, ...]:
+    """The keys of ``user_data`` whose value is present: not null, ``""`` or ``[]``
+    (the rule of the hourly rollups; 0 and false count as present)."""
+    return tuple(k for k, v in user_data.items() if v is not None and v != "" and v != [])
+
+
+class MatchQuality:
+    """Folds ``user_data`` key presence into per-event-name coverage counters."""
+
+    id: ClassVar[str] = "match_quality"
+    title: ClassVar[str] = "Match quality (estimated)"
+
+    def __init__(self, ctx: CheckContext) -> None:
+        self.ctx = ctx
+        cfg = ctx.settings.match_quality
+        self._min_events = cfg.min_events
+        self._warn = cfg.warn_score
+        self._crit = cfg.crit_score
+        self._by_name: dict[str, KeyCounts] = {}
+
+    def observe(self, delivery: Delivery) -> None:
+        by_name = self._by_name
+        for ev in delivery.events:
+            kc = by_name.get(ev["event_name"])
+            if kc is None:
+                kc = self._counts(ev["event_name"])
+            kc.events += 1
+            ud = ev.get("user_data")
+            if ud.__class__ is dict:
+                # Fast path: every value truthy means every key is present (C-level all()).
+                layout = tuple(ud) if all(ud.values()) else present_keys(ud)
+            else:
+                layout = ()
+            n = kc.layouts.get(layout)
+            if n is None:
+                kc.add_layout(layout, delivery)
+            else:
+                kc.layouts[layout] = n + 1
+
+    def _counts(self, name: str) -> KeyCounts:
+        if len(self._by_name) >= MAX_EVENT_NAMES:
+            name = OTHER_EVENT
+        kc = self._by_name.get(name)
+        if kc is None:
+            kc = self._by_name[name] = KeyCounts()
+        return kc
+
+    def coverage(self) -> dict[str, dict[str, float]]:
+        """Event name -> match key -> share of its events carrying the key (0–1)."""
+        return {
+            name: {k: round(c, 4) for k, c in kc.coverage().items()}
+            for name, kc in sorted(self._by_name.items())
+        }
+
+    def estimates(self) -> dict[str, float]:
+        """Event name -> estimated match quality 0–10 (a heuristic, not Meta's EMQ)."""
+        return {
+            name: round(estimate(kc.coverage()), 2) for name, kc in sorted(self._by_name.items())
+        }
+
+    def result(self) -> CheckResult:
+        """``MATCH_KEY_COVERAGE_LOW`` per judged event name; ``skipped`` if none is judged."""
+        if not self._by_name:
+            return skipped(self.id, "no events in the logs")
+        judged = {
+            n: kc
+            for n, kc in self._by_name.items()
+            if kc.events >= self._min_events and n != OTHER_EVENT
+        }
+        unjudged = sorted(n for n in self._by_name if n not in judged)
+        not_judged = (
+            f" Not judged (fewer than {self._min_events} events): {', '.join(unjudged[:5])}"
+            + (f" and {len(unjudged) - 5} more." if len(unjudged) > 5 else ".")
+            if unjudged
+            else ""
+        )
+        if not judged:
+            return skipped(self.id, f"Too few events to estimate match quality.{not_judged}")
+        findings = self.log_findings(judged)
+        scores = {n: estimate(kc.coverage()) for n, kc in judged.items()}
+        low = min(scores, key=lambda n: (scores[n], n))
+        head = (
+            f"Estimated match quality (local heuristic) of {len(judged)} event names: "
+            f"lowest {low} {scores[low]:.1f}/10."
+        )
+        bad = f"{head} {len(findings)} below {self._warn:g}.{not_judged}"
+        total = sum(kc.events for kc in judged.values())
+        return result_from_findings(self.id, findings, total, head + not_judged, bad)
+
+    def log_findings(self, judged: dict[str, KeyCounts]) -> list[Finding]:
+        """The log-based findings (Graph-based ones are added beside these)."""
+        out = []
+        for name in sorted(judged):
+            finding = self._low_coverage(name, judged[name])
+            if finding:
+                out.append(finding)
+        return out
+
+    def _low_coverage(self, name: str, kc: KeyCounts) -> Finding | None:
+        cov = kc.coverage()
+        score = estimate(cov)
+        if score >= self._warn:
+            return None
+        severity = Severity.CRIT if score < self._crit else Severity.WARN
+        gains = sorted(MATCH_KEYS, key=lambda k: -WEIGHTS[k] * (1.0 - cov[k]))
+        key = gains[0]
+        tally = Tally(MATCH_KEY_COVERAGE_LOW, f"user_data.{key}")
+        tally.count = kc.events - kc.counts[_INDEX[key]]
+        tally.event_names[name] = tally.count
+        tally.examples = kc.examples_without(key)
+        top = ", ".join(f"{k} {cov[k]:.0%}" for k in gains[:3])
+        message = (
+            f"Estimated match quality of {name} is {score:.1f}/10 (local heuristic, not "
+            f"Meta's EMQ) over {kc.events} events; most valuable missing keys: {top}."
+        )
+        remediation = f"To raise it, {ADVICE[key]}; then {ADVICE[gains[1]]}."
+        evidence = {
+            "estimated": True,
+            "estimated_score": round(score, 2),
+            "events": kc.events,
+            "coverage_pct": {k: round(100 * c, 1) for k, c in cov.items()},
+            "warn_score": self._warn,
+            "crit_score": self._crit,
+        }
+        return make_finding(self.id, tally, severity, message, remediation, evidence)
