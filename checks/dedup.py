@@ -37,7 +37,6 @@ import orjson
 
 from checks.base import (
     CheckContext,
-    FindingBook,
     Tally,
     escalate,
     make_finding,
@@ -106,11 +105,8 @@ class Dedup:
         self._peak = 0
         self.events = 0
         self.duplicate_sends = 0
-        self.book = FindingBook()
-        self._missing = self.book.tallies[(MISSING_EVENT_ID, FIELD)] = Tally(
-            MISSING_EVENT_ID, FIELD
-        )
-        self._reused = self.book.tallies[(EVENT_ID_REUSED, FIELD)] = Tally(EVENT_ID_REUSED, FIELD)
+        self._missing = Tally(MISSING_EVENT_ID, FIELD)
+        self._reused = Tally(EVENT_ID_REUSED, FIELD)
 
     @property
     def tracked_ids(self) -> int:

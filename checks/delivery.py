@@ -167,7 +167,9 @@ class DeliveryCheck:
         if r is None:
             self.no_response_requests += 1
             return
-        n = max(delivery.sent_count, len(delivery.events))
+        n = delivery.sent_count
+        if len(delivery.events) > n:  # defensive: sent_count should include every event
+            n = len(delivery.events)
         self.requests += 1
         self.sent += n
         if r.is_error:
@@ -218,7 +220,8 @@ class DeliveryCheck:
         return result_from_findings(self.id, findings, self.sent, ok, bad)
 
     def _share(self, count: int) -> float:
-        return count / self.sent if self.sent else 0.0
+        # min(): a failed request without events counts as one event but added none to sent.
+        return min(1.0, count / self.sent) if self.sent else 1.0
 
     def evidence(self) -> dict[str, Any]:
         return {

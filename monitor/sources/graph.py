@@ -288,7 +288,7 @@ _REDACTOR = _SecretRedactor()
 def _install_redactor() -> None:
     logger = logging.getLogger("httpx")
     if _REDACTOR not in logger.filters:
-        pass
+        logger.addFilter(_REDACTOR)
 
 
 # ----------------------------------------------------------------- normalisation
