@@ -224,6 +224,7 @@ class DeliveryCheck:
         return min(1.0, count / self.sent) if self.sent else 1.0
 
     def evidence(self) -> dict[str, Any]:
+        """Request and event counters with the overall error rate (in every finding)."""
         return {
             "requests_with_response": self.requests,
             "requests_without_response": self.no_response_requests,

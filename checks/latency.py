@@ -10,7 +10,8 @@ p95 exceeds a threshold is therefore decided exactly, not within the 1 %.
 ``LATENCY_HIGH``
     p95 over ``[checks.latency] warn_p95`` (default 1 h) → ``warn``; over ``crit_p95``
     (24 h) → ``crit``. Judged overall and per event name (names with at least
-    ``min_events`` events); ``event_names`` lists the names whose p95 is over ``warn_p95``;
+    ``min_events`` events; not the ``(other)`` bucket, which only counts overall);
+    ``event_names`` lists the names whose p95 is over ``warn_p95``;
     ``count`` is the number of events with a lag over ``warn_p95``. Meta counts an event
     only once it is received, and rejects a whole request once an event is 7 days old
     (meta-capi.md §8, §11).
@@ -35,7 +36,7 @@ from checks.base import (
     result_from_findings,
     skipped,
 )
-from monitor.model import CheckResult, Finding, Severity
+from monitor.model import CheckResult, Example, Finding, Severity
 from monitor.observations import Delivery
 from monitor.rollup import OTHER_EVENT
 
@@ -194,7 +195,11 @@ class Latency:
         return result_from_findings(self.id, [finding] if finding else [], overall.total, ok, bad)
 
     def _finding(self, overall: LagHistogram, stats: dict[str, float]) -> Finding | None:
-        late = sorted(n for n, h in self._by_name.items() if self._p95_over(h, self._warn_index))
+        late = sorted(
+            n
+            for n, h in self._by_name.items()
+            if n != OTHER_EVENT and self._p95_over(h, self._warn_index)
+        )
         if not late and not self._p95_over(overall, self._warn_index):
             return None
         crit = self._p95_over(overall, self._crit_index) or any(
@@ -231,11 +236,20 @@ class Latency:
             hist = self._by_name[name]
             n = hist.over(self._warn_index)
             for file, line, lag in hist.examples:  # never empty: p95 over warn has late events
-                tally.add(name, file, line, f"sent {_human(lag)} after event_time", n)
+                tally.add(name, file, line, _late_text(lag), n)
                 n = 0
+        if not late:  # only the overall p95 is late: examples from any name, no names
+            for hist in self._by_name.values():
+                for file, line, lag in hist.examples[: MAX_EXAMPLES - len(tally.examples)]:
+                    tally.examples.append(Example(file, line, _late_text(lag)))
         # Events over warn_p95 in names not judged late (or below min_events) count too.
         tally.count = overall.over(self._warn_index)
         return tally
+
+
+def _late_text(lag: float) -> str:
+    """An example's value: our own wording of a lag, nothing from the event."""
+    return f"sent {_human(lag)} after event_time"
 
 
 def _human(seconds: float) -> str:

@@ -46,7 +46,7 @@ from monitor.rollup import MATCH_KEYS, OTHER_EVENT
 MATCH_KEY_COVERAGE_LOW = "MATCH_KEY_COVERAGE_LOW"
 MAX_EVENT_NAMES = 100
 MAX_SCORE = 10.0
-MAX_LAYOUTS = 64
+MAX_LAYOUTS = 256  # ~300 bytes each: under 8 MB even at MAX_EVENT_NAMES
 MAX_LAYOUT_KEYS = 32
 
 # Points a key adds at 100 % coverage; see the module docstring for the calibration.

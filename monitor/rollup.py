@@ -70,10 +70,6 @@ class HourRollup:
         }
 
 
-def _present(value: Any) -> bool:
-    return value is not None and value != "" and value != []
-
-
 def error_key(delivery: Delivery) -> str:
     r = delivery.response
     if r is None:
@@ -104,28 +100,48 @@ class RollupAccumulator:
         return row
 
     def observe(self, d: Delivery) -> None:
-        failed = d.response is not None and d.response.is_error
-        err = error_key(d) if failed else ""
+        # Hot path (every event of every log line): locals and inlined lookups on purpose.
+        events = d.events
+        if not events:
+            return
+        sent_at = d.sent_at
+        if d.response is not None and d.response.is_error:
+            self._observe_failed(d)
+            return
+        rows = self.rows
+        key_index = _KEY_INDEX
+        bounds = LATENCY_BOUNDS
+        hour = int(sent_at // 3600 * 3600) if sent_at is not None else 0
+        for ev in events:
+            t = ev["event_time"]
+            if sent_at is None:
+                hour = int(t // 3600 * 3600)
+            row = rows.get((ev["event_name"], hour))
+            if row is None:
+                row = self._row(ev["event_name"], hour)
+            row.events += 1
+            if ev.get("event_id"):
+                row.with_event_id += 1
+            ud = ev.get("user_data")
+            if type(ud) is dict:
+                counts = row.key_counts
+                for k, v in ud.items():
+                    # Present = non-empty; 0/False are no valid match-key values either.
+                    if v:
+                        i = key_index.get(k)
+                        if i is not None:
+                            counts[i] += 1
+            if sent_at is not None:
+                row.latency_hist[bisect.bisect_left(bounds, sent_at - t)] += 1
+
+    def _observe_failed(self, d: Delivery) -> None:
+        """Events of failed requests are delivery errors, not accepted volume (CONTRACTS §6)."""
+        err = error_key(d)
         for ev in d.events:
             t = d.sent_at if d.sent_at is not None else ev["event_time"]
             row = self._row(ev["event_name"], int(t // 3600 * 3600))
-            if failed:
-                row.failed += 1
-                row.error_codes[err] = row.error_codes.get(err, 0) + 1
-                continue
-            row.events += 1
-            if _present(ev.get("event_id")):
-                row.with_event_id += 1
-            ud = ev.get("user_data")
-            if isinstance(ud, dict):
-                counts = row.key_counts
-                for k, v in ud.items():
-                    i = _KEY_INDEX.get(k)
-                    if i is not None and _present(v):
-                        counts[i] += 1
-            if d.sent_at is not None:
-                lag = d.sent_at - ev["event_time"]
-                row.latency_hist[bisect.bisect_left(LATENCY_BOUNDS, lag)] += 1
+            row.failed += 1
+            row.error_codes[err] = row.error_codes.get(err, 0) + 1
 
     def result(self) -> list[HourRollup]:
         return sorted(self.rows.values(), key=lambda r: (r.hour, r.event_name))

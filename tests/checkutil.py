@@ -12,6 +12,7 @@ from checks.base import Check, CheckContext
 from monitor.config import ChecksSettings
 from monitor.model import CheckResult, Finding
 from monitor.observations import Delivery, ResponseInfo, Shape
+from tests.sdkgen import sdk_events
 
 NOW = 1_795_176_000.0  # 2026-11-20T12:00:00Z, the clock of every check test
 HOUR = 3600.0
@@ -46,6 +47,18 @@ def delivery(
     )
 
 
+def sdk_batches(n: int = 1500, seed: int = 1, size: int = 40) -> list[Delivery]:
+    """Valid events made by Meta's SDK (``tests.sdkgen``), ``size`` per delivery, each
+    delivery sent 30 s after its newest event: traffic that must raise no warn/crit."""
+    events = sdk_events(n, seed, now=NOW)
+    out = []
+    for i in range(0, len(events), size):
+        chunk = events[i : i + size]
+        sent = max(e["event_time"] for e in chunk) + 30
+        out.append(delivery(*chunk, sent_at=sent, file="sdk.jsonl", line=i // size + 1))
+    return out
+
+
 def context(settings: dict[str, Any] | None = None, now: float = NOW) -> CheckContext:
     """A check context; ``settings`` is the ``[checks]`` table as TOML would give it."""
     return CheckContext("123", now, ChecksSettings.model_validate(settings or {}))
@@ -76,6 +89,7 @@ def one(result: CheckResult, code: str) -> Finding:
 
 
 def codes(result: CheckResult) -> set[str]:
+    """The distinct finding codes of ``result``."""
     return {f.code for f in result.findings}
 
 

@@ -20,6 +20,7 @@ from tests.checkutil import (
     event,
     one,
     run,
+    sdk_batches,
 )
 
 EM = "62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f"
@@ -227,3 +228,9 @@ def test_weird_types_never_crash(where: str, weird: Any) -> None:
     assert check.events == 2
     assert result.status in (Status.OK, Status.WARN, Status.CRIT)
     assert sum(f.count for f in result.findings) <= 2
+
+
+def test_sdk_traffic_raises_nothing() -> None:
+    """Valid SDK-made events (unique ids, sent 30 s after the batch) are healthy here."""
+    _, result = run(Dedup, sdk_batches())
+    assert (result.status, result.findings, result.score) == (Status.OK, [], 100)

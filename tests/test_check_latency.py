@@ -12,7 +12,17 @@ import pytest
 from checks.latency import LATENCY_HIGH, MAX_EVENT_NAMES, Latency, bucket_bounds
 from monitor.model import Severity, Status
 from monitor.rollup import OTHER_EVENT
-from tests.checkutil import HOUR, NOW, WEIRD_NUMBERS, by_code, delivery, event, one, run
+from tests.checkutil import (
+    HOUR,
+    NOW,
+    WEIRD_NUMBERS,
+    by_code,
+    delivery,
+    event,
+    one,
+    run,
+    sdk_batches,
+)
 
 MIN = 60.0
 
@@ -81,6 +91,16 @@ def test_a_few_late_events_of_a_healthy_name_count_but_do_not_name_it() -> None:
     assert (f.event_names, f.count, f.severity) == (["Lead"], 7, Severity.CRIT)
 
 
+def test_overall_p95_alone_names_no_event() -> None:
+    """Five names of one late event each, under min_events: only the overall p95 judges."""
+    deliveries = [delivery(event(f"E{i}", NOW - 2 * HOUR), sent_at=NOW) for i in range(5)]
+    _, result = run(Latency, deliveries, {"latency": {"min_events": 5}})
+    f = one(result, LATENCY_HIGH)
+    assert (f.event_names, f.count, f.severity) == ([], 5, Severity.WARN)
+    assert len(f.examples) == 3 and f.examples[0].value == "sent 2.0 h after event_time"
+    assert f.message.startswith("Events are sent late")
+
+
 @pytest.mark.parametrize(
     ("settings", "severity"),
     [
@@ -141,3 +161,9 @@ def test_weird_event_times_never_crash(event_time: float) -> None:
     assert stats["count"] == 1
     assert 0 <= stats["max"] <= 10 * 365 * 86400  # clamped, finite
     assert result.status in (Status.OK, Status.WARN, Status.CRIT)
+
+
+def test_sdk_traffic_raises_nothing() -> None:
+    """Valid SDK-made events (unique ids, sent 30 s after the batch) are healthy here."""
+    _, result = run(Latency, sdk_batches())
+    assert (result.status, result.findings, result.score) == (Status.OK, [], 100)

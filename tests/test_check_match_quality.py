@@ -16,7 +16,7 @@ from checks.match_quality import (
 )
 from monitor.model import Severity, Status
 from monitor.rollup import MATCH_KEYS
-from tests.checkutil import NOW, WEIRD_VALUES, by_code, delivery, event, one, run
+from tests.checkutil import NOW, WEIRD_VALUES, by_code, delivery, event, one, run, sdk_batches
 
 H = "a" * 64  # any digest: presence is what counts here
 VALUES: dict[str, Any] = {
@@ -208,3 +208,9 @@ def test_layout_table_is_bounded_and_coverage_stays_exact() -> None:
     assert len(check._by_name["Purchase"].layouts) == MAX_LAYOUTS
     cov = check.coverage()["Purchase"]
     assert (cov["em"], cov["fbp"], cov["ph"]) == (1.0, 0.5, 0.0)
+
+
+def test_sdk_traffic_raises_nothing() -> None:
+    """Valid SDK-made events (unique ids, sent 30 s after the batch) are healthy here."""
+    _, result = run(MatchQuality, sdk_batches())
+    assert (result.status, result.findings, result.score) == (Status.OK, [], 100)
