@@ -79,58 +79,101 @@ def error_key(delivery: Delivery) -> str:
     return f"{r.error_code}/{r.error_subcode}" if r.error_subcode else str(r.error_code)
 
 
+def present_keys(user_data: dict[Any, Any]) -> tuple[Any, ...]:
+    """The keys of ``user_data`` whose value is present: not null, ``""`` or ``[]``."""
+    return tuple(k for k, v in user_data.items() if v is not None and v != "" and v != [])
+
+
+MAX_LAYOUTS = 64  # distinct key layouts tracked per row before counting key by key
+
+
+class _RowState:
+    """A rollup row being filled, plus the key *layouts* seen in it.
+
+    A sender produces few layouts (the tuple of ``user_data`` keys with a present value),
+    so the hot path is one tuple and one dict update per event instead of a loop over the
+    keys; layouts are folded into ``key_counts`` when the rows are handed out.
+    """
+
+    __slots__ = ("layouts", "row")
+
+    def __init__(self, row: HourRollup) -> None:
+        self.row = row
+        self.layouts: dict[tuple[Any, ...], int] = {}
+
+    def add_layout(self, layout: tuple[Any, ...]) -> None:
+        if len(self.layouts) < MAX_LAYOUTS:
+            self.layouts[layout] = 1
+            return
+        counts = self.row.key_counts
+        for k in layout:
+            i = _KEY_INDEX.get(k)
+            if i is not None:
+                counts[i] += 1
+
+    def finish(self) -> HourRollup:
+        counts = self.row.key_counts
+        for layout, n in self.layouts.items():
+            for k in layout:
+                i = _KEY_INDEX.get(k)
+                if i is not None:
+                    counts[i] += n
+        self.layouts.clear()
+        return self.row
+
+
 class RollupAccumulator:
     """Folds deliveries of one dataset into hourly rollups; bounded by hours × names."""
 
     def __init__(self, dataset_id: str) -> None:
         self.dataset_id = dataset_id
-        self.rows: dict[tuple[str, int], HourRollup] = {}
+        self.rows: dict[tuple[str, int], _RowState] = {}
         self._names: set[str] = set()
 
-    def _row(self, name: str, hour: int) -> HourRollup:
+    def _row(self, name: str, hour: int) -> _RowState:
         if name not in self._names:
             if len(self._names) >= MAX_EVENT_NAMES:
                 name = OTHER_EVENT
-            self._names.add(name)
-        row = self.rows.get((name, hour))
-        if row is None:
-            row = self.rows[(name, hour)] = HourRollup(
-                self.dataset_id, name, SOURCE_SERVER_LOG, hour
-            )
-        return row
+            else:
+                self._names.add(name)
+        state = self.rows.get((name, hour))
+        if state is None:
+            row = HourRollup(self.dataset_id, name, SOURCE_SERVER_LOG, hour)
+            state = self.rows[(name, hour)] = _RowState(row)
+        return state
 
     def observe(self, d: Delivery) -> None:
         # Hot path (every event of every log line): locals and inlined lookups on purpose.
         events = d.events
         if not events:
             return
-        sent_at = d.sent_at
         if d.response is not None and d.response.is_error:
             self._observe_failed(d)
             return
+        sent_at = d.sent_at
         rows = self.rows
-        key_index = _KEY_INDEX
         bounds = LATENCY_BOUNDS
         hour = int(sent_at // 3600 * 3600) if sent_at is not None else 0
         for ev in events:
             t = ev["event_time"]
             if sent_at is None:
                 hour = int(t // 3600 * 3600)
-            row = rows.get((ev["event_name"], hour))
-            if row is None:
-                row = self._row(ev["event_name"], hour)
+            state = rows.get((ev["event_name"], hour))
+            if state is None:
+                state = self._row(ev["event_name"], hour)
+            row = state.row
             row.events += 1
             if ev.get("event_id"):
                 row.with_event_id += 1
             ud = ev.get("user_data")
-            if type(ud) is dict:
-                counts = row.key_counts
-                for k, v in ud.items():
-                    # Present = non-empty; 0/False are no valid match-key values either.
-                    if v:
-                        i = key_index.get(k)
-                        if i is not None:
-                            counts[i] += 1
+            if ud.__class__ is dict:
+                # Every value truthy means every key present: the C-level all() fast path.
+                layout = tuple(ud) if all(ud.values()) else present_keys(ud)
+                n = state.layouts.get(layout)
+                if n is None:
+                    state.add_layout(layout)
+                else:
+                    state.layouts[layout] = n + 1
             if sent_at is not None:
                 row.latency_hist[bisect.bisect_left(bounds, sent_at - t)] += 1
 
@@ -139,9 +182,10 @@ class RollupAccumulator:
         err = error_key(d)
         for ev in d.events:
             t = d.sent_at if d.sent_at is not None else ev["event_time"]
-            row = self._row(ev["event_name"], int(t // 3600 * 3600))
+            row = self._row(ev["event_name"], int(t // 3600 * 3600)).row
             row.failed += 1
             row.error_codes[err] = row.error_codes.get(err, 0) + 1
 
     def result(self) -> list[HourRollup]:
-        return sorted(self.rows.values(), key=lambda r: (r.hour, r.event_name))
+        rows = [state.finish() for state in self.rows.values()]
+        return sorted(rows, key=lambda r: (r.hour, r.event_name))

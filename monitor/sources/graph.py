@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -82,6 +83,7 @@ __all__ = [
     "GraphClient",
     "GraphError",
     "GraphErrorKind",
+    "HttpPool",
     "canonical_match_key",
     "classify_error",
     "parse_da_checks",
@@ -315,6 +317,7 @@ _MATCH_KEY_ALIASES = {
 }
 
 
+@functools.lru_cache(maxsize=1024)  # a small open vocabulary, met ~1000 times per poll
 def canonical_match_key(name: str) -> str:
     """Meta's match-key / identifier name -> the CAPI ``user_data`` parameter name.
 
@@ -383,14 +386,6 @@ def _dicts(value: object) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
-def _stats_value(aggregation: str, raw: str) -> str:
-    if aggregation == "match_keys":
-        return canonical_match_key(raw)
-    if aggregation == "event_source":
-        return raw.strip().upper()  # compared case-insensitively (§2, §12)
-    return raw
-
-
 def normalise_stats(
     aggregation: str,
     results: Iterable[object],
@@ -405,22 +400,46 @@ def normalise_stats(
     of ``(hour, event, value)`` keep the larger count (see the module docstring).
     """
     lo, hi = (math.floor(window[0] / 3600) * 3600, window[1]) if window else (-math.inf, math.inf)
-    merged: dict[tuple[datetime, str | None, str], int] = {}
+    normalise = _VALUE_NORMALISERS.get(aggregation, _identity)
+    merged: dict[tuple[float, str, str], int] = {}
     for result in results:
         if not isinstance(result, dict):
             continue
         hour = parse_graph_time(result.get("start_time"))
         if hour is None or not lo <= hour.timestamp() < hi:
             continue
+        ts = hour.timestamp()
         for item in _dicts(result.get("data")):
-            value, count = _str(item.get("value")), _int(item.get("count"))
-            if value is None or count is None or count < 0:
+            # Hot loop (thousands of items per poll): exact-type fast paths first.
+            value, count = item.get("value"), item.get("count")
+            if type(count) is not int:
+                count = _int(count)
+            if not isinstance(value, str) or not value.strip() or count is None or count < 0:
                 continue
-            key = (hour, _str(item.get("event")) or event, _stats_value(aggregation, value))
-            merged[key] = max(merged.get(key, 0), count)
-    buckets = [StatsBucket(hour=h, event=e, value=v, count=c) for (h, e, v), c in merged.items()]
-    buckets.sort(key=lambda b: (b.hour, b.event or "", b.value))
+            item_event = item.get("event")
+            ev = item_event if isinstance(item_event, str) and item_event else (event or "")
+            key = (ts, ev, normalise(value))
+            if count >= merged.get(key, 0):
+                merged[key] = count
+    buckets = [
+        StatsBucket(hour=datetime.fromtimestamp(t, UTC), event=e or None, value=v, count=c)
+        for (t, e, v), c in sorted(merged.items())
+    ]
     return buckets
+
+
+def _identity(value: str) -> str:
+    return value
+
+
+def _upper(value: str) -> str:
+    return value.strip().upper()  # event_source is compared case-insensitively (§2, §12)
+
+
+_VALUE_NORMALISERS: dict[str, Callable[[str], str]] = {
+    "match_keys": canonical_match_key,
+    "event_source": _upper,
+}
 
 
 def source_counts(buckets: Iterable[StatsBucket]) -> list[SourceCounts]:
@@ -633,13 +652,62 @@ class _Target:
     label: str
 
 
+class HttpPool:
+    """One or more ``httpx.AsyncClient`` connection pools used as one, least-busy first.
+
+    Why: httpcore's pool does O(connections²) bookkeeping plus one ``poll()`` per
+    connection on every request start and end (``_assign_requests_to_connections``); at
+    64 connections that costs more CPU than the calls themselves. Pools of at most
+    ``per_pool`` connections keep it small. Never more than ``size`` connections in all
+    when at most ``size`` requests are in flight (``poll_many``'s limiter ensures it).
+    A given ``transport`` (tests) means a single pool on that transport.
+    """
+
+    def __init__(
+        self,
+        *,
+        size: int = 100,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        per_pool: int = 16,
+    ) -> None:
+        shards = 1 if transport is not None else max(1, math.ceil(size / max(per_pool, 1)))
+        cap = max(1, math.ceil(size / shards))
+        limits = httpx.Limits(max_connections=cap, max_keepalive_connections=cap)
+        self._clients = [
+            httpx.AsyncClient(
+                transport=transport, limits=limits, timeout=timeout, follow_redirects=False
+            )
+            for _ in range(shards)
+        ]
+        self._busy = [0] * shards
+
+    @property
+    def shards(self) -> int:
+        return len(self._clients)
+
+    async def get(
+        self, url: str, *, params: Mapping[str, str], headers: Mapping[str, str], timeout: float
+    ) -> httpx.Response:
+        i = min(range(len(self._busy)), key=self._busy.__getitem__)
+        self._busy[i] += 1
+        try:
+            return await self._clients[i].get(url, params=params, headers=headers, timeout=timeout)
+        finally:
+            self._busy[i] -= 1
+
+    async def aclose(self) -> None:
+        for client in self._clients:
+            await client.aclose()
+
+
 class GraphClient:
     """Async Graph API client for one token. Use as ``async with GraphClient(...) as c``.
 
     ``transport`` (tests: a real loopback server or ``httpx.MockTransport``), ``sleep``
     and ``rng`` are injectable. ``limiter`` bounds in-flight HTTP calls (shared by the
-    clients of ``poll_many``); ``http`` is a shared ``httpx.AsyncClient`` this client then
-    does not close. ``calls`` counts HTTP requests made; ``usage`` is the latest usage.
+    clients of ``poll_many``); ``http`` is a shared ``HttpPool`` this client then does not
+    close. ``calls`` counts HTTP requests made; ``usage`` is the latest usage.
     """
 
     def __init__(
@@ -658,7 +726,7 @@ class GraphClient:
         usage_slowdown_pct: float = 75.0,
         usage_slowdown_max: float = 10.0,
         limiter: asyncio.Semaphore | None = None,
-        http: httpx.AsyncClient | None = None,
+        http: HttpPool | None = None,
     ) -> None:
         if not token:
             raise ValueError("GraphClient needs a non-empty access token")
@@ -675,9 +743,7 @@ class GraphClient:
         self._slowdown_max = usage_slowdown_max
         self._limiter = limiter
         self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(
-            transport=transport, timeout=timeout, follow_redirects=False
-        )
+        self._http = http or HttpPool(timeout=timeout, transport=transport)
         self._token_lock = asyncio.Lock()
         self._token_memo: tuple[float, TokenInfo | GraphError] | None = None
         self._closed = False
@@ -1095,7 +1161,7 @@ async def poll_many(
 
     Without ``[meta]``, or for datasets without a token, no call is made and the dataset
     is absent from the result (its Graph checks are ``skipped``, CONTRACTS.md §6). One
-    ``GraphClient`` per distinct token; all share one connection pool and one limiter.
+    ``GraphClient`` per distinct token; all share one ``HttpPool`` and one limiter.
     Result order follows the config.
     """
     meta = settings.meta
@@ -1106,11 +1172,9 @@ async def poll_many(
         return {}
     bound = max(1, concurrency)
     limiter = asyncio.Semaphore(bound)
-    limits = httpx.Limits(max_connections=bound, max_keepalive_connections=bound)
-    async with httpx.AsyncClient(
-        transport=transport, limits=limits, timeout=timeout, follow_redirects=False
-    ) as http:
-        clients: dict[str, GraphClient] = {}
+    http = HttpPool(size=bound, timeout=timeout, transport=transport)
+    clients: dict[str, GraphClient] = {}
+    try:
         for _, tok in jobs:
             if tok not in clients:
                 clients[tok] = GraphClient(
@@ -1124,11 +1188,11 @@ async def poll_many(
                     limiter=limiter,
                     http=http,
                 )
-        try:
-            snaps = await asyncio.gather(
-                *(poll_dataset(clients[tok], ds_id, now=now, hours=hours) for ds_id, tok in jobs)
-            )
-        finally:
-            for client in clients.values():
-                await client.aclose()
+        snaps = await asyncio.gather(
+            *(poll_dataset(clients[tok], ds_id, now=now, hours=hours) for ds_id, tok in jobs)
+        )
+    finally:
+        for client in clients.values():
+            await client.aclose()
+        await http.aclose()
     return {ds_id: snap for (ds_id, _), snap in zip(jobs, snaps, strict=True)}
