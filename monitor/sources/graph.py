@@ -421,11 +421,11 @@ def normalise_stats(
             key = (ts, ev, normalise(value))
             if count >= merged.get(key, 0):
                 merged[key] = count
-    buckets = [
-        StatsBucket(hour=datetime.fromtimestamp(t, UTC), event=e or None, value=v, count=c)
+    hours = {t: datetime.fromtimestamp(t, UTC) for t in {t for t, _, _ in merged}}
+    return [
+        StatsBucket(hour=hours[t], event=e or None, value=v, count=c)
         for (t, e, v), c in sorted(merged.items())
     ]
-    return buckets
 
 
 def _identity(value: str) -> str:
@@ -669,7 +669,7 @@ class HttpPool:
         size: int = 100,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
-        per_pool: int = 16,
+        per_pool: int = 8,
     ) -> None:
         shards = 1 if transport is not None else max(1, math.ceil(size / max(per_pool, 1)))
         cap = max(1, math.ceil(size / shards))
