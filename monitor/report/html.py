@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,7 +44,10 @@ def template_dir() -> Path:
     override = os.environ.get(TEMPLATES_ENV)
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / "templates"
+    in_checkout = Path(__file__).resolve().parents[2] / "templates"
+    if in_checkout.is_dir():
+        return in_checkout
+    return Path(sys.prefix) / "share" / "capi-monitor" / "templates"  # an installed wheel
 
 
 # --- filters ---------------------------------------------------------------------------
