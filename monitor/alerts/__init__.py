@@ -1,0 +1,1 @@
+"""Alert lifecycle: pure decisions over check results, and the outbox they write."""
