@@ -158,3 +158,8 @@ class RollupRow(StoreModel, table=True):
     key_counts: dict[str, int] = Field(default_factory=dict, sa_type=JSON)
     latency_hist: list[int] = Field(default_factory=list, sa_type=JSON)
     error_codes: dict[str, int] = Field(default_factory=dict, sa_type=JSON)
+
+
+# Tables of other areas live in modules of their own, on the same ``metadata``. Importing
+# them here registers them wherever this module is used (migrations, tests, the Store).
+from monitor.store import tables_alerts, tables_daemon, tables_graph  # noqa: E402, F401

@@ -1,0 +1,4 @@
+"""Store tables of the graph area, on the shared ``metadata`` of ``monitor.store.tables``
+(same conventions: Unix-seconds floats, string enums, JSON columns, no customer data)."""
+
+from __future__ import annotations
