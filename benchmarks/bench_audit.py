@@ -14,7 +14,13 @@ generator version) it measures, each in a fresh subprocess and best of ``--runs`
 Targets: audit rate >= 25% of the bare rate; peak RSS of the audit on scale x N events
 <= 1.2 x its peak RSS on N events (memory must not grow with the size of the logs).
 Peak RSS comes from ``os.wait4`` (the kernel's ``ru_maxrss`` of that child, KiB on
-Linux), not from polling, so short peaks are not missed.
+Linux), not from polling, so short peaks are not missed. For a child that forks workers
+(``audit --jobs``) the kernel reports the *largest* RSS among the child and its reaped
+descendants, each counted on its own (pages shared after fork count in each; it is a
+maximum, not a sum). So the memory of the whole process tree is sampled as well, 20
+times a second: the sum of PSS (shared pages split between their sharers) over the child
+and its descendants, read from ``/proc/<pid>/smaps_rollup``. The RSS-growth target applies
+to both measures.
 
 ``--audit-cmd`` replaces the audit with any command template ({python} {file} {db}
 {now}), e.g. to benchmark a branch or to try the harness before the CLI exists. Prints a
@@ -34,6 +40,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -77,6 +84,7 @@ class Measured:
 
     seconds: float
     rss_kib: int
+    tree_pss_kib: int  # sampled peak of the PSS summed over the child and its descendants
     exit_code: int
     stdout: str
     stderr_tail: str
@@ -98,13 +106,71 @@ def measure(argv: list[str], workdir: Path, label: str) -> Measured:
         proc = subprocess.Popen(
             argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=so, stderr=se
         )
+        sampler = TreeSampler(proc.pid)
+        sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - began
+        sampler.stop()
     proc.returncode = os.waitstatus_to_exitcode(status)  # tell Popen the child is reaped
     tail = err.read_text(errors="replace").strip().splitlines()[-5:]
     return Measured(
-        seconds, usage.ru_maxrss, proc.returncode, out.read_text(errors="replace"), "\n".join(tail)
+        seconds,
+        usage.ru_maxrss,
+        sampler.peak_kib,
+        proc.returncode,
+        out.read_text(errors="replace"),
+        "\n".join(tail),
     )
+
+
+class TreeSampler(threading.Thread):
+    """Samples the PSS summed over a process and its descendants until ``stop()``; keeps
+    the peak (KiB). Linux only (``/proc``); elsewhere the peak stays 0."""
+
+    def __init__(self, root: int, every: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.root, self.every, self.peak_kib = root, every, 0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            self.peak_kib = max(self.peak_kib, sum(map(_pss_kib, _tree(self.root))))
+            if self._done.wait(self.every):
+                return
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
+def _tree(root: int) -> list[int]:
+    """``root`` and its descendants, from the parent pids in ``/proc/<pid>/stat``."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc") if os.path.isdir("/proc") else ():
+        if entry.name.isdigit():
+            try:
+                stat = Path(entry.path, "stat").read_text()
+            except OSError:
+                continue  # exited meanwhile
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, ()))
+    return out
+
+
+def _pss_kib(pid: int) -> int:
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
 
 
 def _generator_version() -> str:
@@ -282,6 +348,7 @@ def _summary(runs: list[Measured], events: int) -> dict[str, Any]:
         "seconds": round(top.seconds, 3),
         "events_per_s": round(events / top.seconds),
         "rss_kib": min(r.rss_kib for r in runs),  # peak RSS is near-deterministic; min = strict
+        "tree_pss_kib": min(r.tree_pss_kib for r in runs),
         "exit_code": top.exit_code,
         "all_runs": [
             {k: v for k, v in asdict(r).items() if k not in ("stdout", "stderr_tail")} for r in runs
@@ -293,6 +360,7 @@ def _metrics(result: dict[str, Any], n: int, big_n: int) -> list[dict[str, Any]]
     bare, audit, scaled = result["bare"], result["audit"], result["audit_scaled"]
     ratio = audit["events_per_s"] / bare["events_per_s"]
     growth = scaled["rss_kib"] / audit["rss_kib"]
+    tree_growth = scaled["tree_pss_kib"] / max(1, audit["tree_pss_kib"])
 
     def metric(
         key: str, label: str, value: float, shown: str, target: str | None, ok: bool | None
@@ -362,6 +430,30 @@ def _metrics(result: dict[str, Any], n: int, big_n: int) -> list[dict[str, Any]]
             f"{growth:.2f}x",
             f"<= {TARGET_RSS_GROWTH}x",
             growth <= TARGET_RSS_GROWTH,
+        ),
+        metric(
+            "tree_pss_small",
+            f"process tree peak PSS ({n:,} events)",
+            audit["tree_pss_kib"],
+            f"{audit['tree_pss_kib'] / 1024:,.1f} MiB",
+            None,
+            None,
+        ),
+        metric(
+            "tree_pss_large",
+            f"process tree peak PSS ({big_n:,} events)",
+            scaled["tree_pss_kib"],
+            f"{scaled['tree_pss_kib'] / 1024:,.1f} MiB",
+            None,
+            None,
+        ),
+        metric(
+            "tree_pss_growth",
+            f"process tree PSS growth ({result['scale']}x events)",
+            round(tree_growth, 4),
+            f"{tree_growth:.2f}x",
+            f"<= {TARGET_RSS_GROWTH}x",
+            tree_growth <= TARGET_RSS_GROWTH,
         ),
     ]
 

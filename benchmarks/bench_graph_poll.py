@@ -65,7 +65,9 @@ def fake_server(latency: float, in_process: bool) -> Iterator[tuple[str, Any]]:
         proc.communicate(timeout=10)
 
 
-def run(datasets: int, latency: float, concurrency: int, target: float, in_process: bool) -> dict[str, Any]:
+def run(
+    datasets: int, latency: float, concurrency: int, target: float, in_process: bool
+) -> dict[str, Any]:
     ids = [str(10_000_000_000 + i) for i in range(datasets)]
     now = float(int(time.time()))
     with fake_server(latency, in_process) as (url, max_in_flight):
@@ -118,7 +120,10 @@ def table(r: dict[str, Any]) -> str:
         ("total time", f"{r['total_s']:.2f} s (target ≤ {r['target_s']:.0f} s)"),
         ("HTTP calls", f"{r['calls']} ({r['calls_per_dataset']} per dataset)"),
         ("lower bound (calls × latency / bound)", f"{r['theoretical_min_s']:.2f} s"),
-        ("max in flight at server", f"{r['max_in_flight_observed']} (bound {r['concurrency_bound']})"),
+        (
+            "max in flight at server",
+            f"{r['max_in_flight_observed']} (bound {r['concurrency_bound']})",
+        ),
         ("snapshots with errors", str(r["snapshots_with_errors"])),
         ("server", r["server"]),
         ("result", "PASS" if r["pass"] else "FAIL"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses as dc
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 from monitor.mask import mask_value
 from monitor.model import CheckResult, Example, Finding, Severity, Status, worst_severity
@@ -29,6 +29,10 @@ class CheckContext:
     dataset_id: str
     now: float  # Unix seconds: the run's clock (--now), never read from the system inside a check
     settings: ChecksSettings
+    # True when the instance observes input that continues where another one stopped (a
+    # later part of a parallel audit): checks with order-dependent state then also keep
+    # what their ``merge`` needs to join the two (dedup: the first uses of ids).
+    continuation: bool = False
 
 
 class Check(Protocol):
@@ -42,6 +46,15 @@ class Check(Protocol):
     def observe(self, delivery: Delivery) -> None: ...
 
     def result(self) -> CheckResult: ...
+
+    def merge(self, later: Self) -> None:
+        """Fold in the state of an instance (same class, same context settings) that
+        observed the input right after this one, so that ``result()`` is what one instance
+        observing both would give; ``later`` must not be used afterwards. Order-independent
+        state (counts, histograms, maxima) must merge exactly; bounded collections
+        (examples, names) keep the earlier part's entries first, as a sequential run does.
+        Caches may be dropped before an instance is pickled to its merging process."""
+        ...
 
 
 @dataclass(slots=True)
@@ -64,6 +77,21 @@ class Tally:
         if len(self.examples) < MAX_EXAMPLES:
             shown = "" if value is _NO_VALUE else mask_value(value, self.field)
             self.examples.append(Example(file, line, shown))
+
+    def merge(self, later: Tally) -> None:
+        """Fold in the tally of the input right after this one: counts add up, names keep
+        the ``MAX_EVENT_NAMES`` bound (exact unless ``later`` itself hit it), examples are
+        the earlier ones first, up to ``MAX_EXAMPLES``, as a sequential run keeps them."""
+        self.count += later.count
+        names = self.event_names
+        for name, n in later.event_names.items():
+            if name in names:
+                names[name] += n
+            elif len(names) < MAX_EVENT_NAMES:
+                names[name] = n
+        room = MAX_EXAMPLES - len(self.examples)
+        if room > 0:
+            self.examples.extend(later.examples[:room])
 
 
 class FindingBook:
@@ -88,6 +116,16 @@ class FindingBook:
         if tally is None:
             tally = self.tallies[key] = Tally(code, field)
         tally.add(event_name, delivery.file, delivery.line, value, n)
+
+    def merge(self, later: FindingBook) -> None:
+        """Fold in the book of the input right after this one (see ``Tally.merge``); new
+        keys come after ours, in their first-seen order, as in a sequential run."""
+        for key, tally in later.tallies.items():
+            mine = self.tallies.get(key)
+            if mine is None:
+                self.tallies[key] = tally
+            else:
+                mine.merge(tally)
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self.tallies.values())

@@ -25,6 +25,9 @@ more than the window may miss a reuse; only the latest content of an id is remem
 fingerprint (about 1 in 4·10⁹ per comparison) hide one reuse; the same content in
 another key order or list order (``em: [a, b]`` vs ``[b, a]``) counts as different;
 above ``MAX_TRACKED_IDS`` ids inside one window the oldest-inserted half is forgotten.
+
+A parallel audit cuts the input into parts and merges the checks of consecutive parts
+(``Dedup.merge``); reuse across a cut is the only order-dependent state, handled there.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from typing import Any, ClassVar
 import orjson
 
 from checks.base import (
+    MAX_EVENT_NAMES,
+    MAX_EXAMPLES,
     CheckContext,
     Tally,
     escalate,
@@ -44,7 +49,8 @@ from checks.base import (
     result_from_findings,
     skipped,
 )
-from monitor.model import CheckResult, Finding, Severity
+from monitor.mask import mask_value
+from monitor.model import CheckResult, Example, Finding, Severity
 from monitor.observations import Delivery
 
 MISSING_EVENT_ID = "MISSING_EVENT_ID"
@@ -56,6 +62,10 @@ MAX_TRACKED_IDS = 1_000_000
 _FP_MASK = 0xFFFFFFFF
 _MS_THRESHOLD = 1e11  # an event_time above this is in milliseconds (year 5138 in seconds)
 _MAX_TIME = 1e14  # ... and above this it is nonsense in any unit
+_HEAD_UNSTARTED = 1 << 62  # head open, its window starts at the first timed id
+# The first use of an id in a later part: ((seconds << 32) | fingerprint, event_name,
+# event_id, file, line), enough to judge it against the earlier part and report it.
+_HeadEntry = tuple[int, str, object, str, int]
 
 
 def content_fingerprint(event: dict[str, Any]) -> int:
@@ -107,6 +117,14 @@ class Dedup:
         self.duplicate_sends = 0
         self._missing = Tally(MISSING_EVENT_ID, FIELD)
         self._reused = Tally(EVENT_ID_REUSED, FIELD)
+        # Only in a later part of a parallel audit (ctx.continuation): the first use of
+        # each id in the part's head, its first window plus a prune step (bounded like
+        # _seen), for ``merge``; and, per kept reuse example, len(_head) when it was taken,
+        # which orders it among the head's entries.
+        self._head: dict[int, _HeadEntry] = {}
+        self._head_until = _HEAD_UNSTARTED if ctx.continuation else -1
+        self._head_names: dict[str, str] = {}  # one string object per event name
+        self._reuse_marks: list[int] = []
 
     @property
     def tracked_ids(self) -> int:
@@ -118,6 +136,7 @@ class Dedup:
         self.events += len(events)
         sent = None if delivery.sent_at is None else _seconds(delivery.sent_at)
         seen = self._seen  # mutated in place only (pruning too), so this alias stays valid
+        head_until = self._head_until  # -1 unless a continuation: no head to keep
         for ev in events:
             eid = ev.get("event_id")
             cls = eid.__class__
@@ -137,6 +156,8 @@ class Dedup:
             prev = seen.get(key)
             if prev is None:
                 seen[key] = (t << 32) | fp
+                if t <= head_until:
+                    self._remember_first(key, t, fp, ev["event_name"], eid, delivery)
                 if t > self._watermark:
                     self._advance(t)
                 if len(seen) > self._max_tracked:
@@ -158,10 +179,92 @@ class Dedup:
             if t > prev_t:
                 self._seen[key] = (t << 32) | fp
         else:
+            if len(self._reused.examples) < MAX_EXAMPLES:
+                self._reuse_marks.append(len(self._head))
             self._reused.add(ev["event_name"], d.file, d.line, eid)
             self._seen[key] = (max(t, prev_t) << 32) | fp
         if t > self._watermark:
             self._advance(t)
+
+    def _remember_first(
+        self, key: int, t: int, fp: int, name: str, eid: object, d: Delivery
+    ) -> None:
+        """Keep the first use of an id in this part's head (continuations only)."""
+        if self._head_until == _HEAD_UNSTARTED:
+            self._head_until = t + self._window + self._prune_step
+        head = self._head
+        if t > self._head_until or key in head or len(head) >= self._max_tracked:
+            return
+        name = self._head_names.setdefault(name, name)
+        head[key] = ((t << 32) | fp, name, eid, d.file, d.line)
+
+    def merge(self, later: Dedup) -> None:
+        """Fold in the state of the part of the input right after this one (``Check.merge``).
+
+        ``later`` must have been created with ``ctx.continuation``: its head holds the
+        first use of each id it saw early. Each such use is judged against our table as
+        ``observe`` would have (within ``reuse_window``: a different fingerprint is a
+        reuse, reported with ``later``'s example; the same one a duplicate send); then
+        ``later``'s table joins ours (the newest entry per id wins) and is pruned at the
+        new watermark. Exact for input in time order, with one approximation: when
+        ``later`` saw an id several times, only its first use is compared with ours (its
+        other uses were compared with that first one, where one sequential table would
+        hold our newer time or content only for out-of-order input). Uses after the head
+        (more than a window and a prune step after ``later``'s first timed id) are not
+        compared: input out of order by more than that across a cut may miss a reuse. A
+        sequential run remains the reference. Merge parts left to right: ``later`` must
+        not have absorbed a part itself.
+        """
+        self.events += later.events
+        self.duplicate_sends += later.duplicate_sends
+        self._missing.merge(later._missing)
+        self._merge_reuses(later)
+        seen = self._seen
+        for key, packed in later._seen.items():
+            mine = seen.get(key)
+            if mine is None or packed >> 32 >= mine >> 32:
+                seen[key] = packed
+        self._peak = max(self._peak, later.peak_tracked)
+        self._watermark = max(self._watermark, later._watermark)
+        self._prune()
+        if len(seen) > self._max_tracked:
+            self._evict_oldest_half()
+
+    def _merge_reuses(self, later: Dedup) -> None:
+        """Judge ``later``'s first uses against our table; merge the reuse tallies with
+        the examples in input order (earlier part first, then ``later``'s in its order)."""
+        seen = self._seen
+        hits: list[tuple[int, _HeadEntry]] = []  # (index in later's head, entry)
+        for index, (key, entry) in enumerate(later._head.items()):
+            prev = seen.get(key)
+            if prev is None:
+                continue
+            if abs((entry[0] >> 32) - (prev >> 32)) > self._window:
+                continue  # a fresh use of the id, or not comparable (see _seen_again)
+            if entry[0] & _FP_MASK == prev & _FP_MASK:
+                self.duplicate_sends += 1
+            else:
+                hits.append((index, entry))
+        reused, theirs = self._reused, later._reused
+        names = reused.event_names
+        for _, (_, name, _, _, _) in hits:
+            reused.count += 1
+            if name in names:
+                names[name] += 1
+            elif len(names) < MAX_EVENT_NAMES:
+                names[name] = 1
+        # A reuse example of later's own was taken after ``mark`` head entries: it comes
+        # after head entry mark - 1 and before head entry mark in the input.
+        ordered = sorted(
+            [((i, 1), Example(e[3], e[4], mask_value(e[2], FIELD))) for i, e in hits[:MAX_EXAMPLES]]
+            + [((m, 0), ex) for m, ex in zip(later._reuse_marks, theirs.examples, strict=True)],
+            key=lambda item: item[0],  # stable: later's own examples keep their order
+        )
+        taken = [ex for _, ex in ordered[: max(0, MAX_EXAMPLES - len(reused.examples))]]
+        reused.examples.extend(taken)
+        self._reuse_marks.extend([len(self._head)] * len(taken))  # after all of our head
+        theirs.examples = []  # taken above, in order
+        reused.merge(theirs)
 
     @property
     def peak_tracked(self) -> int:

@@ -144,6 +144,14 @@ class ErrorGroup:
         if cause in self.causes or len(self.causes) < MAX_ERROR_KEYS:
             self.causes[cause] += 1
 
+    def merge(self, later: ErrorGroup) -> None:
+        """Fold in the same group of the input right after this one; our title stays."""
+        self.tally.merge(later.tally)
+        self.requests += later.requests
+        for cause, n in later.causes.items():
+            if cause in self.causes or len(self.causes) < MAX_ERROR_KEYS:
+                self.causes[cause] += n
+
 
 class DeliveryCheck:
     """Folds Meta's responses into error groups and drop counts."""
@@ -188,6 +196,25 @@ class DeliveryCheck:
         shown = group.title or f"HTTP {r.status}"
         # Token and throttling problems concern the dataset, not an event name.
         _book(group.tally, delivery, shown, n, names=code == DELIVERY_ERRORS)
+
+    def merge(self, later: DeliveryCheck) -> None:
+        """Fold in the state of the input right after this one (``Check.merge``): counters
+        add up; groups merge by (code, field), new ones bounded as in ``_group``."""
+        self.requests += later.requests
+        self.sent += later.sent
+        self.failed_requests += later.failed_requests
+        self.failed_events += later.failed_events
+        self.no_response_requests += later.no_response_requests
+        self._dropped.merge(later._dropped)
+        groups = self._groups
+        for (code, field), group in later._groups.items():
+            new = (code, field) not in groups
+            if new and code == DELIVERY_ERRORS and len(groups) >= MAX_ERROR_KEYS:
+                field = "response.error.other"
+            mine = groups.get((code, field))
+            if mine is None:
+                mine = groups[(code, field)] = ErrorGroup(Tally(code, field), group.title)
+            mine.merge(group)
 
     def _group(self, code: str, delivery: Delivery, r: ResponseInfo) -> ErrorGroup:
         """The group of a failed request: one per code for token and throttling errors,

@@ -249,6 +249,9 @@ class HashValidity:
         self.ctx = ctx
         self.book = FindingBook()
         self.total = 0
+        self._fresh_caches()
+
+    def _fresh_caches(self) -> None:
         # Verdicts already computed, per key: real traffic repeats most digests (gender,
         # country, state, returning customers), so a dict hit skips the hex test.
         self._verdicts: dict[str, dict[str, HashCode | None]] = {k: {} for k in MUST_HASH_KEYS}
@@ -257,6 +260,20 @@ class HashValidity:
             **dict.fromkeys(NEVER_HASH_KEYS, _NEVER),
             **self._verdicts,
         }
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled (parallel audit) without the caches: they are large, and _NEVER is
+        # compared by identity, which unpickling would break.
+        return {k: v for k, v in self.__dict__.items() if k not in ("_verdicts", "_route")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._fresh_caches()
+
+    def merge(self, later: HashValidity) -> None:
+        """Fold in the counts of the input right after this one (``Check.merge``)."""
+        self.total += later.total
+        self.book.merge(later.book)
 
     def observe(self, delivery: Delivery) -> None:
         """Fold one delivery: every event with a ``user_data`` object is inspected."""

@@ -146,6 +146,19 @@ class Latency:
             hist = self._by_name[name] = LagHistogram(len(self._bounds))
         return hist
 
+    def merge(self, later: Latency) -> None:
+        """Fold in the histograms of the input right after this one (``Check.merge``):
+        counts add up, maxima are kept, late examples keep the earlier ones first, new
+        names are bounded as in ``observe`` (exact unless ``later`` itself overflowed)."""
+        for name, theirs in later._by_name.items():
+            mine = self._by_name.get(name)
+            if mine is None:
+                mine = self._histogram(name)
+            mine.merge(theirs)
+            room = MAX_EXAMPLES - len(mine.examples)
+            if room > 0:
+                mine.examples.extend(theirs.examples[:room])
+
     def _overall(self) -> LagHistogram:
         total = LagHistogram(len(self._bounds))
         for hist in self._by_name.values():

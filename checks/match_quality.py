@@ -129,6 +129,25 @@ class KeyCounts:
             if i is not None:
                 self.overflow[i] += 1
 
+    def merge(self, later: KeyCounts) -> None:
+        """Fold in the counts of the input right after this one: new layouts (with their
+        samples) are taken while there is room, the rest counted key by key, as
+        ``add_layout`` does; the per-key counts are exact either way."""
+        self.events += later.events
+        self.overflow = [a + b for a, b in zip(self.overflow, later.overflow, strict=True)]
+        layouts = self.layouts
+        for layout, n in later.layouts.items():
+            if layout in layouts:
+                layouts[layout] += n
+            elif len(layouts) < MAX_LAYOUTS:
+                layouts[layout] = n
+                self.samples[layout] = later.samples[layout]
+            else:
+                for k in layout:
+                    i = _INDEX.get(k)
+                    if i is not None:
+                        self.overflow[i] += n
+
     @property
     def counts(self) -> list[int]:
         """Per match key (``MATCH_KEYS`` order): events carrying a present value."""
@@ -204,6 +223,15 @@ class MatchQuality:
         if kc is None:
             kc = self._by_name[name] = KeyCounts()
         return kc
+
+    def merge(self, later: MatchQuality) -> None:
+        """Fold in the counts of the input right after this one (``Check.merge``); new
+        names are bounded as in ``observe`` (exact unless ``later`` itself overflowed)."""
+        for name, theirs in later._by_name.items():
+            mine = self._by_name.get(name)
+            if mine is None:
+                mine = self._counts(name)
+            mine.merge(theirs)
 
     def coverage(self) -> dict[str, dict[str, float]]:
         """Event name -> match key -> share of its events carrying the key (0–1)."""

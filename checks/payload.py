@@ -249,11 +249,35 @@ class Payload:
         self.max_ahead = 0.0  # seconds, over EVENT_TIME_FUTURE events
         self.max_age = 0.0  # seconds, over EVENT_TIME_TOO_OLD events
         self.test_code_names: Counter[str] = Counter()
+        self._fresh_memos()
+
+    def _fresh_memos(self) -> None:
         # Bounded memos of values already judged fine: cookies repeat per browser, custom
         # event names per dataset; both spare a regex or a case fold per event.
         self._valid_fbc: set[str] = set()
         self._valid_fbp: set[str] = set()
         self._names_ok: set[str] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled (parallel audit) without the memos: caches, not results.
+        memos = ("_valid_fbc", "_valid_fbp", "_names_ok")
+        return {k: v for k, v in self.__dict__.items() if k not in memos}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._fresh_memos()
+
+    def merge(self, later: Payload) -> None:
+        """Fold in the state of the input right after this one (``Check.merge``): counts,
+        maxima, and the test-code names under their bound (earlier names first)."""
+        self.total += later.total
+        self.book.merge(later.book)
+        self.max_ahead = max(self.max_ahead, later.max_ahead)
+        self.max_age = max(self.max_age, later.max_age)
+        names = self.test_code_names
+        for name, n in later.test_code_names.items():
+            if name in names or len(names) < _MAX_EVIDENCE_NAMES:
+                names[name] += n
 
     def observe(self, delivery: Delivery) -> None:
         """Fold one delivery: every event is judged against its send time.

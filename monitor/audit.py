@@ -2,6 +2,11 @@
 
 Reading streams line by line; each dataset gets its own set of check instances and a
 rollup accumulator, so memory is bounded by datasets × (check state), never by events.
+
+Large inputs may be audited in parallel (``run_audit(jobs=...)``): the inputs are cut into
+contiguous parts (``monitor.parallel``), each part is audited by the same sequential loop
+in a forked worker, and the parent merges the parts in input order. The report is the
+one a sequential run gives (see ``checks.dedup.Dedup.merge`` for the one approximation).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import glob
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from checks import CHECKS, HEALTH_WEIGHTS, CheckContext, registry
 from checks.base import skipped
@@ -18,30 +23,56 @@ from monitor.config import DatasetSettings, Settings
 from monitor.errors import ConfigError
 from monitor.model import CheckResult
 from monitor.observations import Delivery, ReadStats
+from monitor.parallel import fork_available, plan_parts, run_parts
 from monitor.results import AuditReport, DatasetReport
 from monitor.rollup import RollupAccumulator
 from monitor.sources.logs import DatasetResolver, InputFile, expand_paths, read_deliveries
+
+# Below this, forking and merging cost more than they save (~1 s of sequential reading).
+PARALLEL_MIN_BYTES = 32 * 1024 * 1024
 
 
 class DatasetAudit:
     """All check instances and the rollup of one dataset, fed delivery by delivery."""
 
-    def __init__(self, dataset_id: str, settings: Settings, now: float) -> None:
+    def __init__(
+        self, dataset_id: str, settings: Settings, now: float, *, continuation: bool = False
+    ) -> None:
+        """``continuation``: this audit observes a later part of a parallel audit and will
+        be merged into the audit of the part before it (see ``CheckContext``)."""
         self.dataset_id = dataset_id
         self.settings = settings
-        ctx = CheckContext(dataset_id=dataset_id, now=now, settings=settings.checks)
+        ctx = CheckContext(dataset_id, now, settings.checks, continuation)
         disabled = set(settings.checks.disabled)
         self.checks = [cls(ctx) for cls in CHECKS if cls.id not in disabled]
         self.rollup = RollupAccumulator(dataset_id)
         self.events = 0
+        self._observers = self._bind()
+
+    def _bind(self) -> list[Callable[[Delivery], None]]:
         # Bound methods, looked up once: this loop runs for every line of every log.
-        self._observers: list[Callable[[Delivery], None]] = [c.observe for c in self.checks]
-        self._observers.append(self.rollup.observe)
+        return [*(c.observe for c in self.checks), self.rollup.observe]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_observers"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._observers = self._bind()
 
     def observe(self, delivery: Delivery) -> None:
         self.events += len(delivery.events)
         for observe in self._observers:
             observe(delivery)
+
+    def merge(self, later: DatasetAudit) -> None:
+        """Fold in the audit of the same dataset over the input right after this one
+        (same settings and clock): event counts, each check by id, the rollup."""
+        self.events += later.events
+        theirs = {c.id: c for c in later.checks}
+        for check in self.checks:
+            check.merge(theirs[check.id])
+        self.rollup.merge(later.rollup)
 
     def report(self) -> DatasetReport:
         if self.events:
@@ -93,7 +124,11 @@ def input_files(settings: Settings, paths: Sequence[str]) -> list[InputFile]:
     return configured_files(settings.datasets)
 
 
-def run_audit(
+# What auditing some input yields: its read counts and one audit per dataset seen.
+PartAudit = tuple[ReadStats, dict[str, DatasetAudit]]
+
+
+def audit_files(
     settings: Settings,
     files: Sequence[InputFile],
     *,
@@ -102,12 +137,10 @@ def run_audit(
     until: float | None = None,
     on_bytes: Callable[[int], None] | None = None,
     stdin: BinaryIO | None = None,
-) -> AuditReport:
-    """Read ``files``, run every enabled check per dataset, return the report (no I/O
-    beyond reading the inputs; storing and rendering are the caller's business)."""
-    unknown = set(settings.checks.disabled) - set(registry())
-    if unknown:
-        raise ConfigError(f"checks.disabled: unknown check id {sorted(unknown)[0]!r}")
+    continuation: bool = False,
+) -> PartAudit:
+    """The sequential audit loop over ``files``: read counts and a ``DatasetAudit`` per
+    dataset that had deliveries (``continuation``: see ``DatasetAudit``)."""
     stats = ReadStats(max_problems=settings.input.max_problems)
     audits: dict[str, DatasetAudit] = {}
     deliveries = read_deliveries(
@@ -123,8 +156,42 @@ def run_audit(
     for delivery in deliveries:
         audit = audits.get(delivery.dataset_id)
         if audit is None:
-            audit = audits[delivery.dataset_id] = DatasetAudit(delivery.dataset_id, settings, now)
+            audit = audits[delivery.dataset_id] = DatasetAudit(
+                delivery.dataset_id, settings, now, continuation=continuation
+            )
         audit.observe(delivery)
+    return stats, audits
+
+
+def run_audit(
+    settings: Settings,
+    files: Sequence[InputFile],
+    *,
+    now: float,
+    since: float | None = None,
+    until: float | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+    stdin: BinaryIO | None = None,
+    jobs: int = 1,
+    parallel_min_bytes: int = PARALLEL_MIN_BYTES,
+) -> AuditReport:
+    """Read ``files``, run every enabled check per dataset, return the report (no I/O
+    beyond reading the inputs; storing and rendering are the caller's business).
+
+    With ``jobs > 1``, no stdin among the inputs, at least ``parallel_min_bytes`` of
+    input and fork available, up to ``jobs`` worker processes audit contiguous parts of
+    the input; the report is the one a sequential run gives (``monitor.parallel``).
+    """
+    unknown = set(settings.checks.disabled) - set(registry())
+    if unknown:
+        raise ConfigError(f"checks.disabled: unknown check id {sorted(unknown)[0]!r}")
+    parts = _parts(files, jobs, parallel_min_bytes)
+    if len(parts) > 1:
+        stats, audits = _audit_parallel(settings, parts, now, since, until, on_bytes)
+    else:
+        stats, audits = audit_files(
+            settings, files, now=now, since=since, until=until, on_bytes=on_bytes, stdin=stdin
+        )
     for ds in settings.datasets:  # configured datasets are reported even without events
         if ds.id not in audits:
             audits[ds.id] = DatasetAudit(ds.id, settings, now)
@@ -134,3 +201,51 @@ def run_audit(
     return AuditReport(
         generated_at=time.time(), now=now, inputs=stats, datasets=reports, since=since, until=until
     )
+
+
+def _parts(files: Sequence[InputFile], jobs: int, min_bytes: int) -> list[list[InputFile]]:
+    """The parts to audit: one (sequential) unless parallelism is asked for and pays."""
+    if jobs <= 1 or any(f.is_stdin for f in files) or not fork_available():
+        return [list(files)]
+    if sum(_size(f) for f in files) < min_bytes:
+        return [list(files)]
+    return plan_parts(files, jobs)
+
+
+def _size(f: InputFile) -> int:
+    try:
+        return os.path.getsize(f.path)
+    except OSError:
+        return 0  # the reader reports it when it gets there
+
+
+def _audit_parallel(
+    settings: Settings,
+    parts: list[list[InputFile]],
+    now: float,
+    since: float | None,
+    until: float | None,
+    on_bytes: Callable[[int], None] | None,
+) -> PartAudit:
+    """Audit each part in a worker; merge the parts in input order as they arrive."""
+    stats = ReadStats(max_problems=settings.input.max_problems)
+    audits: dict[str, DatasetAudit] = {}
+
+    def work(index: int, part: Sequence[InputFile], advance: Callable[[int], None]) -> PartAudit:
+        return audit_files(
+            settings, part, now=now, since=since, until=until, on_bytes=advance,
+            continuation=index > 0,
+        )  # fmt: skip
+
+    def consume(index: int, result: PartAudit) -> None:
+        part_stats, part_audits = result
+        stats.merge(part_stats)
+        for dataset_id, audit in part_audits.items():
+            mine = audits.get(dataset_id)
+            if mine is None:
+                audits[dataset_id] = audit
+            else:
+                mine.merge(audit)
+
+    run_parts(parts, work, consume, on_bytes=on_bytes)
+    return stats, audits

@@ -23,6 +23,7 @@ from monitor.audit import input_files, run_audit
 from monitor.config import Settings, load_settings
 from monitor.errors import CapiMonitorError, InputError, StoreError
 from monitor.model import Severity
+from monitor.parallel import MAX_AUTO_JOBS, default_jobs
 from monitor.results import AuditReport
 from monitor.sources.logs import InputFile
 from monitor.timeutil import parse_iso
@@ -77,6 +78,15 @@ def cli() -> None:
 @click.option("--db", "db_url", metavar="URL", help="Store URL (default: [storage] url).")
 @click.option("--no-store", is_flag=True, help="Do not record this run in the store.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary on the terminal.")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help=f"Worker processes for inputs of 32 MiB or more (not stdin): 0 = one per CPU, at "
+    f"most {MAX_AUTO_JOBS}; 1 = none. The report is the same either way.",
+)
 def audit(
     paths: tuple[str, ...],
     config_path: str | None,
@@ -89,6 +99,7 @@ def audit(
     db_url: str | None,
     no_store: bool,
     quiet: bool,
+    jobs: int,
 ) -> int:
     """Audit CAPI delivery logs: files, directories (recursive), globs, or - for stdin.
 
@@ -105,6 +116,7 @@ def audit(
         report = run_audit(
             settings, files, now=clock, since=since, until=until, on_bytes=on_bytes,
             stdin=sys.stdin.buffer if any(f.is_stdin for f in files) else None,
+            jobs=jobs or default_jobs(),
         )  # fmt: skip
     if store is not None:
         with store:

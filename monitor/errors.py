@@ -4,8 +4,9 @@
     ├── ConfigError             a config file or key is wrong (message names file and key path)
     ├── InputError              an input path cannot be read at all (exit 2)
     ├── StoreError              the database cannot be opened or migrated
-    └── SourceError             a source (e.g. the Graph API) could not be read; the message
-                                is already scrubbed (sources.graph.GraphError adds a `kind`)
+    ├── SourceError             a source (e.g. the Graph API) could not be read; the message
+    │                           is already scrubbed (sources.graph.GraphError adds a `kind`)
+    └── WorkerError             a worker process of a parallel audit died without a result
 
 Malformed *content* (a bad log line) is never an exception: sources count and report it.
 Third-party errors are wrapped at the boundary with ``raise ... from``.
@@ -30,3 +31,7 @@ class StoreError(CapiMonitorError):
 
 class SourceError(CapiMonitorError):
     """A source could not be read (network, API error, bad answer); message already scrubbed."""
+
+
+class WorkerError(CapiMonitorError):
+    """A worker process of a parallel audit died without a result (killed, out of memory)."""

@@ -89,6 +89,19 @@ class ReadStats:
         if len(self.problems) < self.max_problems:
             self.problems.append(Problem(file, line, reason))
 
+    def merge(self, later: ReadStats) -> None:
+        """Fold in the counts of a read of the input right after this one: the sums, and
+        the problems in input order up to ``max_problems`` (as one read would keep them)."""
+        self.files += later.files
+        self.lines += later.lines
+        self.events += later.events
+        self.malformed_lines += later.malformed_lines
+        self.malformed_events += later.malformed_events
+        self.bytes_read += later.bytes_read
+        room = self.max_problems - len(self.problems)
+        if room > 0:
+            self.problems.extend(later.problems[:room])
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "files": self.files,

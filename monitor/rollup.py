@@ -111,6 +111,23 @@ class _RowState:
             if i is not None:
                 counts[i] += 1
 
+    def merge(self, later: _RowState) -> None:
+        """Fold in the same row of the input right after this one; layouts beyond the
+        bound are counted key by key, as ``add_layout`` does (the counts are exact)."""
+        self.row.merge(later.row)
+        layouts = self.layouts
+        for layout, n in later.layouts.items():
+            if layout in layouts:
+                layouts[layout] += n
+            elif len(layouts) < MAX_LAYOUTS:
+                layouts[layout] = n
+            else:
+                counts = self.row.key_counts
+                for k in layout:
+                    i = _KEY_INDEX.get(k)
+                    if i is not None:
+                        counts[i] += n
+
     def finish(self) -> HourRollup:
         counts = self.row.key_counts
         for layout, n in self.layouts.items():
@@ -185,6 +202,30 @@ class RollupAccumulator:
             row = self._row(ev["event_name"], int(t // 3600 * 3600)).row
             row.failed += 1
             row.error_codes[err] = row.error_codes.get(err, 0) + 1
+
+    def merge(self, later: RollupAccumulator) -> None:
+        """Fold in the rollup of the input right after this one (same dataset): rows add
+        up. Event names new to us are admitted under ``MAX_EVENT_NAMES`` in ``later``'s
+        first-seen order, as a sequential run would (exact unless ``later`` overflowed)."""
+        target: dict[str, str] = {}  # later's name -> ours
+        for (name, hour), theirs in later.rows.items():
+            mine_name = target.get(name)
+            if mine_name is None:
+                mine_name = target[name] = self._merged_name(name, later)
+            mine = self.rows.get((mine_name, hour))
+            if mine is None:
+                row = HourRollup(self.dataset_id, mine_name, SOURCE_SERVER_LOG, hour)
+                mine = self.rows[(mine_name, hour)] = _RowState(row)
+            mine.merge(theirs)
+
+    def _merged_name(self, name: str, later: RollupAccumulator) -> str:
+        if name not in later._names:  # later's own overflow row
+            return OTHER_EVENT
+        if name not in self._names:
+            if len(self._names) >= MAX_EVENT_NAMES:
+                return OTHER_EVENT
+            self._names.add(name)
+        return name
 
     def result(self) -> list[HourRollup]:
         rows = [state.finish() for state in self.rows.values()]

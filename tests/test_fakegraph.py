@@ -76,7 +76,9 @@ def test_token_is_checked_from_query_or_header_per_dataset() -> None:
         assert wrong.status_code == 400 and wrong.json()["error"]["code"] == 190
         assert _get(fg, "/v25.0/42/da_checks", token=None).json()["error"]["code"] == 190
         with httpx.Client(base_url=fg.url, timeout=10) as client:
-            header = client.get("/v25.0/77/da_checks", headers={"Authorization": "Bearer other-token"})
+            header = client.get(
+                "/v25.0/77/da_checks", headers={"Authorization": "Bearer other-token"}
+            )
         assert header.status_code == 200
         assert _get(fg, "/v25.0/77/da_checks").json()["error"]["code"] == 190
         recorded = fg.requests
@@ -90,7 +92,12 @@ def test_dataset_quality_rejects_the_misspelt_field_like_meta() -> None:
         good = _get(fg, "/v25.0/dataset_quality", dataset_id="42", fields="web{event_name}")
     assert bad.json()["error"]["code"] == 100
     web = good.json()["web"]
-    assert {e["event_name"] for e in web} == {"Purchase", "InitiateCheckout", "AddToCart", "PageView"}
+    assert {e["event_name"] for e in web} == {
+        "Purchase",
+        "InitiateCheckout",
+        "AddToCart",
+        "PageView",
+    }
     pageview = next(e for e in web if e["event_name"] == "PageView")
     assert "event_coverage" not in pageview and "dedupe_key_feedback" not in pageview
 

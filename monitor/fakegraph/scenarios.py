@@ -110,7 +110,6 @@ class Scenario:
     regain_minutes: float = 1.0
     app_usage_pct: int = 7
     token_expires_at: int = 0
-    options: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def named(cls, name: str) -> Scenario:
@@ -327,7 +326,7 @@ def _conversion_entry(sc: Scenario, event: str) -> dict[str, Any]:
         kind is ScenarioKind.SERVER_MISSING and event == "Purchase"
     ):
         entry["event_coverage"] = {
-            "percentage": 0.0 if event == "Purchase" else 33.3,
+            "percentage": 0.0 if kind is ScenarioKind.SERVER_MISSING else 33.3,
             "goal_percentage": 75,
         }
     if kind is ScenarioKind.DEDUP_BROKEN:

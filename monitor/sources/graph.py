@@ -333,11 +333,20 @@ def canonical_match_key(name: str) -> str:
 
 def parse_graph_time(value: object) -> datetime | None:
     """A Graph time (ISO 8601 with ``+0000``-style offsets, or Unix seconds) -> aware UTC."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+    if isinstance(value, str):
+        return _parse_graph_text(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     try:
-        ts = float(value) if not isinstance(value, str) else parse_iso(value)
-        return datetime.fromtimestamp(ts, UTC)
+        return datetime.fromtimestamp(value, UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+@functools.lru_cache(maxsize=4096)  # the same hour strings recur on every page and dataset
+def _parse_graph_text(value: str) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(parse_iso(value), UTC)
     except (ValueError, OverflowError, OSError):
         return None
 
@@ -669,7 +678,7 @@ class HttpPool:
         size: int = 100,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
-        per_pool: int = 8,
+        per_pool: int = 4,
     ) -> None:
         shards = 1 if transport is not None else max(1, math.ceil(size / max(per_pool, 1)))
         cap = max(1, math.ceil(size / shards))
@@ -1031,7 +1040,7 @@ def _key(target: _Target) -> tuple[str, tuple[tuple[str, str], ...]]:
 
 
 async def _guarded(part: Part, coro: Awaitable[T], errors: list[PartError]) -> T | None:
-    """Run one part; its failure becomes a ``PartError``, never an exception (§ brief)."""
+    """Run one part; its failure becomes a ``PartError`` in ``errors``, never an exception."""
     try:
         return await coro
     except GraphError as err:

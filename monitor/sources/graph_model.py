@@ -246,7 +246,9 @@ class GraphSnapshot:
       only (Meta samples: totals can be far below event totals, §2).
     - ``quality``: Dataset Quality per event, ``da_checks``, ``token``: ``None`` when that
       part failed (see ``errors``) -- never an empty stand-in.
-    - ``calls``: HTTP requests made on behalf of this dataset (retries and pages included).
+    - ``calls``: HTTP requests made on behalf of this dataset (retries and pages included;
+      a token probe shared by several datasets counts for the first one only).
+    - ``usage``: the latest rate-limit usage the client had seen when the poll ended.
     """
 
     dataset_id: str

@@ -40,6 +40,7 @@ LOG_SUFFIXES = (".jsonl", ".ndjson", ".log")  # each optionally followed by ".gz
 _READ_BUFFER = 1 << 20
 _PROGRESS_EVERY = 1 << 20  # bytes between ``on_bytes`` calls (and stats flushes)
 _SKIP_CHUNK = 1 << 20  # an over-long line is discarded in chunks of this size
+_COUNT_CHUNK = 4 << 20  # newlines before a range's start are counted in chunks of this size
 _GZIP_MAGIC = b"\x1f\x8b"
 _NEWLINE = 0x0A
 # Unix times above this are milliseconds: 1e11 s is the year 5138, 1e11 ms is 1973.
@@ -53,10 +54,26 @@ _GZIP_DAMAGE: tuple[type[Exception], ...] = (EOFError, zlib.error, gzip.BadGzipF
 
 @dataclass(frozen=True, slots=True)
 class InputFile:
-    """One input: ``path`` as the user should see it (``"<stdin>"`` for ``-``)."""
+    """One input: ``path`` as the user should see it (``"<stdin>"`` for ``-``).
+
+    ``start``/``end`` select a byte range of a plain (uncompressed) file, for a parallel
+    audit: the lines that *start* in ``[start, end)`` are read (``end=None``: to the end of
+    the file), so ranges cut at line starts cover every line exactly once. ``first_line``
+    is the physical line number of the line at ``start`` (blank lines count); ``None``
+    makes the reader count the newlines before ``start``. Only the range that starts at
+    byte 0 counts in ``ReadStats.files``. A gzip file or stdin is always read whole:
+    a range of one raises ``ValueError``.
+    """
 
     path: str
     is_stdin: bool = False
+    start: int = 0
+    end: int | None = None
+    first_line: int | None = 1
+
+    @property
+    def is_whole(self) -> bool:
+        return self.start == 0 and self.end is None
 
 
 # ----------------------------------------------------------------------------- paths
@@ -198,8 +215,9 @@ class _LineSource(Protocol):
     def readline(self, size: int = -1, /) -> bytes: ...
 
 
-# (lines, function returning on-disk bytes consumed so far or None to count line bytes)
-_Opened = tuple[_LineSource, Callable[[], int] | None]
+# (lines, function returning on-disk bytes consumed so far or None to count line bytes,
+#  physical line number of the first line)
+_Opened = tuple[_LineSource, Callable[[], int] | None, int]
 
 
 class _Malformed(Exception):
@@ -242,9 +260,11 @@ def read_deliveries(
         if resolver is not None and not file.is_stdin:
             dataset = resolver.for_file(file.path) or UNKNOWN_DATASET
         opener = _open_stream(stdin or sys.stdin.buffer) if file.is_stdin else _open_path(file)
-        with opener as (source, position):
-            stats.files += 1
-            yield from reader.read_file(file.path, source, position, dataset)
+        limit = None if file.end is None else max(0, file.end - file.start)
+        with opener as (source, position, first_line):
+            if file.start == 0:  # a file cut into ranges is still one file
+                stats.files += 1
+            yield from reader.read_file(file.path, source, position, dataset, first_line, limit)
 
 
 @contextlib.contextmanager
@@ -262,11 +282,37 @@ def _open_path(file: InputFile) -> Iterator[_Opened]:
         except OSError as err:
             raise InputError(f"{file.path}: cannot read: {_os_reason(err)}") from None
         if magic == _GZIP_MAGIC:
+            if not file.is_whole:
+                raise ValueError(f"{file.path}: a gzip file cannot be read by byte range")
             with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
                 # raw.tell() is the compressed position: progress then matches file sizes.
-                yield unzipped, raw.tell
+                yield unzipped, raw.tell, 1
+        elif file.start:
+            yield raw, None, _seek_range(raw, file)
         else:
-            yield raw, None
+            yield raw, None, 1
+
+
+def _seek_range(raw: io.BufferedReader, file: InputFile) -> int:
+    """Position ``raw`` at ``file.start``; returns the physical line number there, counting
+    the newlines before it when ``file.first_line`` is None (big chunks: ~GB/s)."""
+    try:
+        first_line = file.first_line
+        if first_line is None:
+            raw.seek(0)
+            newlines = 0
+            left = file.start
+            while left > 0:
+                chunk = raw.read(min(_COUNT_CHUNK, left))
+                if not chunk:
+                    break
+                newlines += chunk.count(b"\n")
+                left -= len(chunk)
+            first_line = newlines + 1
+        raw.seek(file.start)
+    except OSError as err:
+        raise InputError(f"{file.path}: cannot read: {_os_reason(err)}") from None
+    return first_line
 
 
 @contextlib.contextmanager
@@ -279,9 +325,9 @@ def _open_stream(stream: BinaryIO) -> Iterator[_Opened]:
     try:
         if peekable.peek(2)[:2] == _GZIP_MAGIC:
             with gzip.GzipFile(fileobj=peekable, mode="rb") as unzipped:
-                yield unzipped, None  # a pipe has no position: count decompressed bytes
+                yield unzipped, None, 1  # a pipe has no position: count decompressed bytes
         else:
-            yield peekable, None
+            yield peekable, None, 1
     finally:
         if peekable is not stream:
             peekable.detach()
@@ -338,8 +384,11 @@ class _Reader:
         source: _LineSource,
         position: Callable[[], int] | None,
         dataset: str,
+        first_line: int = 1,
+        limit: int | None = None,
     ) -> Iterator[Delivery]:
-        """Yield the deliveries of one opened file. Deliberately one flat loop with local
+        """Yield the deliveries of one opened file (or of its lines that start within
+        ``limit`` bytes, numbered from ``first_line``). Deliberately one flat loop with local
         variables: it runs once per line, and every attribute lookup or call shows."""
         stats = self.stats
         readline = source.readline
@@ -349,12 +398,14 @@ class _Reader:
         parse = self._parse
         # Counters stay local (attribute updates per line show up in the profile) and are
         # flushed to stats about every MiB and when the file ends or the reader is closed.
-        lineno = blanks = counted = events = 0  # counted: lines already in stats.lines
+        lineno = counted = first_line - 1  # counted: lineno - blanks already in stats.lines
+        blanks = events = 0
         consumed = reported = 0  # line bytes read; on-disk bytes reported so far
+        stop = sys.maxsize if limit is None else limit  # a range ends at the line after it
         mark = _PROGRESS_EVERY
         line: bytes | None  # None: an over-long line, already discarded
         try:
-            while True:
+            while consumed < stop:
                 try:
                     chunk = readline(first)
                     size = len(chunk)
