@@ -33,7 +33,7 @@ def _assignment(text: str) -> tuple[str, Scenario]:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m monitor.fakegraph", description=__doc__.split("\n")[0]
+        prog="python -m monitor.fakegraph", description="Run the fake Graph API in the foreground."
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8999, help="0 picks a free port")

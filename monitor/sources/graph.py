@@ -50,7 +50,7 @@ import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -657,8 +657,8 @@ class _Target:
     """Where a request goes: a URL without query, its parameters, and a log-safe label."""
 
     url: str
-    params: dict[str, str]
-    label: str
+    params: dict[str, str] = field(repr=False)  # may hold debug_token's input_token
+    label: str = ""
 
 
 class HttpPool:
@@ -678,7 +678,7 @@ class HttpPool:
         size: int = 100,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
-        per_pool: int = 4,
+        per_pool: int = 8,
     ) -> None:
         shards = 1 if transport is not None else max(1, math.ceil(size / max(per_pool, 1)))
         cap = max(1, math.ceil(size / shards))
@@ -883,11 +883,11 @@ class GraphClient:
         and the token header must not go to a host we were not configured for.
         """
         try:
-            url = httpx.URL(next_url)
+            url: httpx.URL | None = httpx.URL(next_url)
         except (httpx.InvalidURL, TypeError):
-            raise GraphError(
-                f"{label}: unusable paging.next link", kind=GraphErrorKind.UNKNOWN
-            ) from None
+            url = None
+        if url is None:  # raised outside the except: no context holding the link's token
+            raise GraphError(f"{label}: unusable paging.next link", kind=GraphErrorKind.UNKNOWN)
         base = httpx.URL(self._base)
         same_origin = (url.scheme, url.host, url.port) == (base.scheme, base.host, base.port)
         path = url.path if same_origin else base.path.rstrip("/") + url.path
