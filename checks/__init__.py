@@ -9,9 +9,11 @@ from __future__ import annotations
 from checks.base import Check, CheckContext
 from checks.dedup import Dedup
 from checks.delivery import DeliveryCheck
+from checks.diagnostics import Diagnostics
 from checks.hash_validity import HashValidity
 from checks.latency import Latency
 from checks.match_quality import MatchQuality
+from checks.parity import Parity
 from checks.payload import Payload
 
 CHECKS: tuple[type[Check], ...] = (
@@ -21,6 +23,8 @@ CHECKS: tuple[type[Check], ...] = (
     Latency,
     DeliveryCheck,
     MatchQuality,
+    Parity,
+    Diagnostics,
 )
 
 # How much each check weighs in a dataset's health score (checks not listed weigh 1).
@@ -31,7 +35,15 @@ HEALTH_WEIGHTS: dict[str, float] = {
     "latency": 1.0,
     "delivery": 2.0,
     "match_quality": 1.5,
+    "parity": 1.5,
+    "diagnostics": 1.0,
 }
+
+# Checks with a Graph API part (``checks.graph_common``): the engine asks them for a result
+# even when a dataset has no log events, since Meta's side may still be judged.
+GRAPH_CHECKS: frozenset[str] = frozenset(
+    {"dedup", "latency", "match_quality", "parity", "diagnostics"}
+)
 
 
 def registry() -> dict[str, type[Check]]:
@@ -44,4 +56,4 @@ def registry() -> dict[str, type[Check]]:
     return out
 
 
-__all__ = ["CHECKS", "HEALTH_WEIGHTS", "Check", "CheckContext", "registry"]
+__all__ = ["CHECKS", "GRAPH_CHECKS", "HEALTH_WEIGHTS", "Check", "CheckContext", "registry"]

@@ -18,6 +18,7 @@ from monitor.model import CheckResult, Example, Finding, Severity, Status, worst
 if TYPE_CHECKING:
     from monitor.config import ChecksSettings
     from monitor.observations import Delivery
+    from monitor.sources.graph_model import GraphHistory, GraphSnapshot
 
 MAX_EXAMPLES = 3
 MAX_EVENT_NAMES = 50
@@ -33,6 +34,12 @@ class CheckContext:
     # later part of a parallel audit): checks with order-dependent state then also keep
     # what their ``merge`` needs to join the two (dedup: the first uses of ids).
     continuation: bool = False
+    # This run's Graph API poll of the dataset; None = no Graph source configured for it
+    # (no [meta] or no token): the Graph-based parts of checks are then ``skipped``.
+    graph: GraphSnapshot | None = None
+    # Stored Dataset Quality readings before this poll (EMQ_DROP, MATCH_KEY_DROP); None =
+    # no store in use, so drops are not evaluated.
+    history: GraphHistory | None = None
 
 
 class Check(Protocol):

@@ -28,12 +28,23 @@ above ``MAX_TRACKED_IDS`` ids inside one window the oldest-inserted half is forg
 
 A parallel audit cuts the input into parts and merges the checks of consecutive parts
 (``Dedup.merge``); reuse across a cut is the only order-dependent state, handled there.
+
+Graph part (``ctx.graph``, see ``checks.graph_common``), from Dataset Quality
+``dedupe_key_feedback`` (meta-capi.md §3, §11):
+
+``DEDUP_KEY_COVERAGE_LOW``
+    Meta's share of browser or server events of a name carrying ``event_id`` below
+    ``[checks.dedup] graph_min_pct`` (90 %; ``crit`` below ``graph_crit_pct``, 50 %).
+    A side is judged only when its ``/stats`` count of that name is unknown or at least
+    ``graph_min_events`` (20): a server-only event has no browser side to judge. An
+    absent block (dedup never set up) is unknown, not 0 (§3, §12).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from array import array
 from typing import Any, ClassVar
 
 import orjson
@@ -49,9 +60,21 @@ from checks.base import (
     result_from_findings,
     skipped,
 )
+from checks.graph_common import (
+    GraphPart,
+    GraphState,
+    combine,
+    enough,
+    error_text,
+    event_volumes,
+    graph_finding,
+    skipped_part,
+    volume_count,
+)
 from monitor.mask import mask_value
 from monitor.model import CheckResult, Example, Finding, Severity
 from monitor.observations import Delivery
+from monitor.sources.graph_model import EventQuality, GraphSnapshot, Part
 
 MISSING_EVENT_ID = "MISSING_EVENT_ID"
 EVENT_ID_REUSED = "EVENT_ID_REUSED"
@@ -63,9 +86,6 @@ _FP_MASK = 0xFFFFFFFF
 _MS_THRESHOLD = 1e11  # an event_time above this is in milliseconds (year 5138 in seconds)
 _MAX_TIME = 1e14  # ... and above this it is nonsense in any unit
 _HEAD_UNSTARTED = 1 << 62  # head open, its window starts at the first timed id
-# The first use of an id in a later part: ((seconds << 32) | fingerprint, event_name,
-# event_id, file, line), enough to judge it against the earlier part and report it.
-_HeadEntry = tuple[int, str, object, str, int]
 
 
 def content_fingerprint(event: dict[str, Any]) -> int:
@@ -94,6 +114,72 @@ def _seconds(t: float) -> int | None:
     return int(t)
 
 
+class FirstUses:
+    """The first use of each id in the head of a later part (see ``Dedup.merge``): key,
+    seconds, fingerprint, event name, event id, file and line, enough to judge it against
+    the part before and to report it. Rows live in parallel arrays (names and
+    files as indexes): ~150 bytes per id, and a pickle that copies arrays as bytes."""
+
+    __slots__ = ("_file_ix", "_index", "_name_ix", "eids", "file_of", "files", "fps", "keys",
+                 "lines", "name_of", "names", "times")  # fmt: skip
+
+    def __init__(self) -> None:
+        self.keys = array("q")
+        self.times = array("q")
+        self.fps = array("L")
+        self.lines = array("q")
+        self.name_of = array("I")
+        self.file_of = array("I")
+        self.eids: list[object] = []
+        self.names: list[str] = []
+        self.files: list[str] = []
+        self._name_ix: dict[str, int] = {}
+        self._file_ix: dict[str, int] = {}
+        self._index: set[int] | None = set()  # the keys; rebuilt after unpickling
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __contains__(self, key: int) -> bool:
+        if self._index is None:
+            self._index = set(self.keys)
+        return key in self._index
+
+    def add(self, key: int, t: int, fp: int, name: str, eid: object, file: str, line: int) -> None:
+        """A row for ``key``, which must not be in yet."""
+        if self._index is None:
+            self._index = set(self.keys)
+        self._index.add(key)
+        self.keys.append(key)
+        self.times.append(t)
+        self.fps.append(fp)
+        self.lines.append(line)
+        self.name_of.append(_intern(self._name_ix, self.names, name))
+        self.file_of.append(_intern(self._file_ix, self.files, file))
+        self.eids.append(eid)
+
+    def example(self, row: int) -> Example:
+        """The masked example of one row, as ``Tally.add`` would make it."""
+        return Example(self.files[self.file_of[row]], self.lines[row],
+                       mask_value(self.eids[row], FIELD))  # fmt: skip
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__ if k != "_index"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
+        self._index = None
+
+
+def _intern(index: dict[str, int], values: list[str], value: str) -> int:
+    i = index.get(value)
+    if i is None:
+        i = index[value] = len(values)
+        values.append(value)
+    return i
+
+
 class Dedup:
     """Folds deliveries into missing-id counts and a bounded recent-id table."""
 
@@ -120,10 +206,9 @@ class Dedup:
         # Only in a later part of a parallel audit (ctx.continuation): the first use of
         # each id in the part's head, its first window plus a prune step (bounded like
         # _seen), for ``merge``; and, per kept reuse example, len(_head) when it was taken,
-        # which orders it among the head's entries.
-        self._head: dict[int, _HeadEntry] = {}
+        # which orders it among the head's rows.
+        self._head = FirstUses()
         self._head_until = _HEAD_UNSTARTED if ctx.continuation else -1
-        self._head_names: dict[str, str] = {}  # one string object per event name
         self._reuse_marks: list[int] = []
 
     @property
@@ -195,8 +280,7 @@ class Dedup:
         head = self._head
         if t > self._head_until or key in head or len(head) >= self._max_tracked:
             return
-        name = self._head_names.setdefault(name, name)
-        head[key] = ((t << 32) | fp, name, eid, d.file, d.line)
+        head.add(key, t, fp, name, eid, d.file, d.line)
 
     def merge(self, later: Dedup) -> None:
         """Fold in the state of the part of the input right after this one (``Check.merge``).
@@ -233,30 +317,31 @@ class Dedup:
     def _merge_reuses(self, later: Dedup) -> None:
         """Judge ``later``'s first uses against our table; merge the reuse tallies with
         the examples in input order (earlier part first, then ``later``'s in its order)."""
-        seen = self._seen
-        hits: list[tuple[int, _HeadEntry]] = []  # (index in later's head, entry)
-        for index, (key, entry) in enumerate(later._head.items()):
+        seen, window, head = self._seen, self._window, later._head
+        hits: list[int] = []  # rows of later's head
+        for row, (key, t, fp) in enumerate(zip(head.keys, head.times, head.fps, strict=True)):
             prev = seen.get(key)
             if prev is None:
                 continue
-            if abs((entry[0] >> 32) - (prev >> 32)) > self._window:
+            if abs(t - (prev >> 32)) > window:
                 continue  # a fresh use of the id, or not comparable (see _seen_again)
-            if entry[0] & _FP_MASK == prev & _FP_MASK:
+            if fp == prev & _FP_MASK:
                 self.duplicate_sends += 1
             else:
-                hits.append((index, entry))
+                hits.append(row)
         reused, theirs = self._reused, later._reused
         names = reused.event_names
-        for _, (_, name, _, _, _) in hits:
+        for row in hits:
             reused.count += 1
+            name = head.names[head.name_of[row]]
             if name in names:
                 names[name] += 1
             elif len(names) < MAX_EVENT_NAMES:
                 names[name] = 1
-        # A reuse example of later's own was taken after ``mark`` head entries: it comes
-        # after head entry mark - 1 and before head entry mark in the input.
+        # A reuse example of later's own was taken after ``mark`` head rows: it comes
+        # after head row mark - 1 and before head row mark in the input.
         ordered = sorted(
-            [((i, 1), Example(e[3], e[4], mask_value(e[2], FIELD))) for i, e in hits[:MAX_EXAMPLES]]
+            [((row, 1), head.example(row)) for row in hits[:MAX_EXAMPLES]]
             + [((m, 0), ex) for m, ex in zip(later._reuse_marks, theirs.examples, strict=True)],
             key=lambda item: item[0],  # stable: later's own examples keep their order
         )
@@ -294,6 +379,10 @@ class Dedup:
             del seen[key]
 
     def result(self) -> CheckResult:
+        """The log part combined with the Graph part (``checks.graph_common.combine``)."""
+        return combine(self.log_result(), graph_part(self.ctx))
+
+    def log_result(self) -> CheckResult:
         """Findings for missing and reused ids; ``skipped`` when no event was seen."""
         if not self.events:
             return skipped(self.id, "no events in the logs")
@@ -360,3 +449,93 @@ def _pct(share: float) -> str:
 def _hours(seconds: int) -> str:
     h = seconds / 3600
     return str(int(h)) if math.isclose(h, round(h)) else f"{h:.1f}"
+
+
+# ------------------------------------------------ Graph part: Meta's dedup key feedback
+
+DEDUP_KEY_COVERAGE_LOW = "DEDUP_KEY_COVERAGE_LOW"
+DEDUP_KEY = "event_id"
+
+
+def graph_part(ctx: CheckContext) -> GraphPart:
+    """``DEDUP_KEY_COVERAGE_LOW`` per event name from ``ctx.graph`` (module docstring)."""
+    snap = ctx.graph
+    if snap is None:
+        return skipped_part()
+    if not snap.ok(Part.DATASET_QUALITY):
+        return GraphPart(GraphState.ERROR, error_text(snap, [Part.DATASET_QUALITY]))
+    cfg = ctx.settings.dedup
+    volumes = event_volumes(snap)
+    sides = _side_volumes(snap)
+    findings: list[Finding] = []
+    judged: list[str] = []
+    for q in sorted(snap.quality or (), key=lambda q: q.event_name):
+        if not enough(volumes, q.event_name, cfg.graph_min_events):
+            continue
+        shares = _judged_shares(ctx, q, sides)
+        if not shares:
+            continue
+        judged.append(q.event_name)
+        low = {side: pct for side, pct in shares.items() if pct < cfg.graph_min_pct}
+        if low:
+            findings.append(_key_coverage_finding(ctx, q.event_name, low, volumes))
+    if not judged:
+        why = "no event_id feedback for an event name with enough events."
+        return GraphPart(GraphState.NOT_JUDGED, why)
+    text = f"event_id coverage of {names_text(judged)}: "
+    text += f"{len(findings)} low." if findings else "fine."
+    return GraphPart(GraphState.EVALUATED, text, findings)
+
+
+def _side_volumes(snap: GraphSnapshot) -> dict[str, tuple[int, int]] | None:
+    """Event name -> (browser, server) over the /stats window; None when unreadable."""
+    if not snap.ok(Part.STATS_EVENT_SOURCE):
+        return None
+    out: dict[str, tuple[int, int]] = {}
+    for sc in snap.source_counts:
+        if sc.event is not None:
+            b, s = out.get(sc.event, (0, 0))
+            out[sc.event] = (b + sc.browser, s + sc.server)
+    return out
+
+
+def _judged_shares(
+    ctx: CheckContext, q: EventQuality, sides: dict[str, tuple[int, int]] | None
+) -> dict[str, float]:
+    """The event_id shares of the sides of ``q`` that are judged (see module docstring)."""
+    fb = q.dedupe_for(DEDUP_KEY)
+    if fb is None:
+        return {}
+    counts = (sides or {}).get(q.event_name)  # not split by source: unknown, judged
+    minimum = ctx.settings.dedup.graph_min_events
+    out = {}
+    for i, (side, pct) in enumerate((("browser", fb.browser_pct), ("server", fb.server_pct))):
+        if pct is not None and (counts is None or counts[i] >= minimum):
+            out[side] = pct
+    return out
+
+
+def _key_coverage_finding(
+    ctx: CheckContext, name: str, low: dict[str, float], volumes: dict[str, int] | None
+) -> Finding:
+    cfg = ctx.settings.dedup
+    worst = min(low.values())
+    severity = Severity.CRIT if worst < cfg.graph_crit_pct else Severity.WARN
+    sides = " and ".join(f"{pct:g}% of {side} events" for side, pct in sorted(low.items()))
+    msg = (
+        f"Meta sees an event_id on only {sides} of {name} (goal {cfg.graph_min_pct:g}%): "
+        "those cannot be deduplicated, so conversions may be counted twice or not at all."
+    )
+    rem = (
+        "Give every pixel event an eventID and send the same value as event_id with the "
+        "matching server event (an order id or a UUID generated once per action)."
+    )
+    evidence = {
+        "event_id_pct": dict(sorted(low.items())),
+        "min_pct": cfg.graph_min_pct,
+        "crit_pct": cfg.graph_crit_pct,
+    }
+    return graph_finding(
+        Dedup.id, DEDUP_KEY_COVERAGE_LOW, severity, volume_count(volumes, name), msg, rem,
+        event_names=[name], field_name=DEDUP_KEY, evidence=evidence,
+    )  # fmt: skip

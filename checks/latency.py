@@ -18,6 +18,18 @@ p95 exceeds a threshold is therefore decided exactly, not within the 1 %.
 
 Without any send time the check is ``skipped``. Memory: one bucket array per event name,
 at most ``MAX_EVENT_NAMES`` names (later names share ``(other)``).
+
+Graph part (``ctx.graph``, see ``checks.graph_common``): Dataset Quality
+``data_freshness.upload_frequency`` per event name (meta-capi.md §3), for names with at
+least ``freshness_min_events`` (20) events in the ``/stats`` window (unknown: judged).
+
+``FRESHNESS_SLOW``
+    Meta sees the events arrive ``daily`` (``freshness_warn``, ``warn``) or ``weekly``
+    (``freshness_crit``, ``crit``): slower than ``real_time``/``hourly``. One finding per
+    frequency, naming its events. ``daily``/``weekly`` are Meta's scale in Events Manager
+    but undocumented as API values [UNCONFIRMED].
+``FRESHNESS_UNRECOGNISED`` (info)
+    any other value, kept verbatim: unknown is reported, never judged as slow (§12).
 """
 
 from __future__ import annotations
@@ -36,9 +48,21 @@ from checks.base import (
     result_from_findings,
     skipped,
 )
+from checks.graph_common import (
+    GraphPart,
+    GraphState,
+    combine,
+    enough,
+    error_text,
+    event_volumes,
+    graph_finding,
+    skipped_part,
+    volume_count,
+)
 from monitor.model import CheckResult, Example, Finding, Severity
 from monitor.observations import Delivery
 from monitor.rollup import OTHER_EVENT
+from monitor.sources.graph_model import Part
 
 LATENCY_HIGH = "LATENCY_HIGH"
 FIELD = "event_time"
@@ -194,6 +218,10 @@ class Latency:
         return total >= self._min_events and at_or_below < math.ceil(0.95 * total)
 
     def result(self) -> CheckResult:
+        """The log part combined with the Graph part (``checks.graph_common.combine``)."""
+        return combine(self.log_result(), graph_part(self.ctx))
+
+    def log_result(self) -> CheckResult:
         """``LATENCY_HIGH`` when a p95 is over ``warn_p95``; ``skipped`` without send times."""
         if not self._by_name:
             return skipped(self.id, "no send times in the logs (shapes b/c)")
@@ -274,3 +302,68 @@ def _human(seconds: float) -> str:
     if seconds < 172800:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} d"
+
+
+# -------------------------------------------------- Graph part: Meta's data freshness
+
+FRESHNESS_SLOW = "FRESHNESS_SLOW"
+FRESHNESS_UNRECOGNISED = "FRESHNESS_UNRECOGNISED"
+# Events Manager's scale runs Real Time -> Weekly (meta-capi.md §3); faster first.
+FRESHNESS_ORDER = {"real_time": 0, "hourly": 1, "daily": 2, "weekly": 3}
+
+
+def graph_part(ctx: CheckContext) -> GraphPart:
+    """``FRESHNESS_SLOW`` (and ``FRESHNESS_UNRECOGNISED``) from ``ctx.graph``."""
+    snap = ctx.graph
+    if snap is None:
+        return skipped_part()
+    if not snap.ok(Part.DATASET_QUALITY):
+        return GraphPart(GraphState.ERROR, error_text(snap, [Part.DATASET_QUALITY]))
+    cfg = ctx.settings.latency
+    volumes = event_volumes(snap)
+    by_value: dict[str, list[str]] = {}
+    for q in snap.quality or ():
+        value = q.upload_frequency
+        if value is not None and enough(volumes, q.event_name, cfg.freshness_min_events):
+            by_value.setdefault(value, []).append(q.event_name)
+    if not by_value:
+        why = "no upload frequency for an event name with enough events."
+        return GraphPart(GraphState.NOT_JUDGED, why)
+    findings = [
+        f for v, names in sorted(by_value.items()) if (f := _freshness(ctx, v, names, volumes))
+    ]
+    shown = ", ".join(f"{v} ({len(n)})" for v, n in sorted(by_value.items()))
+    return GraphPart(GraphState.EVALUATED, f"upload frequency {shown}.", findings)
+
+
+def _freshness(
+    ctx: CheckContext, value: str, names: list[str], volumes: dict[str, int] | None
+) -> Finding | None:
+    cfg = ctx.settings.latency
+    count = sum(volume_count(volumes, n) for n in names)
+    rank = FRESHNESS_ORDER.get(value)
+    names = sorted(names)
+    evidence = {"upload_frequency": value, "warn_from": cfg.freshness_warn,
+                "crit_from": cfg.freshness_crit}  # fmt: skip
+    if rank is None:
+        msg = f"Meta reports an upload frequency of {value!r} for {names_text(names)}."
+        rem = "No action needed unless Events Manager shows a delay; report the value."
+        return graph_finding(
+            Latency.id, FRESHNESS_UNRECOGNISED, Severity.INFO, count, msg, rem,
+            event_names=names, field_name="data_freshness.upload_frequency", evidence=evidence,
+        )  # fmt: skip
+    if rank < FRESHNESS_ORDER[cfg.freshness_warn]:
+        return None
+    severity = Severity.CRIT if rank >= FRESHNESS_ORDER[cfg.freshness_crit] else Severity.WARN
+    msg = (
+        f"Meta receives {names_text(names)} events {value.replace('_', ' ')}, not in real "
+        "time: events uploaded late reach optimisation and attribution late."
+    )
+    rem = (
+        "Send each event when it happens (or at least every few minutes) instead of daily "
+        "or weekly batch uploads; Meta recommends sending within an hour."
+    )
+    return graph_finding(
+        Latency.id, FRESHNESS_SLOW, severity, count, msg, rem,
+        event_names=names, field_name="data_freshness.upload_frequency", evidence=evidence,
+    )  # fmt: skip

@@ -24,6 +24,22 @@ IP + UA + fbp only 3.25. Every key at full coverage sums to 11.05, capped at 10.
     ``min_events`` are not judged (the summary says so), nor is the ``(other)`` bucket.
 
 Memory: per event name (at most ``MAX_EVENT_NAMES``) a bounded table of key layouts.
+
+Graph part (``ctx.graph``, see ``checks.graph_common``): Meta's own EMQ from Dataset
+Quality (meta-capi.md §3, §9), per event name with at least ``emq_min_events`` (20)
+events in the ``/stats`` window (unknown volume: judged).
+
+``EMQ_LOW``
+    ``composite_score`` below ``emq_warn_score`` (6.0, ``warn``) or ``emq_crit_score``
+    (4.0, ``crit``); Meta's "aim for at least 6.0".
+``EMQ_DROP``
+    ``composite_score`` at least ``emq_drop_points`` (1.0) below the median of the stored
+    readings of the last ``history_window`` (7 d; at least ``history_min_polls``);
+    ``crit`` from ``emq_drop_crit_points`` (3.0). §11: "drop >= 1 point in 48 h".
+``MATCH_KEY_DROP`` (warn)
+    the coverage of a ``match_key_feedback`` key at least ``key_drop_points`` (20)
+    percentage points below its median in the same history; one finding per event name,
+    ``field`` the key that fell most. §9: explain drops with key coverage.
 """
 
 from __future__ import annotations
@@ -38,10 +54,22 @@ from checks.base import (
     result_from_findings,
     skipped,
 )
+from checks.graph_common import (
+    GraphPart,
+    GraphState,
+    combine,
+    enough,
+    error_text,
+    event_volumes,
+    graph_finding,
+    skipped_part,
+    volume_count,
+)
 from monitor.mask import MAX_SHOWN
 from monitor.model import CheckResult, Example, Finding, Severity
 from monitor.observations import Delivery
 from monitor.rollup import MATCH_KEYS, OTHER_EVENT
+from monitor.sources.graph_model import EventQuality, Part
 
 MATCH_KEY_COVERAGE_LOW = "MATCH_KEY_COVERAGE_LOW"
 MAX_EVENT_NAMES = 100
@@ -247,6 +275,10 @@ class MatchQuality:
         }
 
     def result(self) -> CheckResult:
+        """The log part combined with the Graph part (``checks.graph_common.combine``)."""
+        return combine(self.log_result(), graph_part(self.ctx))
+
+    def log_result(self) -> CheckResult:
         """``MATCH_KEY_COVERAGE_LOW`` per judged event name; ``skipped`` if none is judged."""
         if not self._by_name:
             return skipped(self.id, "no events in the logs")
@@ -311,3 +343,142 @@ class MatchQuality:
             "crit_score": self._crit,
         }
         return make_finding(self.id, tally, severity, message, remediation, evidence)
+
+
+# ------------------------------------------------------------ Graph part: Meta's EMQ
+
+EMQ_LOW = "EMQ_LOW"
+EMQ_DROP = "EMQ_DROP"
+MATCH_KEY_DROP = "MATCH_KEY_DROP"
+_EMQ_ADVICE = (
+    "Send more customer information with each server event (em, ph, external_id, fbc, "
+    "fbp, the client's IP and user agent), normalised and hashed; Events Manager > "
+    "Data sources > Overview > Event match quality shows which keys Meta misses."
+)
+
+
+def graph_part(ctx: CheckContext) -> GraphPart:
+    """``EMQ_LOW``, ``EMQ_DROP``, ``MATCH_KEY_DROP`` from ``ctx.graph`` (module docstring)."""
+    snap = ctx.graph
+    if snap is None:
+        return skipped_part()
+    if not snap.ok(Part.DATASET_QUALITY):
+        return GraphPart(GraphState.ERROR, error_text(snap, [Part.DATASET_QUALITY]))
+    cfg = ctx.settings.match_quality
+    volumes = event_volumes(snap)
+    findings: list[Finding] = []
+    scores: dict[str, float] = {}
+    for q in sorted(snap.quality or (), key=lambda q: q.event_name):
+        if q.composite_score is None and not q.match_key_coverage:
+            continue  # no EMQ block: unknown (§12)
+        if not enough(volumes, q.event_name, cfg.emq_min_events):
+            continue
+        count = volume_count(volumes, q.event_name)
+        if q.composite_score is not None:
+            scores[q.event_name] = q.composite_score
+            findings += [f for f in (_emq_low(ctx, q, count), _emq_drop(ctx, q, count)) if f]
+        if (f := _key_drop(ctx, q, count)) is not None:
+            findings.append(f)
+    if not scores and not findings:
+        why = "no EMQ score for an event name with enough events."
+        return GraphPart(GraphState.NOT_JUDGED, why)
+    shown = ", ".join(f"{n} {s:.1f}" for n, s in sorted(scores.items(), key=lambda kv: kv[1]))
+    return GraphPart(GraphState.EVALUATED, f"Event Match Quality {shown}.", findings)
+
+
+def _emq_low(ctx: CheckContext, q: EventQuality, count: int) -> Finding | None:
+    cfg = ctx.settings.match_quality
+    score = q.composite_score
+    if score is None or score >= cfg.emq_warn_score:
+        return None
+    severity = Severity.CRIT if score < cfg.emq_crit_score else Severity.WARN
+    keys = sorted(q.match_key_coverage.items(), key=lambda kv: kv[1])[:3]
+    weakest = ", ".join(f"{k} {v:g}%" for k, v in keys)
+    msg = (
+        f"Meta rates the Event Match Quality of {q.event_name} {score:.1f}/10, below "
+        f"{cfg.emq_warn_score:g}" + (f"; lowest key coverage: {weakest}." if weakest else ".")
+    )
+    evidence = {
+        "composite_score": score,
+        "warn_score": cfg.emq_warn_score,
+        "crit_score": cfg.emq_crit_score,
+        "match_key_coverage_pct": dict(q.match_key_coverage),
+    }
+    return graph_finding(
+        MatchQuality.id, EMQ_LOW, severity, count, msg, _EMQ_ADVICE,
+        event_names=[q.event_name], field_name="event_match_quality.composite_score",
+        evidence=evidence,
+    )  # fmt: skip
+
+
+def _baseline(values: list[float], min_polls: int) -> float | None:
+    """The median of ``values`` when the history holds at least ``min_polls`` of them."""
+    if len(values) < min_polls:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _emq_drop(ctx: CheckContext, q: EventQuality, count: int) -> Finding | None:
+    cfg, history, score = ctx.settings.match_quality, ctx.history, q.composite_score
+    if history is None or score is None:
+        return None
+    past = history.scores(q.event_name)
+    median = _baseline(past, cfg.history_min_polls)
+    if median is None or median - score < cfg.emq_drop_points:
+        return None
+    drop = median - score
+    severity = Severity.CRIT if drop >= cfg.emq_drop_crit_points else Severity.WARN
+    days = (history.until - history.since) / 86400
+    msg = (
+        f"Meta's Event Match Quality of {q.event_name} fell to {score:.1f}/10, {drop:.1f} "
+        f"points below its median of {median:.1f} over {len(past)} earlier reading(s) "
+        f"in the last {days:g} days."
+    )
+    rem = (
+        "Look for a recent change in the sender or the site (a release, a consent or "
+        "checkout change) that stopped sending a match key; MATCH_KEY_DROP names the key "
+        "when Meta reports its coverage. " + _EMQ_ADVICE
+    )
+    evidence = {
+        "composite_score": score,
+        "median": round(median, 2),
+        "drop_points": round(drop, 2),
+        "history_readings": len(past),
+        "drop_threshold": cfg.emq_drop_points,
+    }
+    return graph_finding(
+        MatchQuality.id, EMQ_DROP, severity, count, msg, rem,
+        event_names=[q.event_name], field_name="event_match_quality.composite_score",
+        evidence=evidence,
+    )  # fmt: skip
+
+
+def _key_drop(ctx: CheckContext, q: EventQuality, count: int) -> Finding | None:
+    cfg, history = ctx.settings.match_quality, ctx.history
+    if history is None:
+        return None
+    drops: dict[str, dict[str, float]] = {}
+    for key, pct in q.match_key_coverage.items():
+        median = _baseline(history.key_coverages(q.event_name, key), cfg.history_min_polls)
+        if median is not None and median - pct >= cfg.key_drop_points:
+            drops[key] = {"coverage_pct": pct, "median_pct": round(median, 1)}
+    if not drops:
+        return None
+    key = max(drops, key=lambda k: (drops[k]["median_pct"] - drops[k]["coverage_pct"], k))
+    worst = drops[key]
+    msg = (
+        f"Meta's coverage of {key} on {q.event_name} fell to {worst['coverage_pct']:g}% "
+        f"from a median of {worst['median_pct']:g}%"
+        + (f" ({len(drops) - 1} other key(s) fell too)." if len(drops) > 1 else ".")
+    )
+    advice = ADVICE.get(key)
+    rem = (f"Restore it: {advice}." if advice else f"Restore sending {key}.") + (
+        " A recent release or consent change is the usual cause."
+    )
+    evidence = {"dropped_keys": drops, "drop_threshold_points": cfg.key_drop_points}
+    return graph_finding(
+        MatchQuality.id, MATCH_KEY_DROP, Severity.WARN, count, msg, rem,
+        event_names=[q.event_name], field_name=f"user_data.{key}", evidence=evidence,
+    )  # fmt: skip

@@ -14,11 +14,12 @@ from __future__ import annotations
 import glob
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, BinaryIO
 
-from checks import CHECKS, HEALTH_WEIGHTS, CheckContext, registry
+from checks import CHECKS, GRAPH_CHECKS, HEALTH_WEIGHTS, CheckContext, registry
 from checks.base import skipped
+from checks.graph_common import UsesRollups
 from monitor.config import DatasetSettings, Settings
 from monitor.errors import ConfigError
 from monitor.model import CheckResult
@@ -26,6 +27,7 @@ from monitor.observations import Delivery, ReadStats
 from monitor.parallel import fork_available, plan_parts, run_parts
 from monitor.results import AuditReport, DatasetReport
 from monitor.rollup import RollupAccumulator
+from monitor.sources.graph_model import DatasetGraph
 from monitor.sources.logs import DatasetResolver, InputFile, expand_paths, read_deliveries
 
 # Below this, forking and merging cost more than they save (~1 s of sequential reading).
@@ -36,13 +38,23 @@ class DatasetAudit:
     """All check instances and the rollup of one dataset, fed delivery by delivery."""
 
     def __init__(
-        self, dataset_id: str, settings: Settings, now: float, *, continuation: bool = False
+        self,
+        dataset_id: str,
+        settings: Settings,
+        now: float,
+        *,
+        continuation: bool = False,
+        graph: DatasetGraph | None = None,
     ) -> None:
         """``continuation``: this audit observes a later part of a parallel audit and will
-        be merged into the audit of the part before it (see ``CheckContext``)."""
+        be merged into the audit of the part before it (see ``CheckContext``). ``graph``:
+        the dataset's Graph API poll and stored history (None: no Graph source)."""
         self.dataset_id = dataset_id
         self.settings = settings
-        ctx = CheckContext(dataset_id, now, settings.checks, continuation)
+        ctx = CheckContext(
+            dataset_id, now, settings.checks, continuation,
+            graph=graph.snapshot if graph else None, history=graph.history if graph else None,
+        )  # fmt: skip
         disabled = set(settings.checks.disabled)
         self.checks = [cls(ctx) for cls in CHECKS if cls.id not in disabled]
         self.rollup = RollupAccumulator(dataset_id)
@@ -75,10 +87,18 @@ class DatasetAudit:
         self.rollup.merge(later.rollup)
 
     def report(self) -> DatasetReport:
-        if self.events:
-            results = [c.result() for c in self.checks]
-        else:  # no data is "could not evaluate", never "healthy"
-            results = [skipped(c.id, "no events in the logs for this dataset") for c in self.checks]
+        rollups = self.rollup.result()
+        for check in self.checks:  # rollups exist only now (checks.graph_common.UsesRollups)
+            if isinstance(check, UsesRollups):
+                check.use_rollups(rollups)
+        # No log data is "could not evaluate", never "healthy"; checks with a Graph part
+        # still judge Meta's side (their log part then reports skipped by itself).
+        results = [
+            c.result()
+            if self.events or c.id in GRAPH_CHECKS
+            else skipped(c.id, "no events in the logs for this dataset")
+            for c in self.checks
+        ]
         ds = self.settings.dataset(self.dataset_id)
         return DatasetReport(
             dataset_id=self.dataset_id,
@@ -86,7 +106,7 @@ class DatasetAudit:
             health_score=health_score(results),
             checks=results,
             events=self.events,
-            rollups=self.rollup.result(),
+            rollups=rollups,
             owner=ds.owner if ds else None,
             client=ds.client if ds else None,
         )
@@ -138,9 +158,11 @@ def audit_files(
     on_bytes: Callable[[int], None] | None = None,
     stdin: BinaryIO | None = None,
     continuation: bool = False,
+    graph: Mapping[str, DatasetGraph] | None = None,
 ) -> PartAudit:
     """The sequential audit loop over ``files``: read counts and a ``DatasetAudit`` per
-    dataset that had deliveries (``continuation``: see ``DatasetAudit``)."""
+    dataset that had deliveries (``continuation``, ``graph``: see ``DatasetAudit``)."""
+    graph = graph or {}
     stats = ReadStats(max_problems=settings.input.max_problems)
     audits: dict[str, DatasetAudit] = {}
     deliveries = read_deliveries(
@@ -157,8 +179,9 @@ def audit_files(
         audit = audits.get(delivery.dataset_id)
         if audit is None:
             audit = audits[delivery.dataset_id] = DatasetAudit(
-                delivery.dataset_id, settings, now, continuation=continuation
-            )
+                delivery.dataset_id, settings, now, continuation=continuation,
+                graph=graph.get(delivery.dataset_id),
+            )  # fmt: skip
         audit.observe(delivery)
     return stats, audits
 
@@ -174,6 +197,7 @@ def run_audit(
     stdin: BinaryIO | None = None,
     jobs: int = 1,
     parallel_min_bytes: int = PARALLEL_MIN_BYTES,
+    graph: Mapping[str, DatasetGraph] | None = None,
 ) -> AuditReport:
     """Read ``files``, run every enabled check per dataset, return the report (no I/O
     beyond reading the inputs; storing and rendering are the caller's business).
@@ -181,20 +205,25 @@ def run_audit(
     With ``jobs > 1``, no stdin among the inputs, at least ``parallel_min_bytes`` of
     input and fork available, up to ``jobs`` worker processes audit contiguous parts of
     the input; the report is the one a sequential run gives (``monitor.parallel``).
+
+    ``graph`` maps dataset ids to their Graph API poll (``monitor.graph_inputs``); the
+    Graph-based checks of datasets absent from it are ``skipped``.
     """
+    graph = graph or {}
     unknown = set(settings.checks.disabled) - set(registry())
     if unknown:
         raise ConfigError(f"checks.disabled: unknown check id {sorted(unknown)[0]!r}")
     parts = _parts(files, jobs, parallel_min_bytes)
     if len(parts) > 1:
-        stats, audits = _audit_parallel(settings, parts, now, since, until, on_bytes)
+        stats, audits = _audit_parallel(settings, parts, now, since, until, on_bytes, graph)
     else:
         stats, audits = audit_files(
-            settings, files, now=now, since=since, until=until, on_bytes=on_bytes, stdin=stdin
-        )
+            settings, files, now=now, since=since, until=until, on_bytes=on_bytes, stdin=stdin,
+            graph=graph,
+        )  # fmt: skip
     for ds in settings.datasets:  # configured datasets are reported even without events
         if ds.id not in audits:
-            audits[ds.id] = DatasetAudit(ds.id, settings, now)
+            audits[ds.id] = DatasetAudit(ds.id, settings, now, graph=graph.get(ds.id))
     order = {ds.id: i for i, ds in enumerate(settings.datasets)}
     reports = [a.report() for a in audits.values()]
     reports.sort(key=lambda r: (order.get(r.dataset_id, len(order)), r.dataset_id))
@@ -226,6 +255,7 @@ def _audit_parallel(
     since: float | None,
     until: float | None,
     on_bytes: Callable[[int], None] | None,
+    graph: Mapping[str, DatasetGraph] | None = None,
 ) -> PartAudit:
     """Audit each part in a worker; merge the parts in input order as they arrive."""
     stats = ReadStats(max_problems=settings.input.max_problems)
@@ -234,7 +264,7 @@ def _audit_parallel(
     def work(index: int, part: Sequence[InputFile], advance: Callable[[int], None]) -> PartAudit:
         return audit_files(
             settings, part, now=now, since=since, until=until, on_bytes=advance,
-            continuation=index > 0,
+            continuation=index > 0, graph=graph,
         )  # fmt: skip
 
     def consume(index: int, result: PartAudit) -> None:

@@ -7,7 +7,9 @@ it; 2 usage, config or unreadable-input error, reported as one line on stderr.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,7 +22,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from monitor import __version__
 from monitor.audit import input_files, run_audit
-from monitor.config import Settings, load_settings
+from monitor.config import Settings, load_settings, parse_duration
 from monitor.errors import CapiMonitorError, InputError, StoreError
 from monitor.model import Severity
 from monitor.parallel import MAX_AUTO_JOBS, default_jobs
@@ -103,24 +105,29 @@ def audit(
 ) -> int:
     """Audit CAPI delivery logs: files, directories (recursive), globs, or - for stdin.
 
-    Without PATH, audits the `logs` of every [[datasets]] entry of --config.
+    Without PATH, audits the `logs` of every [[datasets]] entry of --config. With [meta]
+    in --config, each dataset that has a token is also read from Meta's Graph API.
     """
+    from monitor import graph_inputs  # deferred: httpx import, --help need not pay
+
     settings = load_settings(config_path)
     files = input_files(settings, paths)
-    if not files:
+    if not files and not graph_inputs.graph_datasets(settings):
         _err("nothing to audit: no log files matched the configured datasets' logs")
         return 0
     store = None if no_store else _open_store(db_url or _store_url(settings))
     clock = now if now is not None else time.time()
+    graph = graph_inputs.collect_graph(settings, now=clock, store=store)
     with _progress(files) as on_bytes:
         report = run_audit(
             settings, files, now=clock, since=since, until=until, on_bytes=on_bytes,
             stdin=sys.stdin.buffer if any(f.is_stdin for f in files) else None,
-            jobs=jobs or default_jobs(),
+            jobs=jobs or default_jobs(), graph=graph,
         )  # fmt: skip
     if store is not None:
         with store:
             store.record_audit(report)
+            graph_inputs.store_graph(store, graph)
     _write_outputs(report, json_out, html_out, quiet)
     return _exit_code(report, fail_on)
 
@@ -195,6 +202,210 @@ def _size(f: InputFile) -> int:
         return 0 if f.is_stdin else os.path.getsize(f.path)
     except OSError:
         return 0
+
+
+# --- silence: add / list / expire --------------------------------------------------------
+
+
+class DurationType(click.ParamType):
+    """A positive duration: ``30m``, ``2h``, ``1d`` (see ``monitor.config.parse_duration``)."""
+
+    name = "DURATION"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            seconds = parse_duration(value)
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
+        if seconds <= 0:
+            self.fail(
+                f"expected a positive duration such as '30m' or '2h', got {value!r}", param, ctx
+            )
+        return seconds
+
+
+_silence_config = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), help="TOML config file."
+)
+_silence_db = click.option(
+    "--db", "db_url", metavar="URL", help="Store URL (default: [storage] url)."
+)
+
+
+@cli.group()
+def silence() -> None:
+    """Mute the alerts of a dataset for a while (they stay tracked, nothing is posted).
+
+    \b
+    capi-monitor silence add --dataset 1234567890 --code VOLUME_DROP --for 2h --reason deploy
+    capi-monitor silence list
+    capi-monitor silence expire 3
+    """
+
+
+@silence.command("add")
+@click.option("--dataset", "dataset_id", required=True, metavar="ID", help="Dataset to mute.")
+@click.option("--code", metavar="CODE", help="Only alerts with this finding code.")
+@click.option("--event", "event_name", metavar="NAME", help="Only alerts about this event name.")
+@click.option("--for", "duration", type=DurationType(), required=True, help="e.g. 30m, 2h, 1d.")
+@click.option("--reason", required=True, help="Why (kept with the silence).")
+@_silence_config
+@_silence_db
+def silence_add(
+    dataset_id: str,
+    code: str | None,
+    event_name: str | None,
+    duration: float,
+    reason: str,
+    config_path: str | None,
+    db_url: str | None,
+) -> int:
+    """Mute a dataset's alerts (optionally one code and/or event name) for --for."""
+    from monitor.alerts.silences import add_silence
+
+    settings = load_settings(config_path)
+    if settings.datasets and settings.dataset(dataset_id) is None:
+        raise click.BadParameter(
+            f"{dataset_id!r} is not in {config_path}", param_hint="'--dataset'"
+        )
+    with _open_store(db_url or _store_url(settings)) as store:
+        s = add_silence(
+            store.engine, dataset_id=dataset_id, duration=duration, reason=reason,
+            author=os.environ.get("USER") or "cli", now=time.time(),
+            code=code.upper() if code else None, event_name=event_name,
+        )  # fmt: skip
+    click.echo(f"silence {s.id} added: {s.describe()}")
+    return 0
+
+
+@silence.command("list")
+@click.option("--all", "include_ended", is_flag=True, help="Include silences that have ended.")
+@click.option("--json", "as_json", is_flag=True, help="JSON on stdout.")
+@_silence_config
+@_silence_db
+def silence_list(
+    include_ended: bool, as_json: bool, config_path: str | None, db_url: str | None
+) -> int:
+    """List the active silences (with --all, every silence)."""
+    import dataclasses
+
+    from monitor.alerts.silences import list_silences
+
+    now = time.time()
+    with _open_store(db_url or _store_url(load_settings(config_path))) as store:
+        silences = list_silences(store.engine, now, include_expired=include_ended)
+    if as_json:
+        rows = [{**dataclasses.asdict(s), "active": s.active(now)} for s in silences]
+        click.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+    elif not silences:
+        click.echo("no silences" if include_ended else "no active silences")
+    for s in [] if as_json else silences:
+        state = "" if s.active(now) else " [ended]"
+        click.echo(f"{s.id}: {s.describe()}, by {s.author}{state}")
+    return 0
+
+
+@silence.command("expire")
+@click.argument("silence_id", type=int, metavar="ID")
+@_silence_config
+@_silence_db
+def silence_expire(silence_id: int, config_path: str | None, db_url: str | None) -> int:
+    """End silence ID now: its alerts that still fire are notified at the next cycle."""
+    from monitor.alerts.silences import expire_silence
+
+    with _open_store(db_url or _store_url(load_settings(config_path))) as store:
+        ended = expire_silence(store.engine, silence_id, time.time())
+    click.echo(f"silence {silence_id} {'expired' if ended else 'had already ended'}")
+    return 0
+
+
+# --- the daemon: run / once / status ---------------------------------------------------
+
+_DAEMON_JOBS_HELP = """
+\b
+Jobs: logs (every [schedule] logs_every: read new log lines, run the checks on events
+sent within [alerts] window, evaluate alerts) and notify (every [schedule] notify_every:
+send queued Slack/email notifications). Graph polling (graph_every, quality_every) and
+the weekly report (weekly_report) are not scheduled by this release.
+"""
+_daemon_config = click.option(
+    "--config", "config_path", required=True, type=click.Path(dir_okay=False),
+    help="TOML config file.",
+)  # fmt: skip
+_daemon_db = click.option(
+    "--db", "db_url", metavar="URL", help="Store URL (default: [storage] url)."
+)
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set ``stop`` (and do nothing else) while inside the block."""
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for sig in previous:
+        signal.signal(sig, lambda _signum, _frame: stop.set())
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@cli.command(epilog=_DAEMON_JOBS_HELP)
+@_daemon_config
+@_daemon_db
+def run(config_path: str, db_url: str | None) -> int:
+    """Run the daemon until SIGTERM or SIGINT (then exit 0). Logs: JSON lines on stderr."""
+    from monitor import jsonlog
+    from monitor.daemon import Daemon
+
+    settings = load_settings(config_path)
+    stop = threading.Event()
+    with (
+        jsonlog.configured(settings),
+        _stop_on_signals(stop),
+        Daemon.open(settings, db_url or _store_url(settings)) as d,
+    ):
+        d.run(stop)
+    return 0
+
+
+@cli.command(epilog=_DAEMON_JOBS_HELP)
+@_daemon_config
+@_daemon_db
+@click.option("--now", type=ISO, help="Clock of this cycle (ISO 8601). Default: system time.")
+def once(config_path: str, db_url: str | None, now: float | None) -> int:
+    """Run every daemon job once, sending what it queued, then exit (cron, tests).
+
+    Exit 0 when every job succeeded, 1 when one failed (see the JSON log on stderr).
+    """
+    from monitor import jsonlog
+    from monitor.daemon import Daemon
+
+    settings = load_settings(config_path)
+    with jsonlog.configured(settings), Daemon.open(settings, db_url or _store_url(settings)) as d:
+        results = d.run_once(now)
+    return 0 if all(r.ok for r in results) else 1
+
+
+@cli.command("status")
+@_daemon_config
+@_daemon_db
+@click.option("--json", "as_json", is_flag=True, help="JSON on stdout.")
+def status_cmd(config_path: str, db_url: str | None, as_json: bool) -> int:
+    """Open alerts, active silences, the last run of each job and notifier health."""
+    from monitor.daemon import status, status_lines
+
+    settings = load_settings(config_path)
+    with _open_store(db_url or _store_url(settings)) as store:
+        data = status(store, settings, time.time())
+    if as_json:
+        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode())
+    else:
+        for line in status_lines(data):
+            click.echo(line)
+    return 0
 
 
 def _err(message: str) -> None:

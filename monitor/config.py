@@ -46,6 +46,12 @@ class MetaSettings(_Section):
     graph_url: str = "https://graph.facebook.com"
     api_version: str = "v25.0"
     access_token_env: str = "META_ACCESS_TOKEN"
+    # Graph API source (monitor.sources.graph): HTTP calls in flight across all datasets,
+    # per-call timeout, retries of transient/throttled calls, hours of /stats read.
+    concurrency: int = Field(20, ge=1, le=1000)
+    timeout: Duration = 30.0
+    max_retries: int = Field(4, ge=0, le=10)
+    stats_hours: int = Field(48, ge=2, le=28 * 24)
 
 
 class DatasetSettings(_Section):
@@ -68,6 +74,7 @@ class ScheduleSettings(_Section):
     quality_every: Duration = 21600.0
     weekly_report: str = "mon 08:00"
     timezone: str = "UTC"
+    notify_every: Duration = 5.0  # how often the daemon drains the notification outbox
 
 
 class AlertSettings(_Section):
@@ -95,11 +102,42 @@ class EmailSettings(_Section):
     from_: str = Field(alias="from")
     to: list[str]
     min_severity: Literal["info", "warn", "crit"] = "warn"
+    ca_file: str | None = None  # PEM bundle that verifies the server (private CAs); else system
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+class RouteSettings(_Section):
+    """One ``[[notify.routes]]`` entry (see ``monitor.notify.routing``).
+
+    Routes are tried in order; the first whose matchers all match a notification decides
+    which notifiers get it. An empty matcher matches everything.
+    """
+
+    match_client: Annotated[list[str], BeforeValidator(_one_or_many)] = Field(
+        default_factory=list
+    )
+    match_dataset: Annotated[list[str], BeforeValidator(_one_or_many)] = Field(
+        default_factory=list
+    )
+    notifiers: list[str]  # [] drops matching notifications
+    min_severity: Literal["info", "warn", "crit"] | None = None  # else each notifier's own
+    channel: str | None = None  # Slack channel for these notifications (bot token only)
+    email_to: list[str] | None = None  # recipients instead of [notify.email] to
 
 
 class NotifySettings(_Section):
     slack: SlackSettings | None = None
     email: EmailSettings | None = None
+    routes: list[RouteSettings] = Field(default_factory=list)
+    retry_base_delay: Duration = 1.0  # first retry after a transient failure; doubles each time
+    # Cap of the backoff: held notifications go out within this (plus the drain interval)
+    # of the service answering again (CONTRACTS.md §6: within 30 s).
+    retry_max_delay: Duration = 20.0
+    give_up_after: Duration = 86400.0  # an undelivered notification this old is marked failed
+    timeout: Duration = 10.0  # per request to Slack or the SMTP server
 
 
 class InputSettings(_Section):
@@ -122,12 +160,20 @@ class PayloadSettings(_Section):
 class DedupSettings(_Section):
     reuse_window: Duration = 48 * 3600.0
     warn_to_crit_share: Share = 0.25
+    # DEDUP_KEY_COVERAGE_LOW (Graph): Meta's event_id share on either side below this %.
+    graph_min_pct: float = Field(90.0, ge=0, le=100)
+    graph_crit_pct: float = Field(50.0, ge=0, le=100)
+    graph_min_events: int = Field(20, ge=0)  # events of a name/side (Meta's /stats) to judge it
 
 
 class LatencySettings(_Section):
     warn_p95: Duration = 3600.0
     crit_p95: Duration = 86400.0
     min_events: int = Field(1, ge=1)
+    # FRESHNESS_SLOW (Graph): Dataset Quality upload_frequency at or slower than these.
+    freshness_warn: Literal["hourly", "daily", "weekly"] = "daily"
+    freshness_crit: Literal["hourly", "daily", "weekly"] = "weekly"
+    freshness_min_events: int = Field(20, ge=0)
 
 
 class DeliverySettings(_Section):
@@ -138,6 +184,42 @@ class MatchQualitySettings(_Section):
     min_events: int = Field(20, ge=1)
     warn_score: float = Field(6.0, ge=0, le=10)
     crit_score: float = Field(4.0, ge=0, le=10)
+    # Graph: EMQ_LOW (Meta's composite_score), EMQ_DROP and MATCH_KEY_DROP (vs the median
+    # of the stored readings of the last history_window).
+    emq_warn_score: float = Field(6.0, ge=0, le=10)
+    emq_crit_score: float = Field(4.0, ge=0, le=10)
+    emq_min_events: int = Field(20, ge=0)
+    emq_drop_points: float = Field(1.0, gt=0, le=10)
+    emq_drop_crit_points: float = Field(3.0, gt=0, le=10)
+    key_drop_points: float = Field(20.0, gt=0, le=100)
+    history_window: Duration = 7 * 86400.0
+    history_min_polls: int = Field(1, ge=1)
+
+
+class ParitySettings(_Section):
+    window: Duration = 86400.0  # complete hours judged, ending `settle` before now
+    settle: Duration = 3600.0  # Meta shows events within ~20 min (meta-capi.md §5)
+    min_browser_events: int = Field(50, ge=1)
+    min_server_events: int = Field(50, ge=1)
+    server_missing_ratio: Share = 0.10  # server/browser below this: PARITY_SERVER_MISSING
+    low_ratio: float = Field(0.80, ge=0)  # server/browser below this: PARITY_LOW (warn)
+    low_crit_ratio: float = Field(0.50, ge=0)
+    browser_missing_ratio: Share = 0.10  # browser/server below this: PARITY_BROWSER_MISSING
+    server_only_events: list[str] = Field(default_factory=list)  # no pixel expected
+    ignore_events: list[str] = Field(default_factory=list)
+    coverage_default_goal: float = Field(75.0, ge=0, le=100)
+    coverage_crit_fraction: Share = 0.5  # crit below this fraction of the goal
+    coverage_min_events: int = Field(20, ge=0)
+    mismatch_min_events: int = Field(100, ge=1)  # accepted events in the logs to compare
+    mismatch_warn_share: Share = 0.80  # Meta's server count below this share of accepted
+    mismatch_crit_share: Share = 0.50
+
+
+class DiagnosticsSettings(_Section):
+    token_expiry_warn: Duration = 7 * 86400.0  # 0 = never warn
+    token_expiry_crit: Duration = 86400.0
+    ignore_da_checks: list[str] = Field(default_factory=list)  # da_checks keys to ignore
+    min_affected_events: int = Field(10, ge=0)  # EMQ diagnostics affecting fewer: ignored
 
 
 class ChecksSettings(_Section):
@@ -148,6 +230,8 @@ class ChecksSettings(_Section):
     latency: LatencySettings = Field(default_factory=LatencySettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     match_quality: MatchQualitySettings = Field(default_factory=MatchQualitySettings)
+    parity: ParitySettings = Field(default_factory=ParitySettings)
+    diagnostics: DiagnosticsSettings = Field(default_factory=DiagnosticsSettings)
 
 
 class Settings(_Section):

@@ -7,8 +7,12 @@ report (minus ``generated_at``) and the same rollups.
 from __future__ import annotations
 
 import gzip
+import itertools
+import multiprocessing
 import os
 import pickle
+import signal
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -220,6 +224,21 @@ def test_dedup_merge_at_every_cut_matches_sequential(
         assert earlier.duplicate_sends == dups, intent
 
 
+def test_dedup_head_takes_any_placeable_time_and_odd_ids() -> None:
+    far = 9e10  # seconds in the year 4822: placeable, and past 32 bits
+    sends = [
+        (delivery({"event_name": "Lead", "event_time": far, "event_id": 7}), None),
+        (delivery({"event_name": "Lead", "event_time": far + 1, "event_id": 7, "value": 1}), None),
+        (delivery({"event_name": "Lead", "event_time": 1.0, "event_id": "é" * 300}), None),
+    ]
+    earlier, later = Dedup(context()), Dedup(context_continuing())
+    earlier.observe(sends[0][0])
+    for d, _ in sends[1:]:
+        later.observe(d)
+    earlier.merge(pickle.loads(pickle.dumps(later)))
+    assert earlier.duplicate_sends == 1  # user_data/custom_data equal: a retry
+
+
 def context_continuing() -> Any:
     ctx = context()
     return type(ctx)(ctx.dataset_id, ctx.now, ctx.settings, continuation=True)
@@ -270,9 +289,12 @@ def test_ranges_read_every_line_once_with_physical_numbers(tmp_path: Path) -> No
         assert stats.bytes_read == whole_stats.bytes_read == path.stat().st_size
     # first_line given instead of counted
     cut = plan_parts([InputFile(str(path))], 2)[1][0]
-    counted, _ = read([cut])
-    given, _ = read([InputFile(str(path), start=cut.start, first_line=counted[0][0] - 0)])
-    assert counted[0][0] > 1 and counted == given
+    assert cut.first_line is None
+    counted, counted_stats = read([cut])
+    first_line = path.read_bytes()[: cut.start].count(b"\n") + 1
+    given, given_stats = read([InputFile(str(path), start=cut.start, first_line=first_line)])
+    assert first_line > 1 and counted == given
+    assert counted_stats.to_dict() == given_stats.to_dict()
 
 
 def test_a_gzip_file_cannot_be_read_by_range(tmp_path: Path) -> None:
@@ -316,7 +338,7 @@ def test_plan_cuts_at_line_starts_covers_each_byte_once_and_balances(tmp_path: P
         for path, ranges in _covered(parts).items():
             data = Path(path).read_bytes()
             assert ranges[0][0] == 0 and ranges[-1][1] == len(data)
-            assert all(x[1] == y[0] for x, y in zip(ranges, ranges[1:], strict=False))
+            assert all(x[1] == y[0] for x, y in itertools.pairwise(ranges))
             assert {start for start, _ in ranges} <= _line_starts(data)
         sizes = [sum((f.end or os.path.getsize(f.path)) - f.start for f in p) for p in parts]
         assert max(sizes) - min(sizes) < 2 * len(record("x", START)) * 3 + total // 50
@@ -374,7 +396,7 @@ def test_worker_input_error_is_reraised_as_is() -> None:
         if index == 1:
             raise InputError("x.jsonl: cannot read: input/output error")
 
-    with pytest.raises(InputError, match="x.jsonl: cannot read"):
+    with pytest.raises(InputError, match=r"x\.jsonl: cannot read"):
         _run(work)
 
 
@@ -402,3 +424,40 @@ def test_unpicklable_result_is_reported() -> None:
 
     with pytest.raises(Exception, match="pickle"):
         _run(work)
+
+
+def test_ctrl_c_terminates_the_workers() -> None:
+    def work(index: int, part: Sequence[InputFile], advance: Callable[[int], None]) -> None:
+        time.sleep(60)
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)  # a timer: no thread before fork
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    began = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _run(work)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.monotonic() - began < 10
+    assert multiprocessing.active_children() == []
+
+
+def test_cli_jobs_option(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from monitor.cli import cli
+
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(record("x", START) * 3)
+    runner = CliRunner()
+    assert "--jobs" in runner.invoke(cli, ["audit", "--help"]).output
+    for jobs in ("0", "1", "3"):
+        args = ["audit", str(path), "--no-store", "-q", "--json", "-", "--jobs", jobs]
+        result = runner.invoke(cli, [*args, "--now", "2026-11-20T12:00:00Z"])
+        assert result.exit_code in (0, 1), result.output
+        assert orjson.loads(result.output)["inputs"]["events"] == 3
+    assert runner.invoke(cli, ["audit", str(path), "--jobs", "-1"]).exit_code == 2

@@ -286,3 +286,71 @@ class GraphSnapshot:
 
     def quality_for(self, event_name: str) -> EventQuality | None:
         return next((q for q in self.quality or () if q.event_name == event_name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class QualityPoint:
+    """One earlier Dataset Quality reading of one event name (from the store)."""
+
+    polled_at: float
+    composite_score: float | None
+    match_key_coverage: dict[str, float] = dc.field(default_factory=dict)
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+@dataclass(frozen=True, slots=True)
+class GraphHistory:
+    """Earlier Dataset Quality readings of one dataset: the baseline of EMQ_DROP and
+    MATCH_KEY_DROP (meta-capi.md §9: trend ``composite_score``, explain drops with
+    ``match_key_feedback``).
+
+    ``points`` maps an event name to its readings, oldest first, taken in
+    ``[since, until)``; the poll being judged is never part of it. A reading without a
+    score or without a key is unknown for that value, never zero.
+    """
+
+    dataset_id: str
+    since: float
+    until: float
+    points: dict[str, list[QualityPoint]] = dc.field(default_factory=dict)
+
+    def scores(self, event_name: str) -> list[float]:
+        """The known ``composite_score`` readings of ``event_name``, oldest first."""
+        return [
+            p.composite_score
+            for p in self.points.get(event_name, ())
+            if p.composite_score is not None
+        ]
+
+    def key_coverages(self, event_name: str, key: str) -> list[float]:
+        """The known coverage % readings of one match key of ``event_name``, oldest first."""
+        return [
+            p.match_key_coverage[key]
+            for p in self.points.get(event_name, ())
+            if key in p.match_key_coverage
+        ]
+
+    def median_score(self, event_name: str) -> float | None:
+        return _median(self.scores(event_name))
+
+    def median_key_coverage(self, event_name: str, key: str) -> float | None:
+        return _median(self.key_coverages(event_name, key))
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetGraph:
+    """What the engine hands the checks about one dataset's Graph source.
+
+    ``snapshot`` is this run's poll; ``history`` the stored readings before it (``None``
+    when no store is used: drop detection is then not evaluated).
+    """
+
+    snapshot: GraphSnapshot
+    history: GraphHistory | None = None

@@ -162,4 +162,9 @@ class RollupRow(StoreModel, table=True):
 
 # Tables of other areas live in modules of their own, on the same ``metadata``. Importing
 # them here registers them wherever this module is used (migrations, tests, the Store).
-from monitor.store import tables_alerts, tables_daemon, tables_graph  # noqa: E402, F401
+from monitor.store import (  # noqa: E402, F401
+    tables_alerts,
+    tables_daemon,
+    tables_graph,
+    tables_notify,
+)
