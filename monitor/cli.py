@@ -361,11 +361,12 @@ def run(config_path: str, db_url: str | None) -> int:
     from monitor.daemon import Daemon
 
     settings = load_settings(config_path)
+    url = db_url or _store_url(settings)
     stop = threading.Event()
     with (
-        jsonlog.configured(settings),
+        jsonlog.configured(settings, urls=[url]),
         _stop_on_signals(stop),
-        Daemon.open(settings, db_url or _store_url(settings)) as d,
+        Daemon.open(settings, url) as d,
     ):
         d.run(stop)
     return 0
@@ -384,7 +385,8 @@ def once(config_path: str, db_url: str | None, now: float | None) -> int:
     from monitor.daemon import Daemon
 
     settings = load_settings(config_path)
-    with jsonlog.configured(settings), Daemon.open(settings, db_url or _store_url(settings)) as d:
+    url = db_url or _store_url(settings)
+    with jsonlog.configured(settings, urls=[url]), Daemon.open(settings, url) as d:
         results = d.run_once(now)
     return 0 if all(r.ok for r in results) else 1
 

@@ -43,18 +43,32 @@ _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
 }
 
 
-def secret_values(settings: Settings, env: Mapping[str, str]) -> list[str]:
-    """The values of every environment variable the config names as holding a secret."""
+def secret_values(
+    settings: Settings, env: Mapping[str, str], urls: Iterable[str] = ()
+) -> list[str]:
+    """The values of every environment variable the config names as holding a secret,
+    and the passwords of the database URLs (``[storage] url`` and ``urls``)."""
     names: list[str | None] = [settings.meta.access_token_env if settings.meta else None]
     names += [ds.access_token_env for ds in settings.datasets]
     if settings.notify.slack is not None:
         names += [settings.notify.slack.token_env, settings.notify.slack.webhook_url_env]
     if settings.notify.email is not None:
         names.append(settings.notify.email.password_env)
-    values = (env.get(n) for n in names if n)
+    values = [env.get(n) for n in names if n]
+    values += [_password(u) for u in (settings.storage.url, *urls)]
     return sorted(
         {v for v in values if v and len(v) >= MIN_SECRET_CHARS}, key=lambda v: (-len(v), v)
     )
+
+
+def _password(url: str) -> str | None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).password if "://" in url else None
+    except (ArgumentError, ValueError):
+        return None
 
 
 class ScrubFilter(logging.Filter):
@@ -123,6 +137,7 @@ def configured(
     settings: Settings,
     env: Mapping[str, str] | None = None,
     *,
+    urls: Iterable[str] = (),
     stream: TextIO | None = None,
     level: int = logging.INFO,
 ) -> Iterator[logging.Handler]:
@@ -130,7 +145,8 @@ def configured(
     ``stream`` (default stderr); the handler and logger levels are restored afterwards."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
-    handler.addFilter(ScrubFilter(secret_values(settings, os.environ if env is None else env)))
+    environ = os.environ if env is None else env
+    handler.addFilter(ScrubFilter(secret_values(settings, environ, urls)))
     loggers = [logging.getLogger(), *(logging.getLogger(n) for n in QUIET_LOGGERS)]
     saved = [lg.level for lg in loggers]
     root = loggers[0]

@@ -226,3 +226,10 @@ def smtp_server(
         yield controller, handler
     finally:
         controller.stop()
+
+
+def body(msg: EmailMessage, subtype: str) -> str:
+    """The ``text/<subtype>`` part of ``msg`` as text."""
+    part = msg.get_body((subtype,))
+    assert part is not None, f"no text/{subtype} part"
+    return str(part.get_content())

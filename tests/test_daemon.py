@@ -376,3 +376,11 @@ def test_a_backlog_is_read_in_several_passes_of_one_job(
     assert logs.counters["deliveries"] == 31
     assert rollup_events(store) == 31
     assert firing_codes(store) == ["HASH_PLAINTEXT"] and len(outbox(store)) == 1
+
+
+def test_database_passwords_are_secrets_too() -> None:
+    settings = settings_from_dict({"storage": {"url": "postgresql+psycopg://u:db-pass-1@h/x"}})
+    assert secret_values(settings, {}, ["postgresql://u:other-pass@h/y", "not a url"]) == [
+        "other-pass",
+        "db-pass-1",
+    ]

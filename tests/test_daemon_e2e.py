@@ -136,7 +136,9 @@ class DaemonProcess:
             self._log = None
 
     def log_records(self) -> list[dict[str, Any]]:
-        return [orjson.loads(x) for x in self._log_path.read_text().splitlines() if x.strip()]
+        # Complete lines only: the daemon may be writing the last one right now.
+        lines = self._log_path.read_text().split("\n")[:-1]
+        return [orjson.loads(x) for x in lines if x.strip()]
 
 
 def write_config(tmp_path: Path, slack: FakeSlack, smtp_port: int) -> Path:
@@ -239,3 +241,28 @@ def logs_runs(tmp_path: Path) -> int:
     with closing(sqlite3.connect(tmp_path / "state.db")) as conn:
         row = conn.execute("SELECT count(*) FROM job_runs WHERE job = 'logs'").fetchone()
     return int(row[0])
+
+
+def test_sigint_stops_the_daemon_with_status_0(tmp_path: Path) -> None:
+    config = tmp_path / "capi-monitor.toml"
+    config.write_text(
+        f'[storage]\nurl = "sqlite:///{tmp_path}/state.db"\n'
+        f'[[datasets]]\nid = "1"\nlogs = ["{tmp_path}/*.jsonl"]\n'
+        '[schedule]\nlogs_every = "1h"\n'
+    )
+    daemon = DaemonProcess(config, tmp_path / "daemon.log")
+    try:
+        daemon.start()
+        wait_for(
+            "the daemon to start",
+            lambda: any(r["msg"] == "daemon started" for r in daemon.log_records()),
+            30,
+        )
+        assert daemon.proc is not None
+        started = time.monotonic()
+        daemon.proc.send_signal(signal.SIGINT)
+        assert daemon.proc.wait(timeout=STOP_WITHIN + 5) == 0
+        assert time.monotonic() - started < STOP_WITHIN
+    finally:
+        daemon.stop()
+    assert any(r["msg"] == "daemon stopped" for r in daemon.log_records())

@@ -12,7 +12,16 @@ from monitor.config import EmailSettings
 from monitor.model import Severity
 from monitor.notify.base import FirstReport, NotifierError
 from monitor.notify.email import EmailNotifier, build_email, message_id, subject
-from tests.notifyutil import T0, Handler, alert, free_port, notification, self_signed, smtp_server
+from tests.notifyutil import (
+    T0,
+    Handler,
+    alert,
+    body,
+    free_port,
+    notification,
+    self_signed,
+    smtp_server,
+)
 
 
 def settings(port: int, **overrides: object) -> EmailSettings:
@@ -53,15 +62,15 @@ def test_plain_smtp_sends_multipart_text_and_html_naming_codes_and_states() -> N
     ):
         assert word in msg["Subject"]
     assert msg.get_content_type() == "multipart/alternative"
-    text = msg.get_body(("plain",)).get_content()
-    html = msg.get_body(("html",)).get_content()
-    for body in (text, html):
-        assert "HASH_PLAINTEXT" in body and "FIRING" in body
-        assert "EVENT_ID_REUSED" in body and "RESOLVED" in body
-        assert "Purchase" in body and "Hash em with SHA-256" in body  # event and fix
-        assert "2026-11-20 12:00 UTC" in body  # since when
-        assert "25%" in body  # evidence numbers
-        assert "j***@e***.com" in body  # masked example
+    text = body(msg, "plain")
+    html = body(msg, "html")
+    for part in (text, html):
+        assert "HASH_PLAINTEXT" in part and "FIRING" in part
+        assert "EVENT_ID_REUSED" in part and "RESOLVED" in part
+        assert "Purchase" in part and "Hash em with SHA-256" in part  # event and fix
+        assert "2026-11-20 12:00 UTC" in part  # since when
+        assert "25%" in part  # evidence numbers
+        assert "j***@e***.com" in part  # masked example
     assert "&lt;" not in text and "&amp;" not in text  # plain text is not HTML-escaped
     assert "<!doctype html>" in html and "badge-firing" in html
 
@@ -139,7 +148,7 @@ def test_resolution_replies_to_the_first_email() -> None:
     )  # fmt: skip
     assert msg["In-Reply-To"] == first and first in msg["References"]
     assert msg["Subject"].startswith("[capi-monitor] RESOLVED (was CRIT)")
-    text = msg.get_body(("plain",)).get_content()
+    text = body(msg, "plain")
     assert "first reported at 2026-11-20 12:01 UTC" in text
 
 

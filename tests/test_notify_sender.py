@@ -18,7 +18,7 @@ from monitor.model import Severity
 from monitor.notify import OutboxSender, build_notifiers, notifier_health
 from monitor.notify.sender import DELIVERIES, delivery_key
 from monitor.store import Store
-from tests.notifyutil import T0, add_outbox, alert, free_port, notification, smtp_server
+from tests.notifyutil import T0, add_outbox, alert, body, free_port, notification, smtp_server
 
 TOKEN = "xoxb-test-token-0000000001"
 ENV = {"SLACK_BOT_TOKEN": TOKEN}
@@ -273,7 +273,7 @@ def test_each_notifier_gets_only_alerts_at_its_threshold(engine: Engine, slack: 
     assert "MEH" in str(slack.messages[0]["blocks"])
     [mail] = handler.received
     assert "BAD FIRING" in mail.message["Subject"] and "MEH" not in mail.message["Subject"]
-    assert "MEH" not in mail.message.get_body(("plain",)).get_content()
+    assert "MEH" not in body(mail.message, "plain")
 
 
 def test_email_outage_then_recovery_delivers_once(engine: Engine) -> None:
@@ -323,7 +323,7 @@ def test_unreadable_payload_and_removed_notifier_fail_visibly(
             .values(key="bad", dataset_id="1", created_at=NOW, payload={})
         )
     s = sender(engine, notify(slack))
-    assert s.drain(NOW).failed == 0  # planned straight to failed
+    assert s.drain(NOW).failed == 1  # planned straight to failed
     assert deliveries(engine)[0]["state"] == "failed"
     slack.down()
     add_outbox(engine, notification(key="n1"))
@@ -355,3 +355,27 @@ def test_two_senders_on_one_database_never_send_twice(engine: Engine, slack: Fak
     assert not errors
     keys = [m["metadata"]["event_payload"]["key"] for m in slack.messages]
     assert len(keys) == 20 and len(set(keys)) == 20
+
+
+class Broken:
+    """A notifier with a bug: raises something that is not a NotifierError."""
+
+    id = "slack"
+
+    def send(self, n: Any, key: str, *, target: Any = None, first_reports: Any = None) -> str:
+        raise RuntimeError("template exploded")
+
+    def find_sent(self, key: str, *, target: Any = None) -> None:
+        return None
+
+
+def test_a_notifier_bug_is_retried_not_fatal(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = OutboxSender(engine, {"slack": Broken()}, notify(), clock=lambda: NOW)
+    add_outbox(engine, notification(key="n1"))
+    stats = s.drain(NOW)
+    assert (stats.retried, stats.failed) == (1, 0)
+    row = deliveries(engine)[0]
+    assert row["state"] == "sending" and row["last_error"] == "unexpected RuntimeError"
+    assert any(r.exc_info and "template exploded" in str(r.exc_info[1]) for r in caplog.records)

@@ -351,3 +351,14 @@ def test_a_line_longer_than_the_budget_is_still_read(tmp_path: Path, store: Stor
     assert ids(first) == lines[:1] and read.exhausted
     second, _ = cycle(store, t)
     assert ids(second) == lines[1:]
+
+
+def test_files_of_a_dataset_removed_from_the_config_are_let_go(
+    tmp_path: Path, store: Store
+) -> None:
+    log = tmp_path / "app.jsonl"
+    write(log, 1)
+    cycle(store, tailer(str(log), dataset="old"))
+    write(log, 1)
+    got, read = cycle(store, tailer(str(tmp_path / "other*.jsonl"), dataset="new"))
+    assert got == [] and read.counters.retired == 1

@@ -118,7 +118,7 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if False and contains_secret(message, self._secrets):
+        if contains_secret(message, self._secrets):
             for secret in self._secrets:
                 message = message.replace(secret, REDACTED)
             record.msg, record.args = message, None

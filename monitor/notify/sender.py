@@ -68,12 +68,12 @@ Row = Mapping[Any, Any]  # a result row (RowMapping)
 class DrainStats:
     """What one ``drain()`` did."""
 
-    planned: int = 0  # delivery rows created (pending or skipped)
+    planned: int = 0  # delivery rows created (pending, skipped, or failed if unreadable)
     skipped: int = 0  # of those, not routed to their notifier
     sent: int = 0
     recovered: int = 0  # found already delivered (find_sent) after an interrupted send
     retried: int = 0  # transient failures; tried again later
-    failed: int = 0  # permanent failures, or given up after [notify] give_up_after
+    failed: int = 0  # permanent failures, unreadable payloads, given up (give_up_after)
     pending: int = 0  # deliveries still open after this drain
 
     def to_dict(self) -> dict[str, int]:
@@ -179,6 +179,7 @@ class OutboxSender:
                     conn.execute(insert(DELIVERIES), values)
             stats.planned += len(values)
             stats.skipped += sum(1 for v in values if v["state"] == DeliveryState.SKIPPED)
+            stats.failed += sum(1 for v in values if v["state"] == DeliveryState.FAILED)
             if len(rows) < PLAN_BATCH:
                 return
 
@@ -250,16 +251,19 @@ class OutboxSender:
             verdict = self._check_sent(notifier, row, key, now, stats)
             if verdict != "send":
                 return verdict == "arrived"
+        first_reports = self._first_reports(row, n)
         if not self._claim(row, now):
             return False  # another sender took it
         attempts = int(row["attempts"]) + 1
         try:
-            ref = notifier.send(
-                n, key, target=row["target"], first_reports=self._first_reports(row, n)
-            )
+            ref = notifier.send(n, key, target=row["target"], first_reports=first_reports)
         except NotifierError as err:
             return self._failed_attempt(row, err, attempts, now, stats)
         except Exception as err:  # a bug in a notifier must not stop the other deliveries
+            # Notifiers wrap every library call (those errors are NotifierErrors): this is
+            # our own code failing (e.g. rendering), whose traceback holds no secret.
+            log.error("%s: bug while sending outbox #%d", row["notifier"], row["outbox_id"],
+                      exc_info=True)  # fmt: skip
             why = NotifierError(f"unexpected {type(err).__name__}", False, uncertain=True)
             return self._failed_attempt(row, why, attempts, now, stats)
         self._mark_sent(row, ref, now)

@@ -241,16 +241,22 @@ class TailRead:
             raise RuntimeError("a TailRead is iterated once")
         self._started = True
         by_identity = {f.identity: f for f in self._files}
+        configured = {ds.id for ds in self._tailer.datasets}
         handled: set[Identity] = set()
         # Known files first, oldest cursor first: a rotated file is finished before the
         # file that replaced it is started.
         for cursor in [c for c in self._cursors if c.active]:
-            found = by_identity.get(cursor.identity) or self._find_moved(cursor)
+            found = by_identity.get(cursor.identity)
+            if found is None and cursor.dataset_id in configured:
+                found = self._find_moved(cursor)  # a dataset no longer configured: let go
             if found is None:
                 self._retire(cursor)
                 self.counters.retired += 1
                 continue
             handled.add(found.identity)
+            if found.identity in by_identity and found.dataset_id != cursor.dataset_id:
+                cursor.dataset_id = found.dataset_id  # the config now maps it elsewhere
+                self._touch(cursor)
             yield from self._follow(cursor, found)
         new = [f for f in self._files if f.identity not in handled]
         for watched in sorted(new, key=lambda f: (f.mtime, f.path)):
