@@ -54,7 +54,7 @@ from monitor.results import AuditReport, DatasetReport
 from monitor.rollup import HourRollup, RollupAccumulator
 from monitor.sources.tail import LogTailer, TailRead, load_cursors
 from monitor.store import Store
-from monitor.store.db import _write_connection, upsert_rollups
+from monitor.store.db import upsert_rollups, write_connection
 from monitor.store.tables import metadata
 
 log = logging.getLogger(__name__)
@@ -321,7 +321,7 @@ class Daemon:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _logs_pass(self, now: float, stop: threading.Event | None) -> tuple[dict[str, int], bool]:
-        with _write_connection(self.store.engine) as conn, conn.begin():
+        with write_connection(self.store.engine) as conn, conn.begin():
             read = self.tailer.read(conn, now)
             batch = self._consume(read, CycleBatch(self.settings, now), stop)
             read.save(conn)
@@ -366,7 +366,7 @@ class Daemon:
             generated_at=self.clock(), now=now, inputs=stats, datasets=reports, since=batch.since
         )
         # Private on purpose: the run must be written in this cycle's transaction.
-        Store._insert_run(conn, report)
+        Store.insert_run(conn, report)
 
     def notify_cycle(self, now: float, stop: threading.Event | None = None) -> dict[str, Any]:
         """The ``notify`` job: send what the outbox holds (retries are the sender's)."""
@@ -401,7 +401,7 @@ class Daemon:
 
     def _record(self, result: JobResult) -> None:
         try:
-            with _write_connection(self.store.engine) as conn, conn.begin():
+            with write_connection(self.store.engine) as conn, conn.begin():
                 _insert_job_run(conn, result, self._job_runs_kept)
         except Exception:  # bookkeeping must not take a job (or the daemon) down
             log.exception("cannot record the job run", extra={"job": result.job})

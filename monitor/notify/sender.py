@@ -46,7 +46,7 @@ from monitor.model import Severity
 from monitor.notify.base import FirstReport, Notifier, NotifierError, at_least
 from monitor.notify.routing import clients_of, decide, notify_settings
 from monitor.report.html import fmt_duration
-from monitor.store.db import _wrapped, _write_connection
+from monitor.store.db import store_errors, write_connection
 from monitor.store.tables import metadata
 from monitor.store.tables_notify import DeliveryState
 
@@ -167,8 +167,8 @@ class OutboxSender:
             return  # nothing to plan for; rows wait until a notifier is configured
         while True:
             with (
-                _wrapped("write to", self._engine.url),
-                _write_connection(self._engine) as conn,
+                store_errors("write to", self._engine.url),
+                write_connection(self._engine) as conn,
                 conn.begin(),
             ):
                 has_delivery = exists().where(DELIVERIES.c.outbox_id == OUTBOX.c.id)
@@ -211,7 +211,7 @@ class OutboxSender:
 
     def _queued_notifiers(self) -> list[str]:
         query = select(DELIVERIES.c.notifier).where(DELIVERIES.c.state.in_(OPEN_STATES))
-        with _wrapped("read", self._engine.url), self._engine.connect() as conn:
+        with store_errors("read", self._engine.url), self._engine.connect() as conn:
             return sorted(set(conn.execute(query.distinct()).scalars()))
 
     def _open_rows(self, notifier: str) -> list[Row]:
@@ -227,7 +227,7 @@ class OutboxSender:
             .where(DELIVERIES.c.notifier == notifier, DELIVERIES.c.state.in_(OPEN_STATES))
             .order_by(DELIVERIES.c.outbox_id, DELIVERIES.c.id)
         )
-        with _wrapped("read", self._engine.url), self._engine.connect() as conn:
+        with store_errors("read", self._engine.url), self._engine.connect() as conn:
             return list(conn.execute(query).mappings().all())
 
     def _drain_notifier(self, nid: str, now: float, stats: DrainStats) -> None:
@@ -342,8 +342,8 @@ class OutboxSender:
             )
         )
         with (
-            _wrapped("write to", self._engine.url),
-            _write_connection(self._engine) as conn,
+            store_errors("write to", self._engine.url),
+            write_connection(self._engine) as conn,
             conn.begin(),
         ):
             return conn.execute(stmt).rowcount == 1
@@ -372,8 +372,8 @@ class OutboxSender:
     def _update(self, row: Row, **values: Any) -> None:
         stmt = update(DELIVERIES).where(DELIVERIES.c.id == row["id"]).values(**values)
         with (
-            _wrapped("write to", self._engine.url),
-            _write_connection(self._engine) as conn,
+            store_errors("write to", self._engine.url),
+            write_connection(self._engine) as conn,
             conn.begin(),
         ):
             conn.execute(stmt)
@@ -401,13 +401,13 @@ class OutboxSender:
             .order_by(OUTBOX.c.id.desc())
             .limit(FIRST_REPORT_LOOKBACK)
         )  # fmt: skip
-        with _wrapped("read", self._engine.url), self._engine.connect() as conn:
+        with store_errors("read", self._engine.url), self._engine.connect() as conn:
             earlier = conn.execute(query).mappings().all()
         return _walk_back(earlier, wanted)
 
     def _count_open(self) -> int:
         query = select(func.count()).where(DELIVERIES.c.state.in_(OPEN_STATES))
-        with _wrapped("read", self._engine.url), self._engine.connect() as conn:
+        with store_errors("read", self._engine.url), self._engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
 
@@ -462,7 +462,7 @@ def notifier_health(
         func.sum(case((d.state == DeliveryState.FAILED.value, 1), else_=0)),
         func.min(case((is_open, d.created_at))),
     ).group_by(d.notifier)
-    with _wrapped("read", engine.url), engine.connect() as conn:
+    with store_errors("read", engine.url), engine.connect() as conn:
         rows = {r[0]: r for r in conn.execute(totals)}
         errors = {nid: _latest_error(conn, nid) for nid in rows}
     out = []

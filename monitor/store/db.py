@@ -100,7 +100,7 @@ def _reason(err: BaseException, password: str | None) -> str:
 
 
 @contextmanager
-def _wrapped(
+def store_errors(
     doing: str, url: URL | str, errors: tuple[type[BaseException], ...] = _IO_ERRORS
 ) -> Iterator[None]:
     """Turn ``errors`` into ``StoreError("cannot <doing> <masked url>: why")``."""
@@ -172,7 +172,7 @@ def create_store_engine(url: URL) -> Engine:
     return engine
 
 
-def _write_connection(engine: Engine) -> Connection:
+def write_connection(engine: Engine) -> Connection:
     return engine.connect().execution_options(**{_WRITE: True})
 
 
@@ -205,7 +205,7 @@ def _check_known_revision(conn: Connection, script: ScriptDirectory) -> None:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest migration, in one write transaction."""
-    with _write_connection(engine) as conn, conn.begin():
+    with write_connection(engine) as conn, conn.begin():
         cfg = alembic_config(conn)
         _check_known_revision(conn, ScriptDirectory.from_config(cfg))
         command.upgrade(cfg, "head")
@@ -418,9 +418,9 @@ class Store:
     @classmethod
     def open(cls, url: str) -> Store:
         """Open (creating and migrating as needed) the database at ``url`` or file path."""
-        with _wrapped("open database", url, _OPEN_ERRORS):
+        with store_errors("open database", url, _OPEN_ERRORS):
             parsed = parse_url(url)
-        with _wrapped("open database", parsed, _OPEN_ERRORS):
+        with store_errors("open database", parsed, _OPEN_ERRORS):
             engine = create_store_engine(parsed)
             try:
                 migrate(engine)
@@ -459,17 +459,17 @@ class Store:
         """
         _check_mode(rollup_mode)
         with (
-            _wrapped("write to", self._engine.url),
-            _write_connection(self._engine) as conn,
+            store_errors("write to", self._engine.url),
+            write_connection(self._engine) as conn,
             conn.begin(),
         ):
-            run_id = self._insert_run(conn, report)
+            run_id = self.insert_run(conn, report)
             upsert_rollups(conn, (r for d in report.datasets for r in d.rollups), rollup_mode)
         report.run_id = run_id
         return run_id
 
     @staticmethod
-    def _insert_run(conn: Connection, report: AuditReport) -> int:
+    def insert_run(conn: Connection, report: AuditReport) -> int:
         key = conn.execute(insert(AuditRun).values(**_run_values(report))).inserted_primary_key
         if key is None:  # pragma: no cover - every supported backend reports the new id
             raise StoreError("the database did not return the new run's id")
@@ -490,13 +490,13 @@ class Store:
     def runs(self, limit: int = 20) -> list[AuditRun]:
         """The latest ``limit`` runs, newest first."""
         query = select(AuditRun).order_by(col(AuditRun.id).desc()).limit(limit)
-        with _wrapped("read", self._engine.url), Session(self._engine) as session:
+        with store_errors("read", self._engine.url), Session(self._engine) as session:
             return list(session.exec(query).all())
 
     def findings(self, run_id: int) -> list[FindingRow]:
         """The findings of run ``run_id`` in the order they were recorded."""
         query = select(FindingRow).where(FindingRow.run_id == run_id).order_by(col(FindingRow.id))
-        with _wrapped("read", self._engine.url), Session(self._engine) as session:
+        with store_errors("read", self._engine.url), Session(self._engine) as session:
             return list(session.exec(query).all())
 
     def check_results(self, run_id: int) -> list[CheckResultRow]:
@@ -506,7 +506,7 @@ class Store:
             .where(CheckResultRow.run_id == run_id)
             .order_by(col(CheckResultRow.id))
         )
-        with _wrapped("read", self._engine.url), Session(self._engine) as session:
+        with store_errors("read", self._engine.url), Session(self._engine) as session:
             return list(session.exec(query).all())
 
     def rollups(
@@ -529,5 +529,5 @@ class Store:
         query = query.order_by(
             *(_ROLLUPS.c[k] for k in ("dataset_id", "hour", "event_name", "source"))
         )
-        with _wrapped("read", self._engine.url), self._engine.connect() as conn:
+        with store_errors("read", self._engine.url), self._engine.connect() as conn:
             return [_rollup_from(row) for row in conn.execute(query).mappings()]
