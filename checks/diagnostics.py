@@ -114,13 +114,16 @@ class Diagnostics:
         return out
 
     def _token_invalid(self, snap: GraphSnapshot, errors: list[PartError]) -> Finding:
-        token = snap.token
-        reason = (token.error if token is not None and not token.valid else None) or (
-            errors[0].message_scrubbed if errors else "debug_token: is_valid is false"
+        # debug_token's own verdict first (it says why), else the first 190/102 answer.
+        probe = snap.token if snap.token is not None and not snap.token.valid else None
+        first = errors[0] if errors else None
+        reason = (probe.error if probe else None) or (
+            first.message_scrubbed if first else "debug_token: is_valid is false"
         )
-        code = token.code if token is not None and token.code is not None else None
-        code = code if code is not None else (errors[0].code if errors else None)
-        subcode = errors[0].subcode if errors else (token.subcode if token else None)
+        code = probe.code if probe and probe.code is not None else (first and first.code)
+        subcode = (
+            probe.subcode if probe and probe.subcode is not None else (first and first.subcode)
+        )
         msg = (
             "Meta rejects the access token used for this dataset's Graph API reads "
             f"({scrub_text(reason)})."

@@ -34,7 +34,7 @@ from typing import Any, Protocol, runtime_checkable
 from monitor.mask import scrub_secrets
 from monitor.model import CheckResult, Finding, Severity, Status, worst_severity
 from monitor.rollup import HourRollup
-from monitor.sources.graph_model import GraphSnapshot, Part
+from monitor.sources.graph_model import GraphErrorKind, GraphSnapshot, Part
 
 _PENALTY = {Severity.INFO: 0, Severity.WARN: 15, Severity.CRIT: 40}
 NOT_CONFIGURED = "no Graph API source for this dataset (needs [meta] and an access token)"
@@ -79,17 +79,18 @@ def unreadable(snapshot: GraphSnapshot, parts: Iterable[Part]) -> list[Part]:
 
 def error_text(snapshot: GraphSnapshot, failed: Sequence[Part]) -> str:
     """Why the parts could not be read, in a few words (the cause's code is in diagnostics)."""
-    kinds = sorted({e.kind.value for p in failed if (e := snapshot.error(p)) is not None})
+    kinds = {e.kind for p in failed if (e := snapshot.error(p)) is not None}
     names = ", ".join(p.value for p in failed)
+    # The code under which diagnostics reports these parts (one cause per part).
     code = (
         "TOKEN_INVALID"
-        if snapshot.token_invalid
+        if GraphErrorKind.TOKEN_INVALID in kinds
         else "RATE_LIMITED"
-        if snapshot.rate_limited
+        if GraphErrorKind.RATE_LIMITED in kinds
         else "SOURCE_UNAVAILABLE"
     )
     return (
-        f"Meta's Graph API could not be read ({names}: {', '.join(kinds)}); "
+        f"Meta's Graph API could not be read ({names}: {', '.join(sorted(kinds))}); "
         f"not evaluated, see {code} in diagnostics."
     )
 

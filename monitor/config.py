@@ -68,11 +68,37 @@ class DatasetSettings(_Section):
         return self.name or self.id
 
 
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_WEEKLY = re.compile(r"^\s*([a-z]{3})[a-z]*\s+(\d{1,2}):(\d{2})\s*$")
+
+
+def parse_weekly(value: str) -> tuple[int, int, int] | None:
+    """``"mon 08:00"`` -> (weekday 0-6, hour, minute); ``"off"`` -> ``None``.
+
+    Day names may be written out (``monday``) in any case. Raises ``ValueError``."""
+    text = value.strip().lower()
+    if text == "off":
+        return None
+    m = _WEEKLY.match(text)
+    day = m.group(1) if m else ""
+    if m is None or day not in _WEEKDAYS or int(m.group(2)) > 23 or int(m.group(3)) > 59:
+        raise ValueError(
+            f"expected a weekday and a time such as 'mon 08:00', or 'off'; got {value!r}"
+        )
+    return _WEEKDAYS.index(day), int(m.group(2)), int(m.group(3))
+
+
+def _weekly(value: Any) -> Any:
+    if isinstance(value, str):
+        parse_weekly(value)
+    return value
+
+
 class ScheduleSettings(_Section):
     logs_every: Duration = 300.0
     graph_every: Duration = 3600.0
     quality_every: Duration = 21600.0
-    weekly_report: str = "mon 08:00"
+    weekly_report: Annotated[str, BeforeValidator(_weekly)] = "mon 08:00"  # or "off"
     timezone: str = "UTC"
     notify_every: Duration = 5.0  # how often the daemon drains the notification outbox
 
@@ -138,6 +164,16 @@ class NotifySettings(_Section):
     retry_max_delay: Duration = 20.0
     give_up_after: Duration = 86400.0  # an undelivered notification this old is marked failed
     timeout: Duration = 10.0  # per request to Slack or the SMTP server
+
+
+class ReportSettings(_Section):
+    """``[report]``: the weekly report (``capi-monitor report`` and the daemon's job)."""
+
+    dir: str | None = None  # the daemon writes each week to DIR/<YYYY-Www>/; unset: not kept
+    email: bool = True  # the daemon emails it through [notify.email] (when configured)
+    slack: bool = True  # and posts a summary through [notify.slack] (when configured)
+    email_to: list[str] | None = None  # recipients instead of [notify.email] to
+    slack_channel: str | None = None  # channel instead of [notify.slack] channel (bot token)
 
 
 class InputSettings(_Section):
@@ -222,6 +258,37 @@ class DiagnosticsSettings(_Section):
     min_affected_events: int = Field(10, ge=0)  # EMQ diagnostics affecting fewer: ignored
 
 
+class VolumeSettings(_Section):
+    """``[checks.volume]``: hourly volume and ratio drift (``monitor.detect``, ``checks.volume``)."""
+
+    weeks: int = Field(6, ge=1, le=26)  # same hour-of-week samples looked back
+    min_weeks: int = Field(3, ge=1, le=26)  # fewer samples: the cold-start rule
+    cold_start_days: int = Field(7, ge=1, le=28)  # same hour-of-day samples (cold start)
+    cold_start_min_days: int = Field(3, ge=1, le=28)  # fewer: the series is not judged
+    min_expected: float = Field(20.0, ge=0)  # expected events per hour to judge a drop/spike
+    max_window_hours: int = Field(6, ge=1, le=48)  # longest trailing window judged
+    z: float = Field(4.0, gt=0)  # robust z a drop or a share drift must reach
+    drop_warn: Share = 0.4  # relative drop (observed <= 60 % of expected)
+    drop_crit: Share = 0.75
+    cold_start_drop: Share = 0.5  # relative drop required under the cold-start rule
+    persist_crit_hours: int = Field(3, ge=1)  # a drop lasting this long is crit
+    stopped_min_expected: float = Field(20.0, gt=0)  # events expected in the zero hours
+    spike_ratio: float = Field(2.5, gt=1)
+    spike_z: float = Field(6.0, gt=0)
+    overdispersion: float = Field(0.1, ge=0)  # floor of the hour-to-hour relative noise
+    stale_after: Duration = 2 * 86400.0  # logs older than this: volume not judged
+    graph_settle: Duration = 3600.0  # Meta's hourly counts are complete this long after
+    ratio_hours: int = Field(3, ge=1, le=24)  # recent hours of a ratio (in-progress included)
+    ratio_days: int = Field(7, ge=1, le=28)  # daily ratios forming the baseline
+    ratio_min_days: int = Field(2, ge=1, le=28)
+    ratio_min_events: int = Field(20, ge=1)  # events in a window or a day to use its ratio
+    share_drop: Share = 0.2  # absolute fall of a share (key coverage, event_id) to warn
+    share_drop_crit: Share = 0.5
+    key_min_share: Share = 0.2  # keys with a lower usual coverage are not judged
+    value_change: float = Field(0.5, gt=0)  # relative change of the mean Purchase value
+    parity_change: float = Field(0.5, gt=0)  # relative change of Meta's server/browser ratio
+
+
 class ChecksSettings(_Section):
     disabled: list[str] = Field(default_factory=list)
     hash_validity: HashValiditySettings = Field(default_factory=HashValiditySettings)
@@ -232,6 +299,7 @@ class ChecksSettings(_Section):
     match_quality: MatchQualitySettings = Field(default_factory=MatchQualitySettings)
     parity: ParitySettings = Field(default_factory=ParitySettings)
     diagnostics: DiagnosticsSettings = Field(default_factory=DiagnosticsSettings)
+    volume: VolumeSettings = Field(default_factory=VolumeSettings)
 
 
 class Settings(_Section):
@@ -241,6 +309,7 @@ class Settings(_Section):
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
     input: InputSettings = Field(default_factory=InputSettings)
     checks: ChecksSettings = Field(default_factory=ChecksSettings)
     source_path: str | None = Field(default=None, exclude=True)

@@ -336,3 +336,28 @@ def test_cli_config_with_graph_but_no_logs_audits_meta(tmp_path: Path) -> None:
     (ds,) = json.loads(proc.stdout)["datasets"]
     assert "EMQ_LOW" in {f["code"] for f in ds["findings"]}
     assert ds["events"] == 0 and ds["health_score"] is not None
+
+
+def test_demo_setup_is_deterministic(tmp_path: Path) -> None:
+    """What scripts/demo runs: the sample logs plus the fake, twice, same --now."""
+    config = tmp_path / "config-demo.toml"
+    docs = []
+    with FakeGraph({"1234567890": "server_missing", "9876543210": "emq_low"}, token=TOKEN) as fg:
+        config.write_text(
+            (REPO / "samples" / "config.toml").read_text()
+            + f'\n[meta]\ngraph_url = "{fg.url}"\naccess_token_env = "{TOKEN_ENV}"\n'
+        )
+        for _ in range(2):
+            proc = cli(
+                "audit", "--config", str(config), "--now", NOW_ISO, "--json", "-", "-q",
+                "--db", f"sqlite:///{tmp_path / 'demo.db'}", "--fail-on", "never", cwd=REPO,
+            )  # fmt: skip
+            assert proc.returncode == 0, proc.stderr.decode()
+            doc = json.loads(proc.stdout)
+            doc.pop("generated_at")
+            docs.append(doc)
+    assert docs[0] == docs[1]
+    codes = {d["dataset_id"]: {f["code"] for f in d["findings"]} for d in docs[0]["datasets"]}
+    assert {"PARITY_SERVER_MISSING", "EVENT_COVERAGE_LOW"} <= codes["1234567890"]
+    assert {"EMQ_LOW", "META_DIAGNOSTIC"} <= codes["9876543210"]
+    assert "EMQ_DROP" not in codes["9876543210"]  # a re-run never compares with itself

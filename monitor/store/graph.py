@@ -30,7 +30,7 @@ from monitor.sources.graph_model import (
     QualityPoint,
     SourceCounts,
 )
-from monitor.store.db import Store, _scrub, _wrapped, _write_connection
+from monitor.store.db import Store, _scrub, store_errors, write_connection
 from monitor.store.tables import metadata
 
 _COUNTS: Table = metadata.tables["graph_source_counts"]
@@ -186,7 +186,7 @@ def record_graph(store: Store, snapshots: Iterable[GraphSnapshot]) -> int:
         for q in snap.quality or ()
     }
     engine = store.engine
-    with _wrapped("write to", engine.url), _write_connection(engine) as conn, conn.begin():
+    with store_errors("write to", engine.url), write_connection(engine) as conn, conn.begin():
         _upsert(conn, _COUNTS, ("dataset_id", "event_name", "hour"), list(counts.values()))
         _upsert(conn, _QUALITY, ("dataset_id", "event_name", "polled_at"), list(quality.values()))
         _upsert(conn, _POLLS, ("dataset_id", "polled_at"), [_poll_values(s) for s in snaps])
@@ -216,7 +216,7 @@ def load_graph_history(
         .order_by(_QUALITY.c.dataset_id, _QUALITY.c.polled_at, _QUALITY.c.event_name)
     )
     engine = store.engine
-    with _wrapped("read", engine.url), engine.connect() as conn:
+    with store_errors("read", engine.url), engine.connect() as conn:
         for row in conn.execute(query).mappings():
             point = QualityPoint(
                 polled_at=float(row["polled_at"]),
@@ -240,7 +240,7 @@ def stored_source_counts(
         query = query.where(_COUNTS.c.hour < until)
     query = query.order_by(_COUNTS.c.hour, _COUNTS.c.event_name)
     engine = store.engine
-    with _wrapped("read", engine.url), engine.connect() as conn:
+    with store_errors("read", engine.url), engine.connect() as conn:
         return [
             SourceCounts(
                 hour=datetime.fromtimestamp(int(r["hour"]), UTC),
@@ -260,5 +260,5 @@ def stored_polls(store: Store, dataset_id: str | None = None) -> list[dict[str, 
         query = query.where(_POLLS.c.dataset_id == dataset_id)
     query = query.order_by(_POLLS.c.polled_at, _POLLS.c.dataset_id)
     engine = store.engine
-    with _wrapped("read", engine.url), engine.connect() as conn:
+    with store_errors("read", engine.url), engine.connect() as conn:
         return [dict(r) for r in conn.execute(query).mappings()]

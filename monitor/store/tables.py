@@ -167,4 +167,5 @@ from monitor.store import (  # noqa: E402, F401
     tables_daemon,
     tables_graph,
     tables_notify,
+    tables_reports,
 )
