@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
@@ -115,21 +116,47 @@ def audit(
     if not files and not graph_inputs.graph_datasets(settings):
         _err("nothing to audit: no log files matched the configured datasets' logs")
         return 0
-    store = None if no_store else _open_store(db_url or _store_url(settings))
+    stores: list[Any] = []  # the store, once opened
+
+    def open_store() -> None:
+        if not no_store and not stores:
+            stores.append(_open_store(db_url or _store_url(settings)))
+
+    if graph_inputs.graph_datasets(settings):
+        open_store()  # the Graph inputs read their history from it
     clock = now if now is not None else time.time()
-    graph = graph_inputs.collect_graph(settings, now=clock, store=store)
+    graph = graph_inputs.collect_graph(settings, now=clock, store=stores[0] if stores else None)
     with _progress(files) as on_bytes:
+        # Opening the store (SQLAlchemy import, migrations: ~1 s) overlaps a parallel
+        # read; otherwise it happens before reading, so a bad --db still fails first.
         report = run_audit(
             settings, files, now=clock, since=since, until=until, on_bytes=on_bytes,
             stdin=sys.stdin.buffer if any(f.is_stdin for f in files) else None,
-            jobs=jobs or default_jobs(), graph=graph,
+            jobs=jobs or default_jobs(), graph=graph, meanwhile=open_store,
+            series=_series_loader(stores, settings, clock),
         )  # fmt: skip
+    store = stores[0] if stores else None
     if store is not None:
         with store:
             store.record_audit(report)
             graph_inputs.store_graph(store, graph)
     _write_outputs(report, json_out, html_out, quiet)
     return _exit_code(report, fail_on)
+
+
+def _series_loader(stores: list[Any], settings: Settings, clock: float) -> Any:
+    """What ``run_audit(series=...)`` calls after reading: the stored hourly series of
+    the datasets (``volume``), none without a store. This audit's own rollups replace
+    the stored ones of the same hours, as ``record_audit`` will."""
+
+    def load(dataset_ids: Sequence[str]) -> Any:
+        if not stores:
+            return {}
+        from monitor.series import Current, load_volume_history
+
+        return load_volume_history(stores[0], settings, clock, dataset_ids, current=Current.REPLACE)
+
+    return load
 
 
 def _store_url(settings: Settings) -> str:
@@ -167,8 +194,17 @@ def _write_outputs(
 
 
 def _write_file(path: str, data: bytes) -> None:
+    """Write a report atomically (temp file + rename) so a reader never sees half of it.
+
+    A target that exists and is not a regular file (``/dev/null``, a FIFO, a terminal) is
+    written in place: renaming over it would replace the device itself.
+    """
     p = Path(path)
     try:
+        if p.exists() and not p.is_file():
+            with p.open("wb") as out:
+                out.write(data)
+            return
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_name(f".{p.name}.tmp")
         tmp.write_bytes(data)
@@ -327,8 +363,9 @@ _DAEMON_JOBS_HELP = """
 \b
 Jobs: logs (every [schedule] logs_every: read new log lines, run the checks on events
 sent within [alerts] window, evaluate alerts) and notify (every [schedule] notify_every:
-send queued Slack/email notifications). Graph polling (graph_every, quality_every) and
-the weekly report (weekly_report) are not scheduled by this release.
+send queued Slack/email notifications), weekly_report (at [schedule] weekly_report, e.g.
+"mon 08:00", or "off": the weekly audit report, emailed and summarised on Slack, each
+week once). Graph polling (graph_every, quality_every) is not scheduled by this release.
 """
 _daemon_config = click.option(
     "--config", "config_path", required=True, type=click.Path(dir_okay=False),
@@ -407,6 +444,110 @@ def status_cmd(config_path: str, db_url: str | None, as_json: bool) -> int:
     else:
         for line in status_lines(data):
             click.echo(line)
+    return 0
+
+
+# --- the weekly report -----------------------------------------------------------------
+
+
+@cli.command("report")
+@click.option(
+    "--config", "config_path", required=True, type=click.Path(dir_okay=False),
+    help="TOML config file.",
+)  # fmt: skip
+@click.option("--week", metavar="YYYY-Www", help="ISO week in [schedule] timezone (e.g. 2026-W47).")
+@click.option("--from", "start", type=ISO, help="Start of the window (send time, inclusive).")
+@click.option("--to", "end", type=ISO, help="End of the window (send time, exclusive).")
+@click.option("--out", "out_dir", required=True, metavar="DIR", help="Directory for the pages.")
+@click.option("--db", "db_url", metavar="URL", help="Store URL (default: [storage] url).")
+@click.option("--now", type=ISO, help="Clock for the default week (ISO 8601). Default: now.")
+def report_cmd(
+    config_path: str,
+    week: str | None,
+    start: float | None,
+    end: float | None,
+    out_dir: str,
+    db_url: str | None,
+    now: float | None,
+) -> int:
+    """Write the weekly audit report: DIR/index.html and DIR/<dataset_id>.html.
+
+    Without --week or --from/--to: the last complete ISO week. Every page is one
+    self-contained file (charts embedded) that opens offline and prints to PDF.
+    """
+    from monitor.report.weekly import build_weekly_report, render_pages, write_pages
+    from monitor.report.window import WindowError, choose_window
+
+    settings = load_settings(config_path)
+    clock = now if now is not None else time.time()
+    try:
+        window = choose_window(settings.schedule.timezone, clock, week, start, end)
+    except WindowError as err:
+        raise click.UsageError(str(err)) from None
+    with _open_store(db_url or _store_url(settings)) as store:
+        report = build_weekly_report(store, settings, window, now=clock)
+    try:
+        written = write_pages(render_pages(report), out_dir)
+    except OSError as err:
+        raise InputError(f"{out_dir}: cannot write: {err.strerror}") from None
+    click.echo(
+        f"weekly report {window.label}: {written[0].resolve()}"
+        f" ({len(written) - 1} dataset page{'s' if len(written) != 2 else ''})"
+    )
+    return 0
+
+
+# --- backtest and simulate ------------------------------------------------------------
+
+
+@cli.command("backtest")
+@click.option(
+    "--config", "config_path", required=True, type=click.Path(dir_okay=False),
+    help="TOML config file (its datasets' logs are replayed).",
+)  # fmt: skip
+@click.option("--from", "start", type=ISO, required=True, help="First evaluation (ISO 8601).")
+@click.option("--to", "end", type=ISO, required=True, help="End of the replay (exclusive).")
+@click.option(
+    "--step", type=DurationType(), help="Time between evaluations (default: [schedule] logs_every)."
+)
+@click.option("--json", "json_out", metavar="FILE|-", help="Write the alerts as JSON (- = stdout).")
+@click.option("--db", "db_url", metavar="URL", help="Store with earlier history (read only).")
+def backtest_cmd(
+    config_path: str,
+    start: float,
+    end: float,
+    step: float | None,
+    json_out: str | None,
+    db_url: str | None,
+) -> int:
+    """Replay stored history and the configured logs with a simulated clock, through the
+    daemon's checks and alert lifecycle, and list the alerts that would have fired.
+
+    Nothing is sent and the store is not written. Exit 0 when the replay ran.
+    """
+    from monitor.backtest import episodes_table, run_backtest
+
+    settings = load_settings(config_path)
+    if end <= start:
+        raise click.UsageError("--to must be later than --from")
+    result = run_backtest(
+        settings, start=start, end=end, step=step, store_url=db_url or _store_url(settings)
+    )
+    if json_out:
+        data = orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2) + b"\n"
+        if json_out == "-":
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+        else:
+            _write_file(json_out, data)
+    if json_out != "-":
+        for line in episodes_table(result.alerts, settings.schedule.timezone):
+            click.echo(line)
+        click.echo(
+            f"({result.cycles} evaluations, {result.deliveries} deliveries replayed in "
+            f"{result.seconds:.1f} s)",
+            err=True,
+        )
     return 0
 
 

@@ -223,3 +223,10 @@ def test_help_lists_the_options() -> None:
     assert proc.returncode == 0
     for opt in ("--config", "--now", "--since", "--until", "--json", "--html", "--fail-on", "--db"):
         assert opt in out
+
+
+def test_json_to_dev_null_keeps_the_device(clean_log: Path) -> None:
+    """Writing to /dev/null must not replace the device with a file (atomic rename)."""
+    proc = run("audit", str(clean_log), "--now", NOW, "--no-store", "-q", "--json", "/dev/null")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert Path("/dev/null").is_char_device()
