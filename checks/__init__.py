@@ -15,6 +15,7 @@ from checks.latency import Latency
 from checks.match_quality import MatchQuality
 from checks.parity import Parity
 from checks.payload import Payload
+from checks.volume import Volume
 
 CHECKS: tuple[type[Check], ...] = (
     HashValidity,
@@ -25,6 +26,7 @@ CHECKS: tuple[type[Check], ...] = (
     MatchQuality,
     Parity,
     Diagnostics,
+    Volume,
 )
 
 # How much each check weighs in a dataset's health score (checks not listed weigh 1).
@@ -37,12 +39,14 @@ HEALTH_WEIGHTS: dict[str, float] = {
     "match_quality": 1.5,
     "parity": 1.5,
     "diagnostics": 1.0,
+    "volume": 1.5,
 }
 
 # Checks with a Graph API part (``checks.graph_common``): the engine asks them for a result
-# even when a dataset has no log events, since Meta's side may still be judged.
+# even when a dataset has no log events, since Meta's side may still be judged. ``volume``
+# too: it judges stored series, and no events at all is what VOLUME_STOPPED is about.
 GRAPH_CHECKS: frozenset[str] = frozenset(
-    {"dedup", "latency", "match_quality", "parity", "diagnostics"}
+    {"dedup", "latency", "match_quality", "parity", "diagnostics", "volume"}
 )
 
 

@@ -18,6 +18,7 @@ from monitor.model import CheckResult, Example, Finding, Severity, Status, worst
 if TYPE_CHECKING:
     from monitor.config import ChecksSettings
     from monitor.observations import Delivery
+    from monitor.series import VolumeHistory
     from monitor.sources.graph_model import GraphHistory, GraphSnapshot
 
 MAX_EXAMPLES = 3
@@ -40,6 +41,9 @@ class CheckContext:
     # Stored Dataset Quality readings before this poll (EMQ_DROP, MATCH_KEY_DROP); None =
     # no store in use, so drops are not evaluated.
     history: GraphHistory | None = None
+    # The dataset's hourly series (stored rollups, Meta's hourly counts) for the ``volume``
+    # check; None = no store in use: volume and ratio drift are ``skipped``.
+    series: VolumeHistory | None = None
 
 
 class Check(Protocol):

@@ -35,6 +35,7 @@ from checks.graph_common import (
     graph_finding,
     graph_only,
     skipped_part,
+    unreadable,
 )
 from monitor.mask import scrub_text
 from monitor.model import CheckResult, Finding, Severity
@@ -85,13 +86,18 @@ class Diagnostics:
             findings += self._expiry_findings(snap)
         findings += [self._da_finding(c) for c in self._failed_checks(snap)]
         findings += self._emq_findings(snap)
-        failed = [p for p in PARTS if not snap.ok(p)]
+        failed = unreadable(snap, PARTS)
         if findings:
             text = f"{len(findings)} finding(s): " + ", ".join(sorted({f.code for f in findings}))
             state = GraphState.ERROR if failed else GraphState.EVALUATED
             return GraphPart(state, text + ".", findings)
         if failed:  # unreachable in practice: a failed part always yields a finding
             return GraphPart(GraphState.ERROR, "Meta's diagnostics could not be read.")
+        if not any(snap.polled(p) for p in PARTS):  # a /stats-only poll (daemon job graph)
+            return GraphPart(
+                GraphState.EVALUATED,
+                "the Graph API answered; token and Meta's diagnostics not read in this cycle.",
+            )
         checks = len(snap.da_checks or ())
         return GraphPart(
             GraphState.EVALUATED,

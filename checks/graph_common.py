@@ -7,7 +7,9 @@ dataset, in ``result()``. Like the log parts, these are pure functions of observ
 How a Graph part ends (``GraphState``), and what that does to the check's status:
 
 - ``skipped``: no Graph source for this dataset (no ``[meta]``, no token; CONTRACTS.md
-  §6). The check's status is its log part's status, unchanged.
+  §6), or the parts it needs were not asked for in this poll (the daemon reads
+  ``/stats`` and Dataset Quality in different jobs, ``GraphSnapshot.parts``). The
+  check's status is its log part's status, unchanged.
 - ``error``: a part of the snapshot the check needs could not be read (5xx, malformed
   JSON, permission, token, throttling). "Could not evaluate" is never ``ok``: the
   status is the worst of the log status and ``error`` (so ``warn``/``crit`` from other
@@ -72,9 +74,56 @@ def skipped_part(reason: str = NOT_CONFIGURED) -> GraphPart:
     return GraphPart(GraphState.SKIPPED, reason)
 
 
+def not_polled(snapshot: GraphSnapshot, parts: Iterable[Part]) -> GraphPart | None:
+    """A ``skipped`` part when none of ``parts`` was asked for in ``snapshot``'s poll."""
+    needed = list(parts)
+    if any(snapshot.polled(p) for p in needed):
+        return None
+    names = ", ".join(p.value for p in needed)
+    return skipped_part(f"{names} not read from Meta in this cycle.")
+
+
 def unreadable(snapshot: GraphSnapshot, parts: Iterable[Part]) -> list[Part]:
-    """The ``parts`` of ``snapshot`` that could not be read."""
-    return [p for p in parts if not snapshot.ok(p)]
+    """The ``parts`` of ``snapshot`` that were asked for but could not be read."""
+    return [p for p in parts if snapshot.polled(p) and not snapshot.ok(p)]
+
+
+# Which snapshot parts each Graph finding is judged from, by (check id, code): a cycle
+# that did not read them has no verdict on the finding, so its absence then proves
+# nothing (``monitor.graph_jobs`` tells the alert engine). Codes not listed here are log
+# findings. Three codes are about the source itself and are judged from the parts that
+# failed, named in their evidence: see ``SOURCE_CODES``.
+CODE_PARTS: dict[tuple[str, str], frozenset[Part]] = {
+    **{
+        ("parity", code): frozenset({Part.STATS_EVENT_SOURCE})
+        for code in (
+            "PARITY_SERVER_MISSING",
+            "PARITY_BROWSER_MISSING",
+            "PARITY_LOW",
+            "SERVER_COUNT_MISMATCH",
+        )
+    },
+    ("parity", "EVENT_COVERAGE_LOW"): frozenset({Part.DATASET_QUALITY}),
+    ("dedup", "DEDUP_KEY_COVERAGE_LOW"): frozenset({Part.DATASET_QUALITY}),
+    ("match_quality", "EMQ_LOW"): frozenset({Part.DATASET_QUALITY}),
+    ("match_quality", "EMQ_DROP"): frozenset({Part.DATASET_QUALITY}),
+    ("match_quality", "MATCH_KEY_DROP"): frozenset({Part.DATASET_QUALITY}),
+    ("latency", "FRESHNESS_SLOW"): frozenset({Part.DATASET_QUALITY}),
+    ("latency", "FRESHNESS_UNRECOGNISED"): frozenset({Part.DATASET_QUALITY}),
+    # da_checks entries and the EMQ diagnostics of Dataset Quality.
+    ("diagnostics", "META_DIAGNOSTIC"): frozenset({Part.DA_CHECKS, Part.DATASET_QUALITY}),
+    ("diagnostics", "TOKEN_EXPIRING"): frozenset({Part.TOKEN}),
+}
+# ``diagnostics`` codes about the Graph API source: raised by whichever parts failed.
+SOURCE_CODES: frozenset[str] = frozenset({"TOKEN_INVALID", "RATE_LIMITED", "SOURCE_UNAVAILABLE"})
+# Checks whose every finding comes from the Graph API.
+GRAPH_ONLY_CHECKS: frozenset[str] = frozenset({"parity", "diagnostics"})
+
+
+def is_graph_code(check_id: str, code: str) -> bool:
+    """Whether findings ``code`` of ``check_id`` are judged from the Graph API (a
+    snapshot), rather than from delivery logs."""
+    return check_id in GRAPH_ONLY_CHECKS or (check_id, code) in CODE_PARTS
 
 
 def error_text(snapshot: GraphSnapshot, failed: Sequence[Part]) -> str:

@@ -56,6 +56,7 @@ from checks.graph_common import (
     error_text,
     event_volumes,
     graph_finding,
+    not_polled,
     skipped_part,
     volume_count,
 )
@@ -317,6 +318,8 @@ def graph_part(ctx: CheckContext) -> GraphPart:
     snap = ctx.graph
     if snap is None:
         return skipped_part()
+    if (skipped := not_polled(snap, [Part.DATASET_QUALITY])) is not None:
+        return skipped
     if not snap.ok(Part.DATASET_QUALITY):
         return GraphPart(GraphState.ERROR, error_text(snap, [Part.DATASET_QUALITY]))
     cfg = ctx.settings.latency

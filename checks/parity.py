@@ -57,6 +57,7 @@ from checks.graph_common import (
     event_volumes,
     graph_finding,
     graph_only,
+    not_polled,
     skipped_part,
     unreadable,
 )
@@ -107,6 +108,8 @@ class Parity:
         snap = self.ctx.graph
         if snap is None:
             return skipped_part()
+        if (skipped := not_polled(snap, PARTS)) is not None:
+            return skipped
         failed = unreadable(snap, PARTS)
         if len(failed) == len(PARTS):
             return GraphPart(GraphState.ERROR, error_text(snap, failed))

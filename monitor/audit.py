@@ -20,13 +20,15 @@ from typing import Any, BinaryIO
 from checks import CHECKS, GRAPH_CHECKS, HEALTH_WEIGHTS, CheckContext, registry
 from checks.base import skipped
 from checks.graph_common import UsesRollups
+from checks.volume import UsesSeries
 from monitor.config import DatasetSettings, Settings
 from monitor.errors import ConfigError
 from monitor.model import CheckResult
 from monitor.observations import Delivery, ReadStats
 from monitor.parallel import fork_available, plan_parts, run_parts
 from monitor.results import AuditReport, DatasetReport
-from monitor.rollup import RollupAccumulator
+from monitor.rollup import HourRollup, RollupAccumulator
+from monitor.series import VolumeHistory
 from monitor.sources.graph_model import DatasetGraph
 from monitor.sources.logs import DatasetResolver, InputFile, expand_paths, read_deliveries
 
@@ -45,15 +47,18 @@ class DatasetAudit:
         *,
         continuation: bool = False,
         graph: DatasetGraph | None = None,
+        series: VolumeHistory | None = None,
     ) -> None:
         """``continuation``: this audit observes a later part of a parallel audit and will
         be merged into the audit of the part before it (see ``CheckContext``). ``graph``:
-        the dataset's Graph API poll and stored history (None: no Graph source)."""
+        the dataset's Graph API poll and stored history (None: no Graph source).
+        ``series``: its stored hourly series for ``volume`` (None: no store)."""
         self.dataset_id = dataset_id
         self.settings = settings
         ctx = CheckContext(
             dataset_id, now, settings.checks, continuation,
             graph=graph.snapshot if graph else None, history=graph.history if graph else None,
+            series=series,
         )  # fmt: skip
         disabled = set(settings.checks.disabled)
         self.checks = [cls(ctx) for cls in CHECKS if cls.id not in disabled]
@@ -86,11 +91,21 @@ class DatasetAudit:
             check.merge(theirs[check.id])
         self.rollup.merge(later.rollup)
 
-    def report(self) -> DatasetReport:
+    def use_series(self, series: VolumeHistory | None) -> None:
+        """Hand the checks that judge hourly series (``volume``) the dataset's history,
+        when it is known only after reading (``run_audit(series=...)``)."""
+        for check in self.checks:
+            if isinstance(check, UsesSeries):
+                check.use_series(series)
+
+    def report(self, compare: Sequence[HourRollup] | None = None) -> DatasetReport:
+        """The dataset's results. ``compare``: the hourly rollups the checks compare Meta's
+        counts with (``UsesRollups``), default this audit's own; the daemon's Graph job,
+        which observes no deliveries, passes the stored ones."""
         rollups = self.rollup.result()
         for check in self.checks:  # rollups exist only now (checks.graph_common.UsesRollups)
             if isinstance(check, UsesRollups):
-                check.use_rollups(rollups)
+                check.use_rollups(rollups if compare is None else compare)
         # No log data is "could not evaluate", never "healthy"; checks with a Graph part
         # still judge Meta's side (their log part then reports skipped by itself).
         results = [
@@ -198,6 +213,8 @@ def run_audit(
     jobs: int = 1,
     parallel_min_bytes: int = PARALLEL_MIN_BYTES,
     graph: Mapping[str, DatasetGraph] | None = None,
+    meanwhile: Callable[[], None] | None = None,
+    series: Callable[[Sequence[str]], Mapping[str, VolumeHistory]] | None = None,
 ) -> AuditReport:
     """Read ``files``, run every enabled check per dataset, return the report (no I/O
     beyond reading the inputs; storing and rendering are the caller's business).
@@ -208,6 +225,14 @@ def run_audit(
 
     ``graph`` maps dataset ids to their Graph API poll (``monitor.graph_inputs``); the
     Graph-based checks of datasets absent from it are ``skipped``.
+
+    ``meanwhile()``, if given, is called once before the result is built: while the
+    workers read in a parallel audit (the caller's slow set-up, such as opening the
+    store, then costs no wall time), else before reading. Its exception ends the audit.
+
+    ``series(dataset_ids)``, if given, is called after reading (and after ``meanwhile``)
+    and returns the stored hourly series of those datasets for ``volume``
+    (``monitor.series.load_volume_history``); without it ``volume`` is ``skipped``.
     """
     graph = graph or {}
     unknown = set(settings.checks.disabled) - set(registry())
@@ -215,8 +240,12 @@ def run_audit(
         raise ConfigError(f"checks.disabled: unknown check id {sorted(unknown)[0]!r}")
     parts = _parts(files, jobs, parallel_min_bytes)
     if len(parts) > 1:
-        stats, audits = _audit_parallel(settings, parts, now, since, until, on_bytes, graph)
+        stats, audits = _audit_parallel(
+            settings, parts, now, since, until, on_bytes, graph, meanwhile
+        )
     else:
+        if meanwhile is not None:
+            meanwhile()
         stats, audits = audit_files(
             settings, files, now=now, since=since, until=until, on_bytes=on_bytes, stdin=stdin,
             graph=graph,
@@ -224,6 +253,10 @@ def run_audit(
     for ds in settings.datasets:  # configured datasets are reported even without events
         if ds.id not in audits:
             audits[ds.id] = DatasetAudit(ds.id, settings, now, graph=graph.get(ds.id))
+    if series is not None:
+        histories = series(list(audits))
+        for dataset_id, audit in audits.items():
+            audit.use_series(histories.get(dataset_id))
     order = {ds.id: i for i, ds in enumerate(settings.datasets)}
     reports = [a.report() for a in audits.values()]
     reports.sort(key=lambda r: (order.get(r.dataset_id, len(order)), r.dataset_id))
@@ -256,6 +289,7 @@ def _audit_parallel(
     until: float | None,
     on_bytes: Callable[[int], None] | None,
     graph: Mapping[str, DatasetGraph] | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> PartAudit:
     """Audit each part in a worker; merge the parts in input order as they arrive."""
     stats = ReadStats(max_problems=settings.input.max_problems)
@@ -277,5 +311,5 @@ def _audit_parallel(
             else:
                 mine.merge(audit)
 
-    run_parts(parts, work, consume, on_bytes=on_bytes)
+    run_parts(parts, work, consume, on_bytes=on_bytes, meanwhile=meanwhile)
     return stats, audits

@@ -259,7 +259,7 @@ class DiagnosticsSettings(_Section):
 
 
 class VolumeSettings(_Section):
-    """``[checks.volume]``: hourly volume and ratio drift (``monitor.detect``, ``checks.volume``)."""
+    """``[checks.volume]``: hourly volumes and ratio drift (``checks.volume``)."""
 
     weeks: int = Field(6, ge=1, le=26)  # same hour-of-week samples looked back
     min_weeks: int = Field(3, ge=1, le=26)  # fewer samples: the cold-start rule
@@ -275,7 +275,7 @@ class VolumeSettings(_Section):
     stopped_min_expected: float = Field(20.0, gt=0)  # events expected in the zero hours
     spike_ratio: float = Field(2.5, gt=1)
     spike_z: float = Field(6.0, gt=0)
-    overdispersion: float = Field(0.1, ge=0)  # floor of the hour-to-hour relative noise
+    overdispersion: float = Field(0.05, ge=0)  # floor of the hour-to-hour relative noise
     stale_after: Duration = 2 * 86400.0  # logs older than this: volume not judged
     graph_settle: Duration = 3600.0  # Meta's hourly counts are complete this long after
     ratio_hours: int = Field(3, ge=1, le=24)  # recent hours of a ratio (in-progress included)

@@ -11,13 +11,19 @@ engine, outbox sender) and runs the jobs of ``JOBS``:
   advances the log cursors. Everything commits together or not at all, so a crash at any
   point neither loses nor duplicates an alert: the next cycle re-reads the same lines.
   A dataset without new deliveries in the window has its log checks ``skipped``, which
-  never resolves an alert.
+  never resolves an alert. Graph API findings are not judged here (``judges_logs``).
+- ``graph`` (every ``[schedule] graph_every``) and ``quality`` (``quality_every``): poll
+  the Graph API (``/stats``; Dataset Quality, ``da_checks``, the token) for every dataset
+  with a token, run the checks over the snapshot with no deliveries (log checks
+  ``skipped``), then store the snapshot and evaluate the alerts in one write transaction.
+  Each judges only the Graph findings whose data it read (``monitor.graph_jobs``). Not
+  scheduled without ``[meta]`` or without a dataset that has a token.
 - ``notify`` (every ``[schedule] notify_every``): drains the outbox
   (``monitor.notify.sender.OutboxSender``).
-
-Jobs of later releases hook in as entries of ``JOBS`` plus a ``Daemon`` method: ``graph``
-(``[schedule] graph_every``), ``quality`` (``quality_every``) and the weekly report
-(``weekly_report``, ``"off"`` disables it). They are not scheduled until they exist.
+- ``weekly_report`` (looks every 5 minutes whether ``[schedule] weekly_report`` has come):
+  claims the due week in the store, writes, emails and posts the weekly report
+  (``monitor.notify.weekly``); each week once, across restarts and processes. Not
+  scheduled with ``weekly_report = "off"`` or without a destination.
 
 ``run(stop)`` schedules the jobs with APScheduler in ``[schedule] timezone`` and returns
 once ``stop`` is set (by the entry point's signal handlers) and running jobs finished or
@@ -43,18 +49,31 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, delete, func, insert, select
 
-from monitor.alerts.engine import CycleOutcome, evaluate_cycle
+from monitor.alerts.engine import CycleOutcome, Judges, evaluate_cycle
 from monitor.alerts.lifecycle import AlertRecord
 from monitor.audit import DatasetAudit
 from monitor.config import Settings
 from monitor.errors import ConfigError, StoreError
+from monitor.graph_inputs import poll_graph
+from monitor.graph_jobs import (
+    QUALITY_JOB,
+    STATS_JOB,
+    GraphJob,
+    graph_judges,
+    graph_reports,
+    judges_logs,
+    no_graph_source,
+    poll_counters,
+)
 from monitor.mask import scrub_text
 from monitor.observations import Delivery, ReadStats
 from monitor.results import AuditReport, DatasetReport
 from monitor.rollup import HourRollup, RollupAccumulator
+from monitor.sources.graph_model import GraphSnapshot, Part
 from monitor.sources.tail import LogTailer, TailRead, load_cursors
 from monitor.store import Store
 from monitor.store.db import upsert_rollups, write_connection
+from monitor.store.graph import write_graph
 from monitor.store.tables import metadata
 
 log = logging.getLogger(__name__)
@@ -68,8 +87,24 @@ _JOB_RUNS = metadata.tables["job_runs"]
 # Counters that are non-zero in an idle run too (state, not activity).
 _STANDING_COUNTERS = frozenset({"datasets_skipped", "pending"})
 
-# What the alert engine is to the daemon (injectable: tests wrap it to simulate a crash).
-Evaluate = Callable[[Connection, Settings, Sequence[DatasetReport], float], CycleOutcome]
+
+class Evaluate(Protocol):
+    """What the alert engine is to the daemon (``evaluate_cycle``; injectable: tests wrap
+    it to simulate a crash)."""
+
+    def __call__(
+        self,
+        conn: Connection,
+        settings: Settings,
+        reports: Sequence[DatasetReport],
+        now: float,
+        *,
+        judges: Judges | None = None,
+    ) -> CycleOutcome: ...
+
+
+# How the Graph jobs poll (injectable): (settings, now, parts) -> snapshot per dataset.
+GraphPoll = Callable[[Settings, float, frozenset[Part]], Mapping[str, GraphSnapshot]]
 
 
 class Drainer(Protocol):
@@ -82,16 +117,24 @@ class Abandoned(Exception):
     """The daemon is stopping: the job gave up its step (its transaction rolled back)."""
 
 
+def _always(_settings: Settings) -> bool:
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class JobSpec:
     """One scheduled job: its name, its interval from the settings, what it runs.
 
-    ``run(daemon, now, stop)`` returns the counters recorded in ``job_runs``."""
+    ``run(daemon, now, stop)`` returns the counters recorded in ``job_runs``;
+    ``enabled(settings)`` is false for a job the settings switch off (not scheduled);
+    ``needs_graph``: not scheduled without a Graph API source (``no_graph_source``)."""
 
     name: str
     every: Callable[[Settings], float]
     run: Callable[[Daemon, float, threading.Event], dict[str, Any]]
     summary: str
+    enabled: Callable[[Settings], bool] = _always
+    needs_graph: bool = False
 
 
 @dataclass(slots=True)
@@ -232,10 +275,18 @@ class Daemon:
         secrets: Sequence[str] = (),
         closers: Sequence[Callable[[], None]] = (),
         job_runs_kept: int = JOB_RUNS_KEPT,
+        notifiers: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+        graph_poll: GraphPoll | None = None,
     ) -> None:
+        """``env``: where the Graph API tokens are (default ``os.environ``); ``graph_poll``
+        replaces ``monitor.graph_inputs.poll_graph`` (tests)."""
         self.settings = settings
+        self.env: Mapping[str, str] = os.environ if env is None else env
+        self._graph_poll = graph_poll or self._poll_graph
         self.store = store
         self.sender = sender
+        self.notifiers = dict(notifiers or {})  # the weekly report sends through them too
         self.clock = clock
         self.tailer = tailer or LogTailer(
             settings.datasets,
@@ -259,8 +310,8 @@ class Daemon:
         env: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> Daemon:
-        """Open the store at ``db_url``, build the configured notifiers (secrets from
-        ``env``, default ``os.environ``) and their outbox sender."""
+        """Open the store at ``db_url``, build the configured notifiers (secrets and Graph
+        API tokens from ``env``, default ``os.environ``) and their outbox sender."""
         from monitor.jsonlog import secret_values
         from monitor.notify import build_notifiers
         from monitor.notify.sender import OutboxSender
@@ -277,7 +328,7 @@ class Daemon:
         closers = [c for n in notifiers.values() if callable(c := getattr(n, "close", None))]
         return cls(
             settings, store, sender, clock=clock, secrets=secret_values(settings, environ),
-            closers=[store.close, *closers],
+            closers=[store.close, *closers], notifiers=notifiers, env=environ,
         )  # fmt: skip
 
     def close(self) -> None:
@@ -329,7 +380,8 @@ class Daemon:
             reports = batch.reports()
             if batch.recent:
                 self._record_results(conn, now, batch, read.stats, reports)
-            outcome = self._evaluate(conn, self.settings, reports, now)
+            # Graph findings are the Graph jobs' to judge (monitor.graph_jobs).
+            outcome = self._evaluate(conn, self.settings, reports, now, judges=judges_logs)
         evaluated = sum(1 for r in reports if r.events)
         counters = {
             "deliveries": batch.deliveries,
@@ -367,6 +419,37 @@ class Daemon:
         )
         # Private on purpose: the run must be written in this cycle's transaction.
         Store.insert_run(conn, report)
+
+    def graph_cycle(self, now: float, stop: threading.Event | None = None) -> dict[str, Any]:
+        """The ``graph`` job: poll ``/stats``, check, store and evaluate (``_graph_job``)."""
+        return self._graph_job(STATS_JOB, now, stop)
+
+    def quality_cycle(self, now: float, stop: threading.Event | None = None) -> dict[str, Any]:
+        """The ``quality`` job: Dataset Quality, ``da_checks``, the token (``_graph_job``)."""
+        return self._graph_job(QUALITY_JOB, now, stop)
+
+    def _graph_job(self, job: GraphJob, now: float, stop: threading.Event | None) -> dict[str, Any]:
+        """Poll ``job``'s parts of every dataset with a token, run the checks over the
+        snapshots, then store them and evaluate the alerts in one write transaction: a
+        crash in between stores nothing and decides nothing, and the next run polls again.
+        A Graph failure is a result (``error`` checks, SOURCE_UNAVAILABLE), not a crash."""
+        # Polling happens outside the transaction: it may take a while, and other jobs
+        # need the database meanwhile.
+        snapshots = self._graph_poll(self.settings, now, job.parts)
+        if stop is not None and stop.is_set():
+            raise Abandoned("the daemon is stopping")
+        reports = graph_reports(self.settings, job, snapshots, now=now, store=self.store)
+        with write_connection(self.store.engine) as conn, conn.begin():
+            write_graph(conn, snapshots.values())
+            outcome = self._evaluate(
+                conn, self.settings, reports, now, judges=graph_judges(snapshots)
+            )
+        return {**poll_counters(snapshots), **outcome.summary()}
+
+    def _poll_graph(
+        self, settings: Settings, now: float, parts: frozenset[Part]
+    ) -> Mapping[str, GraphSnapshot]:
+        return poll_graph(settings, now=now, env=self.env, parts=parts)
 
     def notify_cycle(self, now: float, stop: threading.Event | None = None) -> dict[str, Any]:
         """The ``notify`` job: send what the outbox holds (retries are the sender's)."""
@@ -408,7 +491,17 @@ class Daemon:
 
     def run_once(self, now: float | None = None) -> list[JobResult]:
         """Every job once, in ``JOBS`` order (the outbox is drained last), at ``now``."""
-        return [self.run_job(spec, now) for spec in JOBS]
+        self._log_not_scheduled()
+        return [self.run_job(spec, now) for spec in self.jobs()]
+
+    def jobs(self) -> list[JobSpec]:
+        """The jobs of ``JOBS`` that the settings enable, in order."""
+        off = not_scheduled(self.settings, self.env)
+        return [spec for spec in JOBS if spec.name not in off]
+
+    def _log_not_scheduled(self) -> None:
+        for job, reason in not_scheduled(self.settings, self.env).items():
+            log.info("job not scheduled", extra={"job": job, "reason": reason})
 
     def run(self, stop: threading.Event) -> None:
         """Schedule every job and return once ``stop`` is set and running jobs have ended
@@ -420,14 +513,16 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         start = datetime.now(self.timezone)
-        for spec in JOBS:
+        for spec in self.jobs():
             every = spec.every(self.settings)
             scheduler.add_job(
                 self._scheduled, "interval", seconds=every, args=[spec, stop], id=spec.name,
                 name=spec.name, next_run_time=start,
             )  # fmt: skip
         scheduler.start()
-        log.info("daemon started", extra={"jobs": {s.name: s.every(self.settings) for s in JOBS}})
+        jobs = {s.name: s.every(self.settings) for s in self.jobs()}
+        log.info("daemon started", extra={"jobs": jobs})
+        self._log_not_scheduled()
         try:
             stop.wait()
         finally:
@@ -487,9 +582,33 @@ def _notify_job(daemon: Daemon, now: float, stop: threading.Event) -> dict[str, 
     return daemon.notify_cycle(now, stop)
 
 
-# The registry of jobs, in ``run_once`` order. Hook points for later releases (not
-# scheduled until they exist): "graph" (schedule.graph_every), "quality"
-# (schedule.quality_every), "weekly_report" (schedule.weekly_report, a cron; "off").
+def _graph_job(daemon: Daemon, now: float, stop: threading.Event) -> dict[str, Any]:
+    return daemon.graph_cycle(now, stop)
+
+
+def _quality_job(daemon: Daemon, now: float, stop: threading.Event) -> dict[str, Any]:
+    return daemon.quality_cycle(now, stop)
+
+
+# The weekly job only looks whether a week is due (one SELECT) this often; the report
+# time itself is [schedule] weekly_report ("mon 08:00"), see monitor.notify.weekly.
+WEEKLY_CHECK_EVERY = 300.0
+
+
+def _weekly_job(daemon: Daemon, now: float, stop: threading.Event) -> dict[str, Any]:
+    from monitor.notify.weekly import run_weekly
+
+    return run_weekly(daemon.store, daemon.settings, now, daemon.notifiers, clock=daemon.clock)
+
+
+def _weekly_enabled(settings: Settings) -> bool:
+    from monitor.notify.weekly import enabled
+
+    return enabled(settings)
+
+
+# The registry of jobs, in ``run_once`` order: the checks' jobs first, so that ``once``
+# drains what they queued.
 JOBS: tuple[JobSpec, ...] = (
     JobSpec(
         "logs",
@@ -497,9 +616,42 @@ JOBS: tuple[JobSpec, ...] = (
         _logs_job,
         "read new log lines, run the checks, evaluate alerts",
     ),
+    JobSpec(
+        "graph",
+        lambda s: s.schedule.graph_every,
+        _graph_job,
+        "poll Meta's /stats (browser/server counts, match keys), run the Graph checks",
+        needs_graph=True,
+    ),
+    JobSpec(
+        "quality",
+        lambda s: s.schedule.quality_every,
+        _quality_job,
+        "poll Dataset Quality, da_checks and the token, run the Graph checks",
+        needs_graph=True,
+    ),
     JobSpec("notify", lambda s: s.schedule.notify_every, _notify_job, "send queued notifications"),
+    JobSpec(
+        "weekly_report",
+        lambda s: WEEKLY_CHECK_EVERY,
+        _weekly_job,
+        "generate and send the weekly report once its time has come (each week once)",
+        _weekly_enabled,
+    ),
 )
-FUTURE_JOBS: tuple[str, ...] = ("graph", "quality", "weekly_report")
+
+
+def not_scheduled(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The jobs of ``JOBS`` that are not scheduled, each with the reason (``status``, the
+    daemon's log). ``env``: where the Graph API tokens are (default ``os.environ``)."""
+    graph_off = no_graph_source(settings, env)
+    out = {}
+    for spec in JOBS:
+        if not spec.enabled(settings):
+            out[spec.name] = "switched off by the settings"
+        elif spec.needs_graph and graph_off:
+            out[spec.name] = graph_off
+    return out
 
 
 # --- status ----------------------------------------------------------------------------
@@ -514,9 +666,12 @@ def last_runs(store: Store) -> dict[str, dict[str, Any]]:
     return {r["job"]: {k: v for k, v in r.items() if k not in ("id", "job")} for r in rows}
 
 
-def status(store: Store, settings: Settings, now: float) -> dict[str, Any]:
+def status(
+    store: Store, settings: Settings, now: float, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """What ``capi-monitor status`` shows: open alerts, active silences, the last run of
-    each job, notifier health and watched files. Read-only; nothing personal."""
+    each job and why a job is not scheduled, notifier health and watched files.
+    Read-only; nothing personal. ``env``: as for ``not_scheduled``."""
     from monitor.alerts.queries import open_alerts
     from monitor.alerts.silences import active_silences
     from monitor.notify.sender import notifier_health
@@ -529,6 +684,7 @@ def status(store: Store, settings: Settings, now: float) -> dict[str, Any]:
         "alerts": [_alert(a) for a in open_alerts(store.engine)],
         "silences": [_plain(s) for s in active_silences(store.engine, now)],
         "jobs": {spec.name: runs.get(spec.name) for spec in JOBS},
+        "not_scheduled": not_scheduled(settings, env),
         "notifiers": _plain(notifier_health(store.engine, now, _configured_notifiers(settings))),
         "log_files": {
             "watched": sum(1 for c in cursors if c.active),
@@ -579,7 +735,11 @@ def status_lines(data: Mapping[str, Any]) -> list[str]:
     lines.append(f"active silences: {len(data['silences'])}")
     lines += [f"  {s}" for s in data["silences"]]
     lines.append("jobs:")
+    off = data.get("not_scheduled") or {}
     for job, run in data["jobs"].items():
+        if job in off:
+            lines.append(f"  {job}: not scheduled ({off[job]})")
+            continue
         if run is None:
             lines.append(f"  {job}: never run")
             continue

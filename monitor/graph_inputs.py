@@ -16,13 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import httpx
 
 from monitor.config import Settings
-from monitor.sources.graph import poll_many, resolve_token, stats_window
+from monitor.sources.graph import poll_many, poll_parts, resolve_token, stats_window
 from monitor.sources.graph_model import (
     DatasetGraph,
     GraphErrorKind,
@@ -53,12 +53,13 @@ def poll_graph(
     env: Mapping[str, str] = os.environ,
     transport: httpx.AsyncBaseTransport | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    parts: Iterable[Part] | None = None,
 ) -> dict[str, GraphSnapshot]:
     """One poll of every dataset with a Graph source (``poll_many`` under ``asyncio.run``).
 
     ``[meta]`` sets the concurrency (default 20 calls in flight), timeout, retries and
     the hours of ``/stats`` read. ``env`` holds the tokens; ``transport`` and ``sleep``
-    are for tests.
+    are for tests. ``parts`` limits the reads (``monitor.sources.graph.poll_parts``).
     """
     meta = settings.meta
     if meta is None or not graph_datasets(settings, env):
@@ -75,22 +76,34 @@ def poll_graph(
                 timeout=meta.timeout,
                 max_retries=meta.max_retries,
                 sleep=sleep,
+                parts=parts,
             )
         )
     except Exception as err:  # a bug or an environment problem: report, never crash
         log.warning("Graph API poll failed: %s", type(err).__name__)
-        return {ds: failed_snapshot(ds, now, settings, err) for ds in graph_datasets(settings, env)}
+        return {
+            ds: failed_snapshot(ds, now, settings, err, parts)
+            for ds in graph_datasets(settings, env)
+        }
 
 
 def failed_snapshot(
-    dataset_id: str, now: float, settings: Settings, err: Exception
+    dataset_id: str,
+    now: float,
+    settings: Settings,
+    err: Exception,
+    parts: Iterable[Part] | None = None,
 ) -> GraphSnapshot:
-    """A snapshot in which every part failed (kind ``unknown``): read as "not evaluated"."""
+    """A snapshot in which every part asked for failed (kind ``unknown``): read as "not
+    evaluated"."""
     hours = settings.meta.stats_hours if settings.meta else 48
     start, end = stats_window(now, hours)
     message = f"the Graph API poll failed unexpectedly ({type(err).__name__})"
-    errors = [PartError(p, GraphErrorKind.UNKNOWN, None, None, message) for p in Part]
-    return GraphSnapshot(dataset_id, now, start, end, errors=errors)
+    wanted = poll_parts(parts)
+    errors = [
+        PartError(p, GraphErrorKind.UNKNOWN, None, None, message) for p in Part if p in wanted
+    ]
+    return GraphSnapshot(dataset_id, now, start, end, errors=errors, parts=wanted)
 
 
 def graph_inputs(

@@ -26,7 +26,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from monitor.errors import CapiMonitorError, WorkerError
 from monitor.sources.logs import InputFile
@@ -61,7 +61,8 @@ def default_jobs() -> int:
 
 def plan_parts(files: Sequence[InputFile], jobs: int) -> list[list[InputFile]]:
     """Cut the concatenation of ``files`` (in order) into at most ``jobs`` contiguous
-    parts of about equal on-disk bytes.
+    parts of about equal bytes to parse (on-disk bytes; a gzip file weighs its
+    uncompressed size, from its trailer).
 
     Plain files are cut at line starts, so each line is read by exactly one part; a gzip
     file is never cut (a cut inside one moves to its nearer end); with stdin among the
@@ -74,10 +75,10 @@ def plan_parts(files: Sequence[InputFile], jobs: int) -> list[list[InputFile]]:
     files = list(files)
     if jobs <= 1 or not files or any(f.is_stdin for f in files):
         return [files]
-    spans = [_span(f) for f in files]  # (first byte, byte after the last) of each input
-    offsets = [0]
-    for lo, hi in spans:
-        offsets.append(offsets[-1] + hi - lo)
+    spans = [_span(f) for f in files]
+    offsets = [0]  # each input's start in the concatenation, by weight
+    for span in spans:
+        offsets.append(offsets[-1] + span.weight)
     total = offsets[-1]
     cuts: set[int] = set()
     for k in range(1, jobs):
@@ -87,17 +88,29 @@ def plan_parts(files: Sequence[InputFile], jobs: int) -> list[list[InputFile]]:
     return _pieces(files, spans, offsets, sorted(cuts))
 
 
-def _span(f: InputFile) -> tuple[int, int]:
+class _Span(NamedTuple):
+    lo: int  # the input's bytes: [lo, hi)
+    hi: int
+    weight: int  # its share of the work: hi - lo, or a gzip file's uncompressed size
+    plain: bool  # may be cut (an uncompressed, readable file)
+
+
+def _span(f: InputFile) -> _Span:
     try:
-        size = os.path.getsize(f.path)
+        with open(f.path, "rb") as raw:
+            size = os.fstat(raw.fileno()).st_size
+            hi = size if f.end is None else min(f.end, size)
+            if raw.read(2) != _GZIP_MAGIC:
+                return _Span(f.start, hi, max(0, hi - f.start), True)
+            # ISIZE, the last 4 bytes: the uncompressed size mod 2**32 (of the last member)
+            raw.seek(max(0, size - 4))
+            isize = int.from_bytes(raw.read(4), "little")
+            return _Span(f.start, hi, max(size, isize), False)
     except OSError:
-        size = 0
-    return f.start, size if f.end is None else min(f.end, size)
+        return _Span(f.start, f.start, 0, False)  # its reader reports the error
 
 
-def _snap(
-    files: list[InputFile], spans: list[tuple[int, int]], offsets: list[int], target: int
-) -> int:
+def _snap(files: list[InputFile], spans: list[_Span], offsets: list[int], target: int) -> int:
     """The global position of the cut nearest ``target`` that is allowed: an input's
     boundary, or the start of the first line starting at or after ``target`` in a plain file."""
     i = bisect.bisect_right(offsets, target) - 1
@@ -106,20 +119,18 @@ def _snap(
     begin, end = offsets[i], offsets[i + 1]
     if target == begin:
         return target
-    lo, hi = spans[i]
-    at = _next_line_start(files[i].path, lo + target - begin, hi)
+    span = spans[i]
+    at = _next_line_start(files[i].path, span.lo + target - begin, span.hi) if span.plain else None
     if at is None:  # gzip or unreadable: never split, cut at the nearer end
         return begin if target - begin <= end - target else end
-    return begin + at - lo
+    return begin + at - span.lo
 
 
 def _next_line_start(path: str, pos: int, hi: int) -> int | None:
-    """The first line start at or after ``pos`` (``hi`` when none before it); None for a
-    gzip or unreadable file."""
+    """The first line start at or after ``pos`` (``hi`` when none before it); None for an
+    unreadable file."""
     try:
         with open(path, "rb") as f:
-            if f.read(2) == _GZIP_MAGIC:
-                return None
             f.seek(pos - 1)  # a line starts at pos when the byte before it is a newline
             at = pos - 1
             while at < hi:
@@ -136,19 +147,19 @@ def _next_line_start(path: str, pos: int, hi: int) -> int | None:
 
 
 def _pieces(
-    files: list[InputFile], spans: list[tuple[int, int]], offsets: list[int], cuts: list[int]
+    files: list[InputFile], spans: list[_Span], offsets: list[int], cuts: list[int]
 ) -> list[list[InputFile]]:
     parts: list[list[InputFile]] = [[] for _ in range(len(cuts) + 1)]
-    for f, (lo, _hi), begin, end in zip(files, spans, offsets, offsets[1:], strict=False):
-        bounds = [begin, *(c for c in cuts if begin < c < end), end]
-        if begin == end:  # an empty (or unsizable) input: read once, whole
+    for f, span, begin, end in zip(files, spans, offsets, offsets[1:], strict=False):
+        inner = [c for c in cuts if begin < c < end]  # only ever inside a plain file
+        if not inner:  # whole: an uncut, empty or unreadable input
             parts[bisect.bisect_right(cuts, begin)].append(f)
             continue
-        for a, b in itertools.pairwise(bounds):
+        for a, b in itertools.pairwise([begin, *inner, end]):
             piece = dataclasses.replace(
                 f,
-                start=lo + a - begin,
-                end=f.end if b == end else lo + b - begin,
+                start=span.lo + a - begin,
+                end=f.end if b == end else span.lo + b - begin,
                 first_line=f.first_line if a == begin else None,
             )
             parts[bisect.bisect_right(cuts, a)].append(piece)
@@ -164,10 +175,13 @@ def run_parts(
     consume: Callable[[int, T], None],
     *,
     on_bytes: Callable[[int], None] | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> None:
     """Run ``work(index, part, advance)`` for every part, each in a forked process, and
     call ``consume(index, result)`` here in part order, as soon as a result and all the
     ones before it have arrived (so that at most the out-of-order results are held).
+    ``meanwhile()`` is called here once every worker has started: set-up work of the
+    caller overlaps the workers' (an exception from it stops them like any other).
 
     ``work`` reports bytes read through ``advance(n)``; ``on_bytes`` receives the sum over
     the workers about 10 times a second. Results travel pickled through a pipe. A worker's
@@ -194,6 +208,8 @@ def run_parts(
             proc.start()
             procs.append(proc)
             writer.close()  # the worker holds the only write end: EOF when it dies
+        if meanwhile is not None:
+            meanwhile()
         _collect(readers, procs, progress, consume, on_bytes)
     finally:
         for started in procs:

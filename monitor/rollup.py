@@ -8,6 +8,7 @@ event or customer data ever enters a rollup. Hours are UTC hour starts (Unix sec
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,8 @@ LATENCY_BOUNDS: tuple[float, ...] = (
 SOURCE_SERVER_LOG = "server_log"
 OTHER_EVENT = "(other)"
 MAX_EVENT_NAMES = 500
+# Events whose numeric ``custom_data.value`` is summed (the ``volume`` check's VALUE_DRIFT).
+VALUE_EVENTS: frozenset[str] = frozenset({"Purchase", "Subscribe", "StartTrial"})
 
 
 @dataclass(slots=True)
@@ -40,6 +43,8 @@ class HourRollup:
     key_counts: list[int] = field(default_factory=lambda: [0] * len(MATCH_KEYS))
     latency_hist: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS) + 1))
     error_codes: dict[str, int] = field(default_factory=dict)
+    value_sum: float = 0.0  # numeric custom_data.value of accepted VALUE_EVENTS
+    value_count: int = 0
 
     def key_coverage(self) -> dict[str, int]:
         return dict(zip(MATCH_KEYS, self.key_counts, strict=True))
@@ -54,6 +59,8 @@ class HourRollup:
         ]
         for code, n in other.error_codes.items():
             self.error_codes[code] = self.error_codes.get(code, 0) + n
+        self.value_sum += other.value_sum
+        self.value_count += other.value_count
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +74,8 @@ class HourRollup:
             "key_counts": self.key_coverage(),
             "latency_hist": list(self.latency_hist),
             "error_codes": dict(self.error_codes),
+            "value_sum": self.value_sum,
+            "value_count": self.value_count,
         }
 
 
@@ -85,6 +94,31 @@ def present_keys(user_data: dict[Any, Any]) -> tuple[Any, ...]:
 
 
 MAX_LAYOUTS = 64  # distinct key layouts tracked per row before counting key by key
+# Rows this far behind the newest hour have their layouts folded into key_counts: a
+# finished hour then costs no layout memory (~4 KB a row), whatever the span of the logs.
+FOLD_AFTER = 2 * 3600
+# Every finite double is an integer multiple of 2**-1074: value sums are kept as exact
+# integers of that unit, so they do not depend on the order of the additions (a parallel
+# audit sums its parts separately) and round once, when handed out.
+_VALUE_SHIFT = 1074
+
+
+def exact_value(value: float) -> int:
+    """``value`` in units of 2**-1074 (exact); 0 for a non-finite float (JSON has none)."""
+    if value.__class__ is int:
+        return value << _VALUE_SHIFT
+    if not math.isfinite(value):
+        return 0
+    num, den = value.as_integer_ratio()  # den is a power of two <= 2**1074
+    return num << (_VALUE_SHIFT + 1 - den.bit_length())
+
+
+def value_float(units: int) -> float:
+    """An exact sum of ``exact_value`` units, correctly rounded to a float."""
+    try:
+        return units / (1 << _VALUE_SHIFT)
+    except OverflowError:
+        return math.inf if units > 0 else -math.inf
 
 
 class _RowState:
@@ -95,11 +129,12 @@ class _RowState:
     keys; layouts are folded into ``key_counts`` when the rows are handed out.
     """
 
-    __slots__ = ("layouts", "row")
+    __slots__ = ("layouts", "row", "value_units")
 
     def __init__(self, row: HourRollup) -> None:
         self.row = row
         self.layouts: dict[tuple[Any, ...], int] = {}
+        self.value_units = 0  # exact sum of the row's values (see exact_value)
 
     def add_layout(self, layout: tuple[Any, ...]) -> None:
         if len(self.layouts) < MAX_LAYOUTS:
@@ -115,6 +150,8 @@ class _RowState:
         """Fold in the same row of the input right after this one; layouts beyond the
         bound are counted key by key, as ``add_layout`` does (the counts are exact)."""
         self.row.merge(later.row)
+        self.value_units += later.value_units
+        self.row.value_sum = value_float(self.value_units)
         layouts = self.layouts
         for layout, n in later.layouts.items():
             if layout in layouts:
@@ -129,6 +166,7 @@ class _RowState:
                         counts[i] += n
 
     def finish(self) -> HourRollup:
+        """The row with its layouts folded in; may be called again after more events."""
         counts = self.row.key_counts
         for layout, n in self.layouts.items():
             for k in layout:
@@ -136,6 +174,7 @@ class _RowState:
                 if i is not None:
                     counts[i] += n
         self.layouts.clear()
+        self.row.value_sum = value_float(self.value_units)
         return self.row
 
 
@@ -146,6 +185,8 @@ class RollupAccumulator:
         self.dataset_id = dataset_id
         self.rows: dict[tuple[str, int], _RowState] = {}
         self._names: set[str] = set()
+        self._newest = -1  # the newest hour with a row
+        self._unfolded: list[_RowState] = []  # rows created since they were last folded
 
     def _row(self, name: str, hour: int) -> _RowState:
         if name not in self._names:
@@ -157,7 +198,22 @@ class RollupAccumulator:
         if state is None:
             row = HourRollup(self.dataset_id, name, SOURCE_SERVER_LOG, hour)
             state = self.rows[(name, hour)] = _RowState(row)
+            self._unfolded.append(state)
+            if hour > self._newest:
+                self._newest = hour
+                self._fold_before(hour - FOLD_AFTER)
         return state
+
+    def _fold_before(self, cutoff: int) -> None:
+        """Fold the layouts of rows older than ``cutoff`` (late events for them start new
+        layouts, folded at ``result``: counts are the same either way)."""
+        keep = []
+        for state in self._unfolded:
+            if state.row.hour < cutoff:
+                state.finish()
+            else:
+                keep.append(state)
+        self._unfolded = keep
 
     def observe(self, d: Delivery) -> None:
         # Hot path (every event of every log line): locals and inlined lookups on purpose.
@@ -170,6 +226,7 @@ class RollupAccumulator:
         sent_at = d.sent_at
         rows = self.rows
         bounds = LATENCY_BOUNDS
+        value_events = VALUE_EVENTS
         hour = int(sent_at // 3600 * 3600) if sent_at is not None else 0
         for ev in events:
             t = ev["event_time"]
@@ -182,6 +239,13 @@ class RollupAccumulator:
             row.events += 1
             if ev.get("event_id"):
                 row.with_event_id += 1
+            if row.event_name in value_events:
+                cd = ev.get("custom_data")
+                value = cd.get("value") if cd.__class__ is dict else None
+                # int or float, never bool (a subclass of int) nor a numeric string
+                if value.__class__ is float or value.__class__ is int:
+                    state.value_units += exact_value(value)
+                    row.value_count += 1
             ud = ev.get("user_data")
             if ud.__class__ is dict:
                 # Every value truthy means every key present: the C-level all() fast path.

@@ -31,7 +31,7 @@ def test_registry_has_unique_ids_in_order() -> None:
     ids = [c.id for c in CHECKS]
     assert ids == [
         "hash_validity", "payload", "dedup", "latency", "delivery", "match_quality",
-        "parity", "diagnostics",
+        "parity", "diagnostics", "volume",
     ]  # fmt: skip
     assert list(registry()) == ids
 
@@ -77,7 +77,7 @@ def test_disabled_checks(tmp_path: Path) -> None:
     settings = settings_from_dict({"checks": {"disabled": ["match_quality", "latency"]}})
     report = run_audit(settings, [InputFile(str(tmp_path / "a.jsonl"))], now=NOW)
     assert [c.id for c in report.datasets[0].checks] == [
-        "hash_validity", "payload", "dedup", "delivery", "parity", "diagnostics"
+        "hash_validity", "payload", "dedup", "delivery", "parity", "diagnostics", "volume"
     ]  # fmt: skip
 
 

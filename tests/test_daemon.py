@@ -178,9 +178,13 @@ def crashing(after: list[int]) -> Any:
     """The real alert engine, then a crash before the commit (as kill -9 would)."""
 
     def evaluate(
-        conn: Connection, settings: Settings, reports: Sequence[DatasetReport], now: float
+        conn: Connection,
+        settings: Settings,
+        reports: Sequence[DatasetReport],
+        now: float,
+        **kwargs: Any,
     ) -> CycleOutcome:
-        outcome = evaluate_cycle(conn, settings, reports, now)
+        outcome = evaluate_cycle(conn, settings, reports, now, **kwargs)
         after.append(len(outcome.outbox))
         raise RuntimeError("simulated crash after evaluate_cycle")
 

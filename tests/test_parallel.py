@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import math
 import multiprocessing
 import os
 import pickle
+import random
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -25,10 +27,11 @@ from benchmarks import genlogs
 from checks.dedup import EVENT_ID_REUSED, Dedup
 from monitor.audit import DatasetAudit, input_files, run_audit
 from monitor.config import Settings, load_settings, settings_from_dict
-from monitor.errors import InputError, WorkerError
+from monitor.errors import InputError, StoreError, WorkerError
 from monitor.observations import ReadStats
 from monitor.parallel import plan_parts, run_parts
 from monitor.results import AuditReport
+from monitor.rollup import exact_value, value_float
 from monitor.sources.logs import InputFile, read_deliveries
 from tests.checkutil import context, delivery
 from tests.test_check_dedup import REUSE_CASES
@@ -359,6 +362,15 @@ def test_plan_never_splits_gzip_and_keeps_stdin_whole(tmp_path: Path) -> None:
     assert plan_parts(files, 1) == [files]
 
 
+def test_plan_weighs_gzip_by_its_uncompressed_size(tmp_path: Path) -> None:
+    plain, z = tmp_path / "today.jsonl", tmp_path / "yesterday.jsonl.gz"
+    plain.write_bytes(b"".join(record(f"p{i}", START + i) for i in range(300)))
+    z.write_bytes(gzip.compress(record("z", START) * 3000))  # ~1 MB of lines, compressed
+    assert z.stat().st_size < plain.stat().st_size / 10
+    parts = plan_parts([InputFile(str(plain)), InputFile(str(z))], 2)
+    assert parts == [[InputFile(str(plain))], [InputFile(str(z))]]  # not cut in today.jsonl
+
+
 def test_plan_one_line_file_gives_one_part(tmp_path: Path) -> None:
     path = tmp_path / "one.jsonl"
     path.write_bytes(record("only", START))
@@ -461,3 +473,34 @@ def test_cli_jobs_option(tmp_path: Path) -> None:
         assert result.exit_code in (0, 1), result.output
         assert orjson.loads(result.output)["inputs"]["events"] == 3
     assert runner.invoke(cli, ["audit", str(path), "--jobs", "-1"]).exit_code == 2
+
+
+def test_meanwhile_overlaps_the_workers_and_its_error_stops_them() -> None:
+    def work(index: int, part: Sequence[InputFile], advance: Callable[[int], None]) -> int:
+        time.sleep(0.2 if index == 0 else 60)
+        return index
+
+    order: list[str] = []
+    with pytest.raises(StoreError, match="cannot open"):
+
+        def failing() -> None:
+            order.append("meanwhile")
+            raise StoreError("db: cannot open")
+
+        run_parts(_parts(2), work, lambda i, r: order.append(f"result {i}"), meanwhile=failing)
+    assert order == ["meanwhile"]  # called before any result, while the workers run
+    assert multiprocessing.active_children() == []
+
+
+def test_value_sums_are_exact_so_any_cut_gives_the_same_float() -> None:
+    rng = random.Random(5)
+    values = [round(rng.uniform(0, 500), 2) for _ in range(1000)] + [3, 10**20, 1e-300]
+    total = sum(map(exact_value, values))
+    for cut in (1, 500, 1002):
+        head = sum(map(exact_value, values[:cut]))
+        tail = sum(map(exact_value, reversed(values[cut:])))
+        assert value_float(head + tail) == value_float(total)
+    assert value_float(total) == math.fsum(values)  # correctly rounded, like fsum
+    assert value_float(sum(map(exact_value, [0.1] * 10))) == 1.0
+    assert exact_value(float("nan")) == exact_value(float("inf")) == 0
+    assert value_float(exact_value(1e308) * 10) == math.inf

@@ -35,7 +35,7 @@ from monitor.sources.graph_model import (
     TokenInfo,
 )
 from monitor.store import Store
-from monitor.store.db import _write_connection
+from monitor.store.db import write_connection
 from monitor.store.graph import record_graph
 
 HOUR = 3600
@@ -76,7 +76,9 @@ def rollup(
     return r
 
 
-def week_rollups(dataset: str, start: float, *, per_hour: int, em: int, late: int) -> list[HourRollup]:
+def week_rollups(
+    dataset: str, start: float, *, per_hour: int, em: int, late: int
+) -> list[HourRollup]:
     out = []
     for h in range(0, 7 * 24, 3):  # every third hour: enough points, few rows
         t = start + h * HOUR
@@ -139,7 +141,7 @@ def alert(
         resolved_at=resolved,
         muted_by=muted,
     )
-    with _write_connection(store.engine) as conn, conn.begin():
+    with write_connection(store.engine) as conn, conn.begin():
         save(conn, None, record)
 
 
@@ -178,11 +180,18 @@ def populate(store: Store) -> None:
     rolls += week_rollups("222", W46, per_hour=10, em=10, late=0)
     rolls += week_rollups("222", W47, per_hour=10, em=10, late=0)
     rolls += week_rollups("333", W47, per_hour=1, em=1, late=0)
-    report = AuditReport(W47, W47, ReadStats(), [DatasetReport("111", None, None, [], rollups=rolls)])
+    report = AuditReport(
+        W47, W47, ReadStats(), [DatasetReport("111", None, None, [], rollups=rolls)]
+    )
     store.record_audit(report)  # the rollups; its run has no dataset checks
     run(store, W46 + 3 * DAY, 92, [finding("MISSING_EVENT_ID", Severity.WARN, 40, ["Purchase"])])
     hash_f = finding("HASH_PLAINTEXT", Severity.CRIT, 12, ["Purchase", EVIL_EVENT])
-    run(store, W47 + 2 * DAY, 70, [hash_f, finding("MISSING_EVENT_ID", Severity.WARN, 30, ["Purchase"])])
+    run(
+        store,
+        W47 + 2 * DAY,
+        70,
+        [hash_f, finding("MISSING_EVENT_ID", Severity.WARN, 30, ["Purchase"])],
+    )
     run(store, W47 + 5 * DAY, 64, [hash_f])
     alert(store, "HASH_PLAINTEXT", "Purchase", W47 + 2 * DAY, W47 + 2 * DAY + 2 * HOUR)
     alert(store, "MISSING_EVENT_ID", "Purchase", W46 + DAY, None)

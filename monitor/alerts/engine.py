@@ -18,6 +18,12 @@ Per dataset of ``reports`` (datasets not in ``reports`` are left untouched):
    (``monitor.alerts.inhibit.evaluated``).
 4. One outbox row per dataset when at least one alert has a ``Reason``; its payload is
    ``Notification.to_dict()``, with a ``muted_note`` when firing alerts are muted.
+
+A cycle may judge only some of a dataset's alerts (``judges``): the daemon's log cycles
+have no verdict on Graph API findings and its Graph jobs none on log findings, even of
+the same check (``dedup`` has both). For an alert a cycle does not judge, the absence of
+its finding is not clean (as if its check had not run); a finding that is present still
+counts, since it was observed.
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ from monitor.alerts.queries import insert_outbox, load_open, save, store_errors
 from monitor.alerts.silences import Silence, load_active, silence_for, silence_id
 from monitor.config import Settings
 from monitor.results import DatasetReport
+
+# Whether a cycle judges an alert: (its key, its stored open record or None) -> bool.
+Judges = Callable[[AlertKey, AlertRecord | None], bool]
 
 
 @dataclass(slots=True)
@@ -68,20 +77,22 @@ def evaluate_cycle(
     now: float,
     *,
     outbox: bool = True,
+    judges: Judges | None = None,
 ) -> CycleOutcome:
     """Advance every alert of the datasets in ``reports`` to ``now`` and queue their
     notifications, on ``conn`` inside the caller's transaction (never committed here).
 
     Several reports of one dataset are evaluated together (their checks are joined).
-    ``outbox=False`` (backtests) records decisions but queues nothing. Database failures
-    raise ``StoreError``; the caller rolls back."""
+    ``outbox=False`` (backtests) records decisions but queues nothing. ``judges``: the
+    alerts this cycle has a verdict on (module docstring; default: all). Database
+    failures raise ``StoreError``; the caller rolls back."""
     outcome = CycleOutcome()
     merged = _by_dataset(reports)
     with store_errors("write to", conn):
         silences = load_active(conn, now)
         stored = load_open(conn, list(merged))
         for report in merged.values():
-            cycle = _DatasetCycle(settings, report, stored, silences, now)
+            cycle = _DatasetCycle(settings, report, stored, silences, now, judges)
             notification = cycle.run(conn, outcome)
             if notification is not None and outbox and insert_outbox(conn, notification):
                 outcome.outbox.append(notification.key)
@@ -112,8 +123,10 @@ class _DatasetCycle:
         stored: Mapping[AlertKey, AlertRecord],
         silences: Sequence[Silence],
         now: float,
+        judges: Judges | None = None,
     ) -> None:
         self.settings = settings
+        self.judges = judges
         self.report = report
         self.now = now
         self.seen = seen_alerts(report)
@@ -140,10 +153,12 @@ class _DatasetCycle:
     def _decide(self, key: AlertKey, inhibited: str | None) -> None:
         silence = silence_for(key, self.silences, self.now)
         muted_by = inhibited or (silence.muted_by if silence else None)
+        prev = self.prev.get(key)
+        judged = key.check in self.ran and (self.judges is None or self.judges(key, prev))
         self.decisions[key] = decide(
-            self.prev.get(key),
+            prev,
             self.seen.get(key),
-            inhibit.evaluated(key, key.check in self.ran, self.seen_codes),
+            inhibit.evaluated(key, judged, self.seen_codes),
             self.now,
             self.settings.alerts,
             muted_by,

@@ -187,6 +187,20 @@ class EmailNotifier:
         """SMTP cannot be asked what it delivered: always ``None`` (at least once)."""
         return None
 
+    def send_message(self, msg: EmailMessage, recipients: Sequence[str] | None = None) -> str:
+        """Send a complete message built elsewhere (the weekly report) to ``recipients``
+        (default: the configured ``to``); returns its ``Message-ID``. Errors as ``send``."""
+        to = [a for a in (recipients or self.settings.to) if a]
+        failure: NotifierError
+        try:
+            self._deliver(msg, to)
+            return str(msg["Message-ID"])
+        except Exception as err:
+            failure = self._error(err)
+            keep = not contains_secret(repr(err.args), self._secrets)
+            failure.__cause__ = err if keep else None
+        raise failure
+
     def _context(self) -> ssl.SSLContext:
         if self._ssl_context is None:
             self._ssl_context = ssl.create_default_context(cafile=self.settings.ca_file)

@@ -386,6 +386,27 @@ class SlackNotifier:
         ts = response.get("ts")
         return str(ts) if ts else None
 
+    def post(
+        self,
+        text: str,
+        blocks: list[dict[str, Any]],
+        *,
+        metadata: dict[str, Any] | None = None,
+        target: str | None = None,
+    ) -> str | None:
+        """Post a message built elsewhere (the weekly summary); returns its ``ts``."""
+        channel = target or self.channel
+        response = guarded(
+            f"chat.postMessage to {channel}",
+            self._secrets,
+            lambda: self._client.chat_postMessage(
+                channel=channel, text=text, blocks=blocks, metadata=metadata,
+                unfurl_links=False, unfurl_media=False,
+            ),
+        )  # fmt: skip
+        ts = response.get("ts")
+        return str(ts) if ts else None
+
     def find_sent(self, key: str, *, target: str | None = None) -> str | None:
         """The ``ts`` of a recent post whose metadata carries ``key``, else ``None``."""
         channel = target or self.channel
@@ -508,6 +529,29 @@ class SlackWebhookNotifier:
         if status >= 500:
             raise NotifierError(f"{what}: Slack answered {word}", False, uncertain=True)
         raise NotifierError(scrub(f"{what}: Slack refused the post: {word}", self._secrets), True)
+
+    def post(
+        self,
+        text: str,
+        blocks: list[dict[str, Any]],
+        *,
+        metadata: dict[str, Any] | None = None,
+        target: str | None = None,
+    ) -> str | None:
+        """Post a message built elsewhere (the weekly summary) to the webhook's channel."""
+        what = "Slack webhook"
+        response = guarded(
+            what,
+            self._secrets,
+            lambda: self._client.send(
+                text=text, blocks=blocks, metadata=metadata, unfurl_links=False,
+                unfurl_media=False,
+            ),
+        )  # fmt: skip
+        if 200 <= response.status_code < 300:
+            return None
+        permanent = response.status_code < 500 and response.status_code != 429
+        raise NotifierError(f"{what}: Slack answered HTTP {response.status_code}", permanent)
 
     def find_sent(self, key: str, *, target: str | None = None) -> str | None:
         """Webhooks cannot be asked what they posted: always ``None`` (at least once)."""

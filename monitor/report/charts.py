@@ -224,7 +224,7 @@ def coverage_goal_chart(events: Sequence[str], coverage: Series, goals: Series) 
         ax.grid(axis="y", visible=False)
         if not events:
             _no_data(ax)
-        fig.subplots_adjust(left=0.24, right=0.985, bottom=0.8 / height * 0.5, top=0.96)
+        fig.subplots_adjust(left=0.24, right=0.96, bottom=0.4 / height, top=0.96)
         return _png(fig)
 
 
@@ -289,7 +289,7 @@ def health_chart(names: Sequence[str], this_week: Series, last_week: Series) -> 
         ax.grid(axis="y", visible=False)
         if not names:
             _no_data(ax)
-        fig.subplots_adjust(left=0.24, right=0.985, bottom=0.8 / height * 0.5, top=0.96)
+        fig.subplots_adjust(left=0.24, right=0.96, bottom=0.4 / height, top=0.96)
         return _png(fig)
 
 

@@ -120,7 +120,7 @@ class Delta:
             rel = f" ({sign}{fmt_percent(size / self.previous, 0)})" if self.previous else ""
             return f"{sign}{fmt_number(round(size))}{rel}"
         if self.kind == "ratio":
-            return f"{sign}{size * 100:.1f} pts"
+            return f"{sign}{size * 100:.1f} pts" if size >= 0.0005 else f"{sign}<0.1 pts"
         if self.kind == "pct":
             return f"{sign}{size:.1f} pts"
         if self.kind == "seconds":
@@ -949,8 +949,9 @@ def _scores(
     """The newest non-null health score of each dataset evaluated in ``window``."""
     out: dict[str, float | None] = {}
     for now, d in runs:
-        if window.contains(now) and d.get("health_score") is not None:
-            out[d["dataset_id"]] = float(d["health_score"])
+        score = d.get("health_score")
+        if window.contains(now) and isinstance(score, int | float):
+            out[d["dataset_id"]] = int(score) if float(score).is_integer() else float(score)
     return out
 
 

@@ -22,7 +22,7 @@ from monitor.alerts.silences import Silence, list_silences
 from monitor.model import Severity
 from monitor.rollup import HourRollup
 from monitor.store import Store
-from monitor.store.db import _wrapped
+from monitor.store.db import store_errors
 from monitor.store.tables import metadata
 
 SKIPPED = "skipped"
@@ -90,12 +90,12 @@ def table(store: Store, name: str) -> Table | None:
     t = metadata.tables.get(name)
     if t is None:
         return None
-    with _wrapped("read", store.engine.url), store.engine.connect() as conn:
+    with store_errors("read", store.engine.url), store.engine.connect() as conn:
         return t if inspect(conn).has_table(name) else None
 
 
 def _rows(store: Store, query: Any) -> list[Mapping[str, Any]]:
-    with _wrapped("read", store.engine.url), store.engine.connect() as conn:
+    with store_errors("read", store.engine.url), store.engine.connect() as conn:
         return [dict(r) for r in conn.execute(query).mappings()]
 
 
@@ -334,5 +334,5 @@ def has_history(store: Store, until: float) -> bool:
         t = table(store, name)
         if t is not None:
             checks.append(select(t.c.id).where(t.c[column] < until).limit(1))
-    with _wrapped("read", store.engine.url), store.engine.connect() as conn:
+    with store_errors("read", store.engine.url), store.engine.connect() as conn:
         return any(conn.execute(q).first() is not None for q in checks)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor.errors import ConfigError
@@ -145,5 +145,17 @@ def latest_due_week(now: float, tz: str, when: tuple[int, int, int]) -> ReportWi
     return week
 
 
-def utc_day(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+def choose_window(
+    tz: str, now: float, week: str | None, start: float | None, end: float | None
+) -> ReportWindow:
+    """The window ``capi-monitor report`` was asked for (CONTRACTS.md §4): ``--week``,
+    or ``--from`` and ``--to`` together, or else the last complete week at ``now``."""
+    if week is not None and (start is not None or end is not None):
+        raise WindowError("use either --week or --from/--to, not both")
+    if week is not None:
+        return iso_week(week, tz)
+    if (start is None) != (end is None):
+        raise WindowError("--from and --to go together")
+    if start is not None and end is not None:
+        return explicit_range(start, end, tz)
+    return last_complete_week(now, tz)

@@ -61,6 +61,7 @@ from monitor.config import DatasetSettings, MetaSettings, Settings
 from monitor.errors import SourceError
 from monitor.mask import scrub_text
 from monitor.sources.graph_model import (
+    ALL_PARTS,
     DaCheck,
     DedupeFeedback,
     EmqDiagnostic,
@@ -93,6 +94,7 @@ __all__ = [
     "parse_usage",
     "poll_dataset",
     "poll_many",
+    "poll_parts",
     "resolve_token",
     "stats_window",
 ]
@@ -1070,6 +1072,20 @@ def _split_events(buckets: Sequence[StatsBucket], limit: int) -> list[str]:
     return chosen[:limit]
 
 
+def poll_parts(
+    parts: Iterable[Part | str] | None, split_events: Sequence[str] | None = None
+) -> frozenset[Part]:
+    """The parts a poll asked for ``parts`` reads (``None``: all of them).
+
+    ``event_source`` is split per event name taken from the ``event`` list, so asking for
+    it reads that list too, unless ``split_events`` names the events.
+    """
+    wanted = ALL_PARTS if parts is None else frozenset(Part(p) for p in parts)
+    if Part.STATS_EVENT_SOURCE in wanted and split_events is None:
+        wanted |= {Part.STATS_EVENT}
+    return wanted
+
+
 async def poll_dataset(
     client: GraphClient,
     dataset_id: str,
@@ -1078,33 +1094,40 @@ async def poll_dataset(
     hours: int = 48,
     split_events: Sequence[str] | None = None,
     max_split_events: int = 8,
+    parts: Iterable[Part | str] | None = None,
 ) -> GraphSnapshot:
-    """Read everything the Graph-based checks need about one dataset; never raises.
+    """Read what the Graph-based checks need about one dataset; never raises.
 
     Stats over ``stats_window(now, hours)``: ``event``, then ``event_source`` split per
     event name (``split_events``, else the ``PARITY_EVENTS`` seen, else the busiest
     events, at most ``max_split_events``; dataset-wide only if the event list could not
     be read) and ``match_keys``; plus ``dataset_quality``, ``da_checks`` and the token.
+    ``parts`` limits the reads to those parts (see ``poll_parts``; default: all); the
+    snapshot's ``parts`` says which were asked for.
     Each part's failure is a ``PartError`` in ``errors`` and leaves that part empty/None.
     """
     start, end = stats_window(now, hours)
+    wanted = poll_parts(parts, split_events)
     errors: list[PartError] = []
     counter = [0]
     reset = _DATASET_CALLS.set(counter)
     try:
 
+        async def read(part: Part, make: Callable[[], Awaitable[T]]) -> T | None:
+            # The coroutine is made only for a part asked for: one never awaited warns.
+            return await _guarded(part, make(), errors) if part in wanted else None
+
         async def events_and_sources() -> tuple[list[StatsBucket], list[SourceCounts]]:
-            events = await _guarded(
-                Part.STATS_EVENT, client.stats(dataset_id, "event", start, end), errors
+            events = await read(
+                Part.STATS_EVENT, lambda: client.stats(dataset_id, "event", start, end)
             )
+            if Part.STATS_EVENT_SOURCE not in wanted:
+                return events or [], []
             names: list[str | None] = [None]  # dataset-wide when events are unknown
-            if events is not None:
-                chosen = (
-                    split_events
-                    if split_events is not None
-                    else _split_events(events, max_split_events)
-                )
-                names = list(chosen)
+            if split_events is not None and (events is not None or Part.STATS_EVENT not in wanted):
+                names = list(split_events)
+            elif events is not None:
+                names = list(_split_events(events, max_split_events))
             reads = [client.stats(dataset_id, "event_source", start, end, event=n) for n in names]
             sources = await _guarded(Part.STATS_EVENT_SOURCE, _gather_all(reads), errors)
             flat = [b for per_event in sources or [] for b in per_event]
@@ -1112,12 +1135,10 @@ async def poll_dataset(
 
         (events, sources), keys, quality, checks, token = await asyncio.gather(
             events_and_sources(),
-            _guarded(
-                Part.STATS_MATCH_KEYS, client.stats(dataset_id, "match_keys", start, end), errors
-            ),
-            _guarded(Part.DATASET_QUALITY, client.dataset_quality(dataset_id), errors),
-            _guarded(Part.DA_CHECKS, client.da_checks(dataset_id), errors),
-            _guarded(Part.TOKEN, client.debug_token(now), errors),
+            read(Part.STATS_MATCH_KEYS, lambda: client.stats(dataset_id, "match_keys", start, end)),
+            read(Part.DATASET_QUALITY, lambda: client.dataset_quality(dataset_id)),
+            read(Part.DA_CHECKS, lambda: client.da_checks(dataset_id)),
+            read(Part.TOKEN, lambda: client.debug_token(now)),
         )
     finally:
         _DATASET_CALLS.reset(reset)
@@ -1137,6 +1158,7 @@ async def poll_dataset(
         errors=errors,
         calls=counter[0],
         usage=client.usage,
+        parts=wanted,
     )
 
 
@@ -1165,13 +1187,14 @@ async def poll_many(
     max_retries: int = 4,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     rng: random.Random | None = None,
+    parts: Iterable[Part | str] | None = None,
 ) -> dict[str, GraphSnapshot]:
     """Poll every configured dataset that has a token, at most ``concurrency`` calls in flight.
 
     Without ``[meta]``, or for datasets without a token, no call is made and the dataset
     is absent from the result (its Graph checks are ``skipped``, CONTRACTS.md §6). One
     ``GraphClient`` per distinct token; all share one ``HttpPool`` and one limiter.
-    Result order follows the config.
+    Result order follows the config. ``parts``: see ``poll_dataset`` (default: all).
     """
     meta = settings.meta
     if meta is None:
@@ -1198,7 +1221,10 @@ async def poll_many(
                     http=http,
                 )
         snaps = await asyncio.gather(
-            *(poll_dataset(clients[tok], ds_id, now=now, hours=hours) for ds_id, tok in jobs)
+            *(
+                poll_dataset(clients[tok], ds_id, now=now, hours=hours, parts=parts)
+                for ds_id, tok in jobs
+            )
         )
     finally:
         for client in clients.values():

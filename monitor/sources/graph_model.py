@@ -45,6 +45,15 @@ class Part(StrEnum):
     TOKEN = "debug_token"
 
 
+# Which parts each daemon job polls (``monitor.graph_jobs``): ``/stats`` every
+# ``[schedule] graph_every``, Meta's slower-moving aggregates every ``quality_every``.
+ALL_PARTS: frozenset[Part] = frozenset(Part)
+STATS_PARTS: frozenset[Part] = frozenset(
+    {Part.STATS_EVENT, Part.STATS_EVENT_SOURCE, Part.STATS_MATCH_KEYS}
+)
+QUALITY_PARTS: frozenset[Part] = frozenset({Part.DATASET_QUALITY, Part.DA_CHECKS, Part.TOKEN})
+
+
 class EventSource(StrEnum):
     """``/stats?aggregation=event_source`` values Meta documents (compared case-insensitively)."""
 
@@ -249,6 +258,10 @@ class GraphSnapshot:
     - ``calls``: HTTP requests made on behalf of this dataset (retries and pages included;
       a token probe shared by several datasets counts for the first one only).
     - ``usage``: the latest rate-limit usage the client had seen when the poll ended.
+    - ``parts``: the parts this poll asked for (default: all). A part not asked for is
+      neither ``ok`` nor failed: it was not read in this poll, and the checks that need
+      it report ``skipped`` (the daemon reads ``/stats`` and Dataset Quality in
+      different jobs).
     """
 
     dataset_id: str
@@ -264,10 +277,15 @@ class GraphSnapshot:
     errors: list[PartError] = dc.field(default_factory=list)
     calls: int = 0
     usage: Usage | None = None
+    parts: frozenset[Part] = ALL_PARTS
+
+    def polled(self, part: Part | str) -> bool:
+        """True when this poll asked for ``part`` (read successfully or not)."""
+        return part in self.parts
 
     def ok(self, part: Part | str) -> bool:
-        """True when ``part`` was read successfully (its data can be trusted)."""
-        return self.error(part) is None
+        """True when ``part`` was polled and read successfully (its data can be trusted)."""
+        return self.polled(part) and self.error(part) is None
 
     def error(self, part: Part | str) -> PartError | None:
         return next((e for e in self.errors if e.part == part), None)

@@ -53,7 +53,10 @@ _WRITE = "capi_monitor_write"  # execution option: this transaction writes
 
 _ROLLUPS: Table = metadata.tables["hour_rollups"]
 _ROLLUP_KEY = ("dataset_id", "event_name", "source", "hour")
-_ROLLUP_VALUES = ("events", "failed", "with_event_id", "key_counts", "latency_hist", "error_codes")
+_ROLLUP_VALUES = (
+    "events", "failed", "with_event_id", "key_counts", "latency_hist", "error_codes",
+    "value_sum", "value_count",
+)  # fmt: skip
 # What opening may raise (ValueError: a URL such as "host:notaport"); reads and writes
 # wrap only database errors, so that a programming error stays visible as itself.
 _OPEN_ERRORS = (SQLAlchemyError, CommandError, OSError, ImportError, ValueError)
@@ -299,6 +302,8 @@ def _rollup_values(r: HourRollup) -> dict[str, Any]:
         "key_counts": {k: n for k, n in r.key_coverage().items() if n},
         "latency_hist": list(r.latency_hist),
         "error_codes": dict(r.error_codes),
+        "value_sum": r.value_sum,
+        "value_count": r.value_count,
     }
 
 
@@ -323,6 +328,8 @@ def _rollup_from(row: Mapping[Any, Any]) -> HourRollup:
         key_counts=[int(counts.get(k, 0)) for k in MATCH_KEYS],
         latency_hist=_fit_hist(list(row["latency_hist"] or [])),
         error_codes={str(k): int(v) for k, v in (row["error_codes"] or {}).items()},
+        value_sum=float(row["value_sum"] or 0.0),
+        value_count=int(row["value_count"] or 0),
     )
 
 

@@ -8,9 +8,11 @@
 - quality readings and the poll row are upserted by (dataset[, event name], polled_at):
   re-running an audit with the same ``--now`` replaces its own poll.
 
-``load_graph_history`` reads the readings before a poll (``GraphHistory``) for EMQ_DROP
-and MATCH_KEY_DROP. Nothing stored is a token: ``TokenInfo`` carries none, and every text
-from Meta passes the store's scrubbing once more.
+``write_graph`` does the same on the caller's connection (the daemon: one transaction
+with the alert evaluation). ``load_graph_history`` reads the readings before a poll
+(``GraphHistory``) for EMQ_DROP and MATCH_KEY_DROP. Nothing stored is a token:
+``TokenInfo`` carries none, and every text from Meta passes the store's scrubbing once
+more.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from sqlalchemy import select as select_core
 from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.sources.graph_model import (
+    ALL_PARTS,
     EventQuality,
     GraphHistory,
     GraphSnapshot,
+    Part,
     QualityPoint,
     SourceCounts,
 )
@@ -174,6 +178,22 @@ def record_graph(store: Store, snapshots: Iterable[GraphSnapshot]) -> int:
     snaps = list(snapshots)
     if not snaps:
         return 0
+    engine = store.engine
+    with store_errors("write to", engine.url), write_connection(engine) as conn, conn.begin():
+        return write_graph(conn, snaps)
+
+
+def write_graph(conn: Connection, snapshots: Iterable[GraphSnapshot]) -> int:
+    """``record_graph`` on ``conn``, inside the caller's transaction (the daemon stores a
+    poll in the transaction that evaluates its alerts). Never commits.
+
+    A poll of some parts (``GraphSnapshot.parts``, the daemon's ``graph`` and ``quality``
+    jobs) whose ``polled_at`` equals a stored poll's (``once --now`` runs every job at one
+    instant) is merged into that row: the columns of its parts replace, the others stay.
+    """
+    snaps = list(snapshots)
+    if not snaps:
+        return 0
     counts = {}
     for snap in snaps:
         for sc in snap.source_counts:
@@ -185,12 +205,34 @@ def record_graph(store: Store, snapshots: Iterable[GraphSnapshot]) -> int:
         for snap in snaps
         for q in snap.quality or ()
     }
-    engine = store.engine
-    with store_errors("write to", engine.url), write_connection(engine) as conn, conn.begin():
-        _upsert(conn, _COUNTS, ("dataset_id", "event_name", "hour"), list(counts.values()))
-        _upsert(conn, _QUALITY, ("dataset_id", "event_name", "polled_at"), list(quality.values()))
-        _upsert(conn, _POLLS, ("dataset_id", "polled_at"), [_poll_values(s) for s in snaps])
+    polls = {(s.dataset_id, s.polled_at): _merged_poll(conn, s) for s in snaps}
+    _upsert(conn, _COUNTS, ("dataset_id", "event_name", "hour"), list(counts.values()))
+    _upsert(conn, _QUALITY, ("dataset_id", "event_name", "polled_at"), list(quality.values()))
+    _upsert(conn, _POLLS, ("dataset_id", "polled_at"), list(polls.values()))
     return len(snaps)
+
+
+def _merged_poll(conn: Connection, snap: GraphSnapshot) -> dict[str, Any]:
+    """The poll row of ``snap``, merged into a stored row of the same instant when
+    ``snap`` read only some parts (see ``write_graph``)."""
+    new = _poll_values(snap)
+    if snap.parts == ALL_PARTS:
+        return new
+    query = select_core(_POLLS).where(
+        _POLLS.c.dataset_id == snap.dataset_id, _POLLS.c.polled_at == snap.polled_at
+    )
+    old = conn.execute(query).mappings().first()
+    if old is None:
+        return new
+    kept_errors = [e for e in old["errors"] or () if e.get("part") not in snap.parts]
+    return {
+        **new,
+        "calls": int(old["calls"] or 0) + snap.calls,
+        "da_checks": new["da_checks"] if snap.polled(Part.DA_CHECKS) else old["da_checks"],
+        "token": new["token"] if snap.polled(Part.TOKEN) else old["token"],
+        "errors": [*kept_errors, *new["errors"]],
+        "usage": new["usage"] or old["usage"],
+    }
 
 
 def load_graph_history(

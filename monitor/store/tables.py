@@ -158,6 +158,9 @@ class RollupRow(StoreModel, table=True):
     key_counts: dict[str, int] = Field(default_factory=dict, sa_type=JSON)
     latency_hist: list[int] = Field(default_factory=list, sa_type=JSON)
     error_codes: dict[str, int] = Field(default_factory=dict, sa_type=JSON)
+    # custom_data.value of Purchase-like events: sum and number of events carrying one
+    value_sum: float = 0.0
+    value_count: int = Field(default=0, sa_type=BigInteger)
 
 
 # Tables of other areas live in modules of their own, on the same ``metadata``. Importing

@@ -1,0 +1,584 @@
+"""The ``volume`` check: hourly volumes against a seasonal baseline, ratios against their
+recent history. A pure function of ``ctx.series`` (``monitor.series.VolumeHistory``); the
+statistics are ``monitor.detect``'s, the thresholds ``[checks.volume]``'s.
+
+**Series** (per dataset, in its time zone, by send time; events of failed requests are
+delivery errors, not volume):
+
+- server events from the delivery logs, per event name and for all events together;
+- browser events as Meta counted them (``/stats``), per event name and all together;
+- server events as Meta counted them, for event names the logs do not carry (a Graph-only
+  setup). Meta's hours are judged once ``graph_settle`` (1 h) has passed after them.
+
+**Codes.** ``VOLUME_STOPPED``, ``VOLUME_DROP``, ``VOLUME_SPIKE`` (``monitor.detect``),
+one finding per series; when the all-events series of a source has a code, the per-event
+findings of that code and source fold into it (one dataset-wide alert, the event names in
+its evidence). Ratio drifts, per event name, over the last ``ratio_hours`` hours against
+the median of the previous ``ratio_days`` days:
+
+- ``MATCH_KEY_DROP`` (the contract's code, from the logs here; from Meta in
+  ``match_quality``): the coverage of a match key fell; ``field`` is the key that fell most;
+- ``EVENT_ID_SHARE_DROP``: fewer events carry ``event_id`` (deduplication breaks);
+- ``VALUE_DRIFT``: the mean ``custom_data.value`` of Purchase-like events moved by half;
+- ``PARITY_RATIO_DRIFT``: Meta's server share of an event name (server ÷ (server +
+  browser)) moved: a broken pixel pushes it up, a broken server integration down.
+
+Every finding explains itself in ``evidence``: ``expected``, ``observed``, ``since`` (ISO
+8601), ``until``, ``baseline`` (in words) and ``baseline_kind``, plus ``z``, ``change`` and
+the ``source``. ``count`` is the events missing (drop, stopped), in excess (spike) or
+affected (ratios).
+
+Status: ``skipped`` without a store (no history) or when no series has enough history
+yet; ``ok``/``warn``/``crit`` otherwise. Log series are not judged once the newest log
+events are older than ``stale_after`` (an audit of old files is not a stopped stream).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Protocol, runtime_checkable
+from zoneinfo import ZoneInfo
+
+from checks.base import CheckContext, skipped
+from checks.graph_common import graph_finding
+from monitor.config import VolumeSettings
+from monitor.detect import (
+    HOUR,
+    BaselineKind,
+    HourPoint,
+    RatioDrift,
+    VolumeVerdict,
+    Window,
+    block_sums,
+    daily_blocks,
+    hour_baseline,
+    hour_start,
+    judge_mean,
+    judge_share,
+    judge_volume,
+    local_label,
+    window_sums,
+)
+from monitor.model import CheckResult, Finding, Severity, Status, worst_severity
+from monitor.observations import Delivery
+from monitor.results import iso
+from monitor.rollup import MATCH_KEYS, OTHER_EVENT, VALUE_EVENTS, HourRollup
+from monitor.series import VolumeHistory
+
+CHECK_ID = "volume"
+EVENT_ID_SHARE_DROP = "EVENT_ID_SHARE_DROP"
+MATCH_KEY_DROP = "MATCH_KEY_DROP"
+VALUE_DRIFT = "VALUE_DRIFT"
+PARITY_RATIO_DRIFT = "PARITY_RATIO_DRIFT"
+
+LOGS = "server_log"
+META_SERVER = "meta_server"
+META_BROWSER = "meta_browser"
+SOURCE_TEXT = {
+    LOGS: "server events (delivery logs)",
+    META_SERVER: "server events (Meta)",
+    META_BROWSER: "browser events (Meta)",
+}
+STOP_HOURS = 24  # longest run of zero hours looked at for VOLUME_STOPPED
+_PENALTY = {Severity.INFO: 0, Severity.WARN: 15, Severity.CRIT: 40}
+
+Count = Callable[[int], float | None]
+
+
+@runtime_checkable
+class UsesSeries(Protocol):
+    """A check that judges a dataset's hourly series. The engine calls ``use_series`` when
+    the series become known only after reading (``monitor.audit.run_audit(series=...)``);
+    otherwise they come in ``CheckContext.series``."""
+
+    def use_series(self, series: VolumeHistory | None) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Series:
+    event_name: str | None  # None: all event names together
+    source: str
+    count: Count
+    last_hour: int  # the last complete hour judged
+    in_progress: float | None  # events so far in the hour in progress (logs only)
+
+
+def _log_count(hours: Any, first: int) -> Count:
+    def count(hour: int) -> float | None:
+        if hour < first:
+            return None
+        r = hours.get(hour)
+        return r.events if r is not None else 0
+
+    return count
+
+
+def _graph_count(hours: Any, first: int, last: int, side: int) -> Count:
+    def count(hour: int) -> float | None:
+        if hour < first or hour > last:  # Meta's numbers for later hours are not in yet
+            return None
+        pair = hours.get(hour)
+        return pair[side] if pair is not None else 0
+
+    return count
+
+
+def _sum_count(counts: Sequence[Count]) -> Count:
+    def count(hour: int) -> float | None:
+        values = [c(hour) for c in counts]
+        known = [v for v in values if v is not None]
+        return sum(known) if known else None
+
+    return count
+
+
+class Volume:
+    id: ClassVar[str] = CHECK_ID
+    title: ClassVar[str] = "Volume and ratios"
+
+    def __init__(self, ctx: CheckContext) -> None:
+        self.ctx = ctx
+        self._series = ctx.series
+        self._current: list[HourRollup] = []
+
+    def observe(self, delivery: Delivery) -> None:
+        """Nothing per delivery: the series come from the rollups (``use_rollups``)."""
+
+    def merge(self, later: Volume) -> None:
+        """Stateless until ``use_rollups``: nothing to merge."""
+
+    def use_series(self, series: VolumeHistory | None) -> None:
+        """The dataset's history, known after reading (see ``UsesSeries``)."""
+        self._series = series
+
+    def use_rollups(self, rollups: Sequence[HourRollup]) -> None:
+        """This audit's own rollups, folded into ``ctx.series`` per its ``current``."""
+        self._current = list(rollups)
+
+    # --- result --------------------------------------------------------------------------
+
+    def result(self) -> CheckResult:
+        if self._series is None:
+            return skipped(CHECK_ID, "no stored history: volume needs a store (--db)")
+        history = self._series.with_current(self._current)
+        judge = _Judge(history, self.ctx.now, self.ctx.settings.volume)
+        findings = judge.findings()
+        if not judge.judged:
+            return skipped(CHECK_ID, judge.why_not())
+        status = Status.from_severity(worst_severity(findings))
+        score = max(0, 100 - sum(_PENALTY[f.severity] for f in findings))
+        if status is Status.OK:
+            summary = f"{judge.judged} series judged against their baselines: no anomaly."
+        else:
+            summary = f"{len(findings)} volume or ratio anomalies in {judge.judged} series."
+        return CheckResult(CHECK_ID, status, summary, score, findings)
+
+
+class _Judge:
+    """The judgments of one dataset's history at one time (a helper of ``Volume``)."""
+
+    def __init__(self, history: VolumeHistory, now: float, rules: VolumeSettings) -> None:
+        self.h = history
+        self.now = now
+        self.rules = rules
+        self.tz: ZoneInfo = history.tz
+        self.judged = 0
+        latest = history.latest_hour()
+        self.logs_current = latest is not None and latest + HOUR >= now - rules.stale_after
+        self.latest = latest
+
+    def why_not(self) -> str:
+        if self.latest is not None and not self.logs_current:
+            return (
+                f"no events in the logs since {iso(self.latest + HOUR)}: volume is judged "
+                "only while the logs are current"
+            )
+        return (
+            "not enough history yet: volume needs 3 days of it (the seasonal baseline "
+            f"{self.rules.min_weeks} weeks)"
+        )
+
+    def findings(self) -> list[Finding]:
+        verdicts = [(s, v) for s in self._series() if (v := self._judge(s)) is not None]
+        out = [self._volume_finding(s, v, folded) for s, v, folded in _fold(verdicts)]
+        if self.logs_current:
+            for name in sorted(self.h.rollups):
+                if name != OTHER_EVENT:
+                    out.extend(self._log_ratios(name))
+        for name in sorted(self.h.graph):
+            out.extend(self._parity(name))
+        return out
+
+    # --- volume ----------------------------------------------------------------------------
+
+    def _graph_last(self) -> int | None:
+        """The last hour of Meta's counts that is complete and stored."""
+        if self.h.graph_first_hour is None:
+            return None
+        stored = max(max(hours) for hours in self.h.graph.values() if hours)
+        settled = hour_start(self.now - self.rules.graph_settle) - HOUR
+        return min(stored, settled)
+
+    def _series(self) -> Iterator[_Series]:
+        h = self.h
+        current = hour_start(self.now)
+        if self.logs_current and h.first_hour is not None:
+            counts = []
+            for name in sorted(h.rollups):
+                count = _log_count(h.rollups[name], h.first_hour)
+                counts.append(count)
+                if name != OTHER_EVENT:
+                    yield _Series(name, LOGS, count, current - HOUR, count(current))
+            total = _sum_count(counts)
+            yield _Series(None, LOGS, total, current - HOUR, total(current))
+        last = self._graph_last()
+        if last is None or h.graph_first_hour is None:
+            return
+        browsers = []
+        for name in sorted(h.graph):
+            browser = _graph_count(h.graph[name], h.graph_first_hour, last, 0)
+            browsers.append(browser)
+            yield _Series(name, META_BROWSER, browser, last, None)
+            if name not in h.rollups:
+                server = _graph_count(h.graph[name], h.graph_first_hour, last, 1)
+                yield _Series(name, META_SERVER, server, last, None)
+        yield _Series(None, META_BROWSER, _sum_count(browsers), last, None)
+
+    def _points(self, s: _Series) -> list[HourPoint]:
+        """The trailing complete hours with a baseline, oldest first: ``max_window_hours``
+        of them, more (up to ``STOP_HOURS``) while they are all zero."""
+        points: list[HourPoint] = []
+        for k in range(STOP_HOURS):
+            if k >= self.rules.max_window_hours and any(p.observed for p in points):
+                break
+            hour = s.last_hour - k * HOUR
+            observed = s.count(hour)
+            baseline = (
+                None if observed is None else hour_baseline(s.count, hour, self.tz, self.rules)
+            )
+            if observed is None or baseline is None:
+                break
+            points.append(HourPoint(hour, observed, baseline))
+        points.reverse()
+        return points
+
+    def _judge(self, s: _Series) -> VolumeVerdict | None:
+        points = self._points(s)
+        if not points:
+            return None
+        self.judged += 1
+        return judge_volume(points, self.rules, s.in_progress)
+
+    def _volume_finding(self, s: _Series, v: VolumeVerdict, folded: Sequence[str]) -> Finding:
+        who = s.event_name or "All events"
+        what = SOURCE_TEXT[s.source]
+        start = local_label(v.since, self.tz)
+        span = f"the {v.hours} h from {start} ({self.h.timezone})"
+        exp, obs = round(v.expected), round(v.observed)
+        if v.code == "VOLUME_STOPPED":
+            message = (
+                f"{who}: no {what} since {start} ({self.h.timezone}); {exp} were expected "
+                f"in these {v.hours} h."
+            )
+            count = exp
+        elif v.code == "VOLUME_DROP":
+            message = f"{who}: {obs} {what} in {span}, {exp} expected ({v.change:+.0%})."
+            count = exp - obs
+        else:
+            message = (
+                f"{who}: {obs} {what} in {span}, {v.observed / v.expected:.1f}× the {exp} expected."
+            )
+            count = obs - exp
+        if folded:
+            message += f" Affects {', '.join(folded[:5])}{' and more' if len(folded) > 5 else ''}."
+        evidence: dict[str, Any] = {
+            "source": s.source,
+            "expected": round(v.expected, 1),
+            "observed": v.observed,
+            "change": round(v.change, 3),
+            "z": round(v.z, 2),
+            "since": iso(v.since),
+            "until": iso(v.until),
+            "since_local": _local_iso(v.since, self.tz),
+            "window_hours": v.hours,
+            "persistence_hours": v.persistence,
+            "baseline": self._describe(v),
+            "baseline_kind": str(v.kind),
+            "hours": [
+                {
+                    "hour": iso(p.hour),
+                    "observed": p.observed,
+                    "expected": round(p.baseline.expected, 1),
+                }
+                for p in v.points
+            ],
+        }
+        if folded:
+            evidence["event_names"] = list(folded)
+        return graph_finding(
+            CHECK_ID, v.code, v.severity, count, message, _REMEDIATION[(v.code, s.source)],
+            event_names=[s.event_name] if s.event_name else [], evidence=evidence,
+        )  # fmt: skip
+
+    def _describe(self, v: VolumeVerdict) -> str:
+        first = v.points[0].baseline
+        n = min(len(p.baseline.samples) for p in v.points)
+        hours = local_label(v.since, self.tz)
+        if v.hours > 1:
+            hours += f"–{datetime.fromtimestamp(v.until, self.tz).strftime('%H:%M')}"
+        if v.kind is BaselineKind.SEASONAL:
+            what = f"median of the same hour of the week over the last {n}+ weeks"
+        else:
+            what = (
+                f"median of the same hour of the day over the last {n}+ days (cold start: "
+                f"under {self.rules.min_weeks} weeks of history)"
+            )
+        samples = ", ".join(f"{x:g}" for x in first.samples)
+        sum_note = "summed over the window; " if v.hours > 1 else ""
+        return f"{what}, {sum_note}{hours} {self.h.timezone} (first hour's samples: {samples})"
+
+    # --- ratios ----------------------------------------------------------------------------
+
+    def _windows_and_days(
+        self, value: Callable[[int], tuple[float, float]], last: int, until: float
+    ) -> tuple[list[Any], list[tuple[float, float]]]:
+        rules = self.rules
+        windows = window_sums(value, last, rules.ratio_hours, until)
+        oldest = last - (rules.ratio_hours - 1) * HOUR
+        days = block_sums(value, daily_blocks(oldest, rules.ratio_days))
+        return windows, days
+
+    def _log_ratios(self, name: str) -> list[Finding]:
+        rules = self.rules
+        hours = self.h.rollups[name]
+        last = hour_start(self.now)
+        oldest = last - (rules.ratio_hours - 1) * HOUR
+        # Sum the rows once per window and per day; every ratio reads these sums.
+        windows: list[tuple[int, HourRollup]] = []
+        acc = HourRollup(self.h.dataset_id, name, LOGS, oldest)
+        for k in range(rules.ratio_hours):
+            h = last - k * HOUR
+            if (r := hours.get(h)) is not None:
+                acc.merge(r)
+            windows.append((h, _copy(acc)))
+        days = [_sum_rows(hours, a, b) for a, b in daily_blocks(oldest, rules.ratio_days)]
+        if sum(d.events >= rules.ratio_min_events for d in days) < rules.ratio_min_days:
+            return []  # too little history for any ratio of this event name
+        self.judged += 1
+
+        def judge(num: Callable[[HourRollup], float], min_baseline: float) -> RatioDrift | None:
+            ws = [Window(h, self.now, num(a), a.events) for h, a in windows]
+            ds = [(num(d), float(d.events)) for d in days]
+            return judge_share(ws, ds, rules, min_baseline=min_baseline)
+
+        out: list[Finding] = []
+        drift = judge(lambda a: a.with_event_id, rules.key_min_share)
+        if drift is not None:
+            out.append(self._event_id_finding(name, drift))
+        keys: list[tuple[str, RatioDrift]] = []
+        for i, key in enumerate(MATCH_KEYS):
+            drift = judge(_key_count(i), rules.key_min_share)
+            if drift is not None:
+                keys.append((key, drift))
+        if keys:
+            out.append(self._key_finding(name, keys))
+        if name in VALUE_EVENTS:
+            ws = [Window(h, self.now, a.value_sum, a.value_count) for h, a in windows]
+            ds = [(d.value_sum, float(d.value_count)) for d in days]
+            drift = judge_mean(ws, ds, rules)
+            if drift is not None:
+                out.append(self._value_finding(name, drift))
+        return out
+
+    def _parity(self, name: str) -> list[Finding]:
+        last = self._graph_last()
+        if last is None:
+            return []
+        hours = self.h.graph[name]
+
+        def value(hour: int) -> tuple[float, float]:
+            pair = hours.get(hour)
+            return (pair[1], pair[0] + pair[1]) if pair is not None else (0.0, 0.0)
+
+        windows, days = self._windows_and_days(value, last, last + HOUR)
+        drift = judge_share(windows, days, self.rules, min_baseline=0.0, both_ways=True)
+        if drift is None:
+            return []
+        return [self._parity_finding(name, drift)]
+
+    def _ratio_evidence(self, drift: RatioDrift, source: str, what: str) -> dict[str, Any]:
+        w = drift.window
+        evidence: dict[str, Any] = {
+            "source": source,
+            "expected": round(drift.expected, 4),
+            "observed": round(drift.observed, 4),
+            "change": round(drift.change, 4),
+            "since": iso(w.since),
+            "until": iso(w.until),
+            "since_local": _local_iso(w.since, self.tz),
+            "window_events": int(w.den),
+            "baseline": f"median of the {what} over the previous {drift.days} days, day by day "
+            f"(day-to-day spread {drift.spread:.3g})",
+            "baseline_kind": "recent_days",
+        }
+        if drift.z is not None:
+            evidence["z"] = round(drift.z, 2)
+        return evidence
+
+    def _since_text(self, drift: RatioDrift) -> str:
+        return f"since {local_label(int(drift.window.since), self.tz)} ({self.h.timezone})"
+
+    def _event_id_finding(self, name: str, drift: RatioDrift) -> Finding:
+        missing = round(drift.window.den - drift.window.num)
+        message = (
+            f"{name}: {drift.observed:.0%} of server events carry event_id "
+            f"{self._since_text(drift)}, against {drift.expected:.0%} usually."
+        )
+        return graph_finding(
+            CHECK_ID, EVENT_ID_SHARE_DROP, drift.severity, missing, message,
+            "Restore event_id on every server event, with the same value the pixel sends for "
+            "the same action: without it Meta cannot deduplicate browser and server events.",
+            event_names=[name], field_name="event_id",
+            evidence=self._ratio_evidence(drift, LOGS, "share of events with event_id"),
+        )  # fmt: skip
+
+    def _key_finding(self, name: str, keys: list[tuple[str, RatioDrift]]) -> Finding:
+        key, drift = max(keys, key=lambda kd: (kd[1].expected - kd[1].observed, kd[0]))
+        severity = max((d.severity for _, d in keys), key=lambda s: s.rank)
+        missing = round(drift.window.den - drift.window.num)
+        others = [k for k, _ in keys if k != key]
+        message = (
+            f"{name}: user_data.{key} is present on {drift.observed:.0%} of server events "
+            f"{self._since_text(drift)}, against {drift.expected:.0%} usually"
+            + (f"; also fell: {', '.join(others)}." if others else ".")
+        )
+        evidence = self._ratio_evidence(drift, LOGS, f"coverage of {key}")
+        evidence["keys"] = {
+            k: {"expected": round(d.expected, 4), "observed": round(d.observed, 4)} for k, d in keys
+        }
+        return graph_finding(
+            CHECK_ID, MATCH_KEY_DROP, severity, missing, message,
+            f"A change stopped sending {key}: check the last deploy of the server integration "
+            "(checkout, login and form handlers) and the consent logic that fills user_data.",
+            event_names=[name], field_name=f"user_data.{key}", evidence=evidence,
+        )  # fmt: skip
+
+    def _value_finding(self, name: str, drift: RatioDrift) -> Finding:
+        change = drift.observed / drift.expected - 1
+        message = (
+            f"{name}: the mean custom_data.value is {drift.observed:,.2f} "
+            f"{self._since_text(drift)}, against {drift.expected:,.2f} usually ({change:+.0%})."
+        )
+        evidence = self._ratio_evidence(drift, LOGS, "mean value")
+        evidence["change"] = round(change, 4)
+        return graph_finding(
+            CHECK_ID, VALUE_DRIFT, drift.severity, round(drift.window.den), message,
+            "Check how the value is computed: currency units vs cents, tax or shipping "
+            "included, a fixed placeholder value, or the currency field.",
+            event_names=[name], field_name="custom_data.value", evidence=evidence,
+        )  # fmt: skip
+
+    def _parity_finding(self, name: str, drift: RatioDrift) -> Finding:
+        ratio = _odds(drift.observed)
+        usual = _odds(drift.expected)
+        side = "server" if drift.observed < drift.expected else "browser"
+        message = (
+            f"{name}: Meta counts {ratio} server events per browser event "
+            f"{self._since_text(drift)}, against {usual} usually: the {side} side lost events."
+        )
+        evidence = self._ratio_evidence(drift, "meta", "server share (server ÷ (server + browser))")
+        evidence["server_per_browser"] = {"expected": usual, "observed": ratio}
+        remediation = (
+            "Check the server integration (deploys, token, queue) of this event."
+            if side == "server"
+            else "Check the pixel: tag manager changes, consent banner, a removed or broken "
+            "fbq('track') call on the page."
+        )
+        return graph_finding(
+            CHECK_ID, PARITY_RATIO_DRIFT, drift.severity, round(drift.window.den), message,
+            remediation, event_names=[name], evidence=evidence,
+        )  # fmt: skip
+
+
+def _key_count(i: int) -> Callable[[HourRollup], float]:
+    def count(r: HourRollup) -> float:
+        return r.key_counts[i]
+
+    return count
+
+
+def _copy(r: HourRollup) -> HourRollup:
+    out = HourRollup(r.dataset_id, r.event_name, r.source, r.hour)
+    out.merge(r)
+    return out
+
+
+def _sum_rows(hours: Any, start: int, stop: int) -> HourRollup:
+    """The rows of the hours ``[start, stop)`` added up (absent hours had no events)."""
+    out = HourRollup("", "", LOGS, start)
+    for h in range(start, stop, HOUR):
+        r = hours.get(h)
+        if r is not None:
+            out.merge(r)
+    return out
+
+
+def _odds(share: float) -> str:
+    if share >= 1:
+        return "∞"
+    return f"{share / (1 - share):.2f}"
+
+
+def _local_iso(ts: float, tz: ZoneInfo) -> str:
+    return datetime.fromtimestamp(ts, tz).isoformat()
+
+
+def _fold(
+    verdicts: list[tuple[_Series, VolumeVerdict]],
+) -> list[tuple[_Series, VolumeVerdict, list[str]]]:
+    """Per-event verdicts whose all-events series of the same source has the same code
+    fold into it: one dataset-wide finding naming them, not one alert per event name."""
+    totals = {(s.source, v.code) for s, v in verdicts if s.event_name is None}
+    out: list[tuple[_Series, VolumeVerdict, list[str]]] = []
+    folded: dict[tuple[str, str], list[str]] = {}
+    for s, v in verdicts:
+        if s.event_name is not None and (s.source, v.code) in totals:
+            folded.setdefault((s.source, v.code), []).append(s.event_name)
+    for s, v in verdicts:
+        if s.event_name is None:
+            out.append((s, v, folded.get((s.source, v.code), [])))
+        elif (s.source, v.code) not in totals:
+            out.append((s, v, []))
+    return out
+
+
+_STOPPED_LOGS = (
+    "Find what stopped sending: the server integration (a deploy, a crashed worker or "
+    "queue, an expired token in DELIVERY_ERRORS), or the logging itself."
+)
+_DROP_LOGS = (
+    "Compare with the shop's own numbers (orders, sessions): a real fall in traffic needs no "
+    "fix; otherwise look for a partial outage of the sender (one server, one checkout "
+    "path, consent changes)."
+)
+_SPIKE = (
+    "Look for duplicate sends (a retry loop, two integrations sending the same events) or "
+    "bot traffic; a promotion explains it only if orders rose as much."
+)
+_BROWSER = (
+    "Check the pixel on the site: tag manager or consent changes, a removed base code, "
+    "a broken fbq('track') call."
+)
+_REMEDIATION: dict[tuple[str, str], str] = {
+    ("VOLUME_STOPPED", LOGS): _STOPPED_LOGS,
+    ("VOLUME_DROP", LOGS): _DROP_LOGS,
+    ("VOLUME_SPIKE", LOGS): _SPIKE,
+    ("VOLUME_STOPPED", META_SERVER): _STOPPED_LOGS,
+    ("VOLUME_DROP", META_SERVER): _DROP_LOGS,
+    ("VOLUME_SPIKE", META_SERVER): _SPIKE,
+    ("VOLUME_STOPPED", META_BROWSER): _BROWSER,
+    ("VOLUME_DROP", META_BROWSER): _BROWSER,
+    ("VOLUME_SPIKE", META_BROWSER): _SPIKE,
+}

@@ -1,0 +1,468 @@
+"""The statistics of volume and ratio monitoring, as pure functions. No I/O, no clock.
+
+Used by ``checks.volume`` on hourly series (``monitor.series``); the thresholds come from
+``[checks.volume]`` (``monitor.config.VolumeSettings``). Anchors: monitoring-anchors.md §3.
+
+**Hours.** Series are keyed by UTC hour starts (Unix seconds), as the rollups are. The
+*position* of an hour in the day and the week is read in the dataset's time zone, so the
+baseline of "Monday 09:00" follows the local clock across DST changes: the same wall-clock
+hour ``n`` weeks back is converted back to UTC with ``zoneinfo`` (``shifted_hour``). A wall
+time that does not exist (the spring-forward gap) gives no sample; an ambiguous one (the
+repeated hour in autumn) takes its first occurrence. In zones with a half-hour offset an
+hour bucket is placed by the local time it starts at.
+
+**Baseline of one hour** (``hour_baseline``):
+
+- *seasonal*, with at least ``min_weeks`` (3) samples of the same hour of the week within
+  the last ``weeks`` (6): expected = their median, spread = 1.4826 × MAD (robust to an
+  outlier week: a promotion, a holiday, an earlier incident);
+- *cold start*, with fewer weekly samples: the same hour of the day over the last
+  ``cold_start_days`` (7) days, at least ``cold_start_min_days`` (3) of them. Weekdays and
+  weekends mix in these samples, so a drop must also be at least ``cold_start_drop`` (50 %)
+  to count: the anchors' "DoD/WoW −50 %" rule (their −20 % warning is not used: ordinary
+  days differ by that much);
+- none (the hour is not judged) with less history. Hours before the first stored data are
+  unknown, never zero; hours after it without a row had zero events.
+
+**Noise.** An hour's variance is ``max(spread², m + (overdispersion·m)²) × (1 + π/2n)``:
+the observed spread, floored by Poisson noise plus a relative day-to-day noise (a median of
+3 samples has a MAD of 0 surprisingly often), inflated for the uncertainty of a median of
+``n`` samples. Windows of several hours add expectations and variances.
+
+**Volume verdicts** (``judge_volume``) on the trailing *complete* hours (the hour in
+progress is never judged as a drop; it only tells that a stopped series resumed):
+
+- ``VOLUME_STOPPED`` (crit): the latest complete hours are all zero and at least
+  ``stopped_min_expected`` (20) events were expected in them;
+- ``VOLUME_DROP``: over a window of the last 1 to ``max_window_hours`` (6) hours, at least
+  ``min_expected`` (20) events expected per hour, observed at most ``1 − drop_warn`` (60 %)
+  of expected, robust z ≤ −``z`` (−4), and the latest hour itself at least half that far
+  down (an ended drop stops alerting). ``crit`` when observed ≤ ``1 − drop_crit`` (25 %) of
+  expected or the drop has lasted ``persist_crit_hours`` (3) hours;
+- ``VOLUME_SPIKE`` (warn): over the last 1 or 2 hours, at least ``spike_ratio`` (2.5×)
+  expected and z ≥ ``spike_z`` (6): a promotion doubling the traffic stays below it,
+  duplicate sends of a whole stream do not.
+
+**Ratio drifts** need no seasonality: a recent window (the last 1 to ``ratio_hours`` (3)
+hours, the one in progress included) against the median of the same ratio over the
+previous ``ratio_days`` (7) days, day by day (``daily_blocks``):
+
+- ``judge_share``: a share (match-key coverage, events with ``event_id``, Meta's server
+  share) fell by at least ``share_drop`` (20 points) with z ≤ −``z`` under a binomial
+  variance plus the day-to-day spread; ``crit`` from ``share_drop_crit`` (50 points);
+- ``judge_mean``: a mean (the Purchase value) changed by at least ``value_change`` (50 %)
+  and by more than 3 day-to-day spreads.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from functools import lru_cache
+from statistics import median
+from zoneinfo import ZoneInfo
+
+from monitor.config import VolumeSettings
+from monitor.model import Severity
+
+HOUR = 3600
+DAY = 86400
+MAD_SCALE = 1.4826  # MAD -> standard deviation of a normal distribution
+_UTC = ZoneInfo("UTC")
+
+VOLUME_DROP = "VOLUME_DROP"
+VOLUME_STOPPED = "VOLUME_STOPPED"
+VOLUME_SPIKE = "VOLUME_SPIKE"
+
+
+class BaselineKind(StrEnum):
+    SEASONAL = "seasonal"  # same hour of the week, previous weeks
+    COLD_START = "cold_start"  # same hour of the day, previous days
+
+
+def hour_start(ts: float) -> int:
+    """The UTC hour start (Unix seconds) of the hour containing ``ts``."""
+    return int(ts // HOUR * HOUR)
+
+
+@lru_cache(maxsize=65536)
+def shifted_hour(hour: int, tz: ZoneInfo, days: int) -> int | None:
+    """The UTC hour start of the same local wall-clock hour ``days`` days before ``hour``.
+
+    ``None`` when that wall time does not exist in ``tz`` (skipped by a DST change); an
+    ambiguous one (the hour repeated in autumn) resolves to its first occurrence.
+    """
+    local = datetime.fromtimestamp(hour, tz).replace(tzinfo=None) - timedelta(days=days)
+    aware = local.replace(tzinfo=tz, fold=0)
+    back = aware.astimezone(_UTC).astimezone(tz).replace(tzinfo=None)
+    if back != local:  # the wall time fell into a gap: zoneinfo moved it
+        return None
+    return hour_start(aware.timestamp())
+
+
+def local_label(hour: int, tz: ZoneInfo) -> str:
+    """``Mon 09:00`` in ``tz``: how an hour of the week is named in explanations."""
+    return datetime.fromtimestamp(hour, tz).strftime("%a %H:%M")
+
+
+def mad(values: Sequence[float], center: float) -> float:
+    """Median absolute deviation of ``values`` around ``center``."""
+    return median(abs(v - center) for v in values)
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """What one hour is expected to hold: from ``samples`` of comparable earlier hours."""
+
+    expected: float  # median of the samples
+    spread: float  # 1.4826 × MAD of the samples
+    samples: tuple[float, ...]
+    kind: BaselineKind
+
+    @classmethod
+    def of(cls, samples: Sequence[float], kind: BaselineKind) -> Baseline:
+        m = median(samples)
+        return cls(float(m), MAD_SCALE * mad(samples, m), tuple(samples), kind)
+
+    def variance(self, overdispersion: float) -> float:
+        """Variance of (observed − expected): see the module docstring."""
+        m = self.expected
+        floor = m + (overdispersion * m) ** 2
+        return max(self.spread**2, floor) * (1 + math.pi / (2 * len(self.samples)))
+
+
+def hour_baseline(
+    count: Callable[[int], float | None], hour: int, tz: ZoneInfo, rules: VolumeSettings
+) -> Baseline | None:
+    """The baseline of ``hour`` (module docstring). ``count(h)`` is the series' value at
+    hour ``h``: ``None`` when unknown (before the history starts), else a number."""
+    weekly = _samples(count, hour, tz, [7 * w for w in range(1, rules.weeks + 1)])
+    if len(weekly) >= rules.min_weeks:
+        return Baseline.of(weekly, BaselineKind.SEASONAL)
+    daily = _samples(count, hour, tz, list(range(1, rules.cold_start_days + 1)))
+    if len(daily) >= rules.cold_start_min_days:
+        return Baseline.of(daily, BaselineKind.COLD_START)
+    return None
+
+
+def _samples(
+    count: Callable[[int], float | None], hour: int, tz: ZoneInfo, days: Sequence[int]
+) -> list[float]:
+    out = []
+    for d in days:
+        h = shifted_hour(hour, tz, d)
+        value = None if h is None else count(h)
+        if value is not None:
+            out.append(float(value))
+    return out
+
+
+# --- volume ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HourPoint:
+    """One complete hour of a series: what it held and what it was expected to hold."""
+
+    hour: int
+    observed: float
+    baseline: Baseline
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeVerdict:
+    """A volume finding's numbers: over the hours ``[since, until)``."""
+
+    code: str
+    severity: Severity
+    since: int
+    until: int
+    expected: float
+    observed: float
+    z: float
+    persistence: int  # trailing hours each below expectation (drop) or zero (stopped)
+    kind: BaselineKind  # cold start when any hour of the window was judged by it
+    points: tuple[HourPoint, ...]
+
+    @property
+    def hours(self) -> int:
+        return (self.until - self.since) // HOUR
+
+    @property
+    def change(self) -> float:
+        """Relative change of observed against expected (−1 = nothing arrived)."""
+        return self.observed / self.expected - 1 if self.expected else 0.0
+
+
+def _window_stats(points: Sequence[HourPoint], od: float) -> tuple[float, float, float, float]:
+    expected = sum(p.baseline.expected for p in points)
+    observed = sum(p.observed for p in points)
+    variance = sum(p.baseline.variance(od) for p in points)
+    z = (observed - expected) / math.sqrt(variance) if variance > 0 else 0.0
+    return expected, observed, variance, z
+
+
+def _kind(points: Sequence[HourPoint]) -> BaselineKind:
+    cold = any(p.baseline.kind is BaselineKind.COLD_START for p in points)
+    return BaselineKind.COLD_START if cold else BaselineKind.SEASONAL
+
+
+def _verdict(
+    code: str, severity: Severity, window: Sequence[HourPoint], z: float, persistence: int
+) -> VolumeVerdict:
+    return VolumeVerdict(
+        code=code,
+        severity=severity,
+        since=window[0].hour,
+        until=window[-1].hour + HOUR,
+        expected=sum(p.baseline.expected for p in window),
+        observed=sum(p.observed for p in window),
+        z=z,
+        persistence=persistence,
+        kind=_kind(window),
+        points=tuple(window),
+    )
+
+
+def judge_stopped(
+    points: Sequence[HourPoint], rules: VolumeSettings, in_progress: float | None = None
+) -> VolumeVerdict | None:
+    """``VOLUME_STOPPED`` when the trailing complete hours are zero where at least
+    ``stopped_min_expected`` events were expected; not once the hour in progress has
+    events again (the series resumed)."""
+    if in_progress:
+        return None
+    run = 0
+    while run < len(points) and points[len(points) - 1 - run].observed == 0:
+        run += 1
+    if not run:
+        return None
+    window = points[len(points) - run :]
+    expected = sum(p.baseline.expected for p in window)
+    if expected < rules.stopped_min_expected:
+        return None
+    _, _, _, z = _window_stats(window, rules.overdispersion)
+    return _verdict(VOLUME_STOPPED, Severity.CRIT, window, z, run)
+
+
+def _ratio(p: HourPoint) -> float:
+    return p.observed / p.baseline.expected if p.baseline.expected > 0 else 1.0
+
+
+def judge_drop(points: Sequence[HourPoint], rules: VolumeSettings) -> VolumeVerdict | None:
+    """``VOLUME_DROP`` over the most significant trailing window (module docstring)."""
+    if not points or _ratio(points[-1]) > 1 - rules.drop_warn / 2:
+        return None  # the latest hour is (about) normal: no ongoing drop
+    persistence = 0
+    while persistence < len(points) and _ratio(points[-1 - persistence]) <= 1 - rules.drop_warn:
+        persistence += 1
+    best: tuple[float, Sequence[HourPoint]] | None = None
+    for k in range(1, min(rules.max_window_hours, len(points)) + 1):
+        window = points[-k:]
+        expected, observed, _, z = _window_stats(window, rules.overdispersion)
+        if expected < rules.min_expected * k or z > -rules.z:
+            continue
+        cold = _kind(window) is BaselineKind.COLD_START
+        needed = max(rules.drop_warn, rules.cold_start_drop) if cold else rules.drop_warn
+        if observed > (1 - needed) * expected:
+            continue
+        if best is None or z < best[0]:
+            best = (z, window)
+    if best is None:
+        return None
+    z, window = best
+    _, observed, _, _ = _window_stats(window, rules.overdispersion)
+    expected = sum(p.baseline.expected for p in window)
+    severe = observed <= (1 - rules.drop_crit) * expected
+    lasting = persistence >= rules.persist_crit_hours
+    severity = Severity.CRIT if severe or lasting else Severity.WARN
+    return _verdict(VOLUME_DROP, severity, window, z, persistence)
+
+
+def judge_spike(points: Sequence[HourPoint], rules: VolumeSettings) -> VolumeVerdict | None:
+    """``VOLUME_SPIKE`` (warn) over the last 1 or 2 complete hours (module docstring)."""
+    if not points or _ratio(points[-1]) < (1 + rules.spike_ratio) / 2:
+        return None
+    best: tuple[float, Sequence[HourPoint]] | None = None
+    for k in range(1, min(2, len(points)) + 1):
+        window = points[-k:]
+        expected, observed, _, z = _window_stats(window, rules.overdispersion)
+        if expected < rules.min_expected * k or z < rules.spike_z:
+            continue
+        if observed < rules.spike_ratio * expected:
+            continue
+        if best is None or z > best[0]:
+            best = (z, window)
+    if best is None:
+        return None
+    z, window = best
+    persistence = sum(1 for p in window if _ratio(p) >= rules.spike_ratio)
+    return _verdict(VOLUME_SPIKE, Severity.WARN, window, z, persistence)
+
+
+def judge_volume(
+    points: Sequence[HourPoint], rules: VolumeSettings, in_progress: float | None = None
+) -> VolumeVerdict | None:
+    """The volume verdict of a series' trailing complete hours (oldest first, contiguous,
+    ending with the last complete hour), if any: stopped, else drop, else spike.
+    ``in_progress``: events so far in the hour in progress (never judged as a drop)."""
+    return (
+        judge_stopped(points, rules, in_progress)
+        or judge_drop(points, rules)
+        or judge_spike(points, rules)
+    )
+
+
+# --- ratios ------------------------------------------------------------------------------
+
+
+def daily_blocks(end: int, days: int) -> list[tuple[int, int]]:
+    """``days`` consecutive 24-hour blocks ``[start, stop)`` ending at ``end``, newest
+    first: the day-by-day history a recent window is compared with."""
+    return [(end - (d + 1) * DAY, end - d * DAY) for d in range(days)]
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A recent window of a ratio: numerator and denominator over ``[since, until)``."""
+
+    since: float
+    until: float
+    num: float
+    den: float
+
+    @property
+    def value(self) -> float:
+        return self.num / self.den if self.den else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RatioDrift:
+    """A ratio that left its recent history: ``expected`` (median of ``days`` daily
+    values), ``observed`` over ``window``."""
+
+    severity: Severity
+    expected: float
+    observed: float
+    spread: float
+    days: int
+    z: float | None
+    window: Window
+
+    @property
+    def change(self) -> float:
+        return self.observed - self.expected
+
+
+def _daily_values(daily: Sequence[tuple[float, float]], min_den: float) -> list[float]:
+    return [n / d for n, d in daily if d >= min_den and d > 0]
+
+
+def judge_share(
+    windows: Sequence[Window],
+    daily: Sequence[tuple[float, float]],
+    rules: VolumeSettings,
+    *,
+    min_baseline: float = 0.0,
+    both_ways: bool = False,
+) -> RatioDrift | None:
+    """A share that fell (or, ``both_ways``, moved) by at least ``share_drop`` from the
+    median of its ``daily`` ``(num, den)`` values, with |z| ≥ ``z`` (module docstring).
+    Shares usually under ``min_baseline`` are not judged (nothing to lose)."""
+    values = _daily_values(daily, rules.ratio_min_events)
+    if len(values) < rules.ratio_min_days:
+        return None
+    p0 = median(values)
+    if p0 < min_baseline:
+        return None
+    spread = MAD_SCALE * mad(values, p0)
+    best: tuple[float, Window] | None = None
+    for w in windows:
+        if w.den < rules.ratio_min_events:
+            continue
+        binomial = max(p0 * (1 - p0), 0.05) / w.den  # floor: a share of 100 % still varies
+        z = (w.value - p0) / math.sqrt(binomial + spread**2 * (1 + math.pi / (2 * len(values))))
+        moved = abs(w.value - p0) if both_ways else p0 - w.value
+        if moved < rules.share_drop or abs(z) < rules.z or (not both_ways and z > 0):
+            continue
+        if best is None or abs(z) > abs(best[0]):
+            best = (z, w)
+    if best is None:
+        return None
+    z, w = best
+    severe = abs(w.value - p0) >= rules.share_drop_crit
+    severity = Severity.CRIT if severe else Severity.WARN
+    return RatioDrift(severity, p0, w.value, spread, len(values), z, w)
+
+
+def judge_mean(
+    windows: Sequence[Window], daily: Sequence[tuple[float, float]], rules: VolumeSettings
+) -> RatioDrift | None:
+    """A mean (``num`` = sum, ``den`` = count) that changed by at least ``value_change``
+    of its daily median and by more than 3 day-to-day spreads (module docstring)."""
+    values = _daily_values(daily, rules.ratio_min_events)
+    if len(values) < rules.ratio_min_days:
+        return None
+    m0 = median(values)
+    if m0 <= 0:
+        return None
+    spread = MAD_SCALE * mad(values, m0)
+    best: tuple[float, Window] | None = None
+    for w in windows:
+        if w.den < rules.ratio_min_events:
+            continue
+        change = abs(w.value / m0 - 1)
+        if change < rules.value_change or abs(w.value - m0) <= 3 * spread:
+            continue
+        if best is None or change > best[0]:
+            best = (change, w)
+    if best is None:
+        return None
+    _, w = best
+    return RatioDrift(Severity.WARN, m0, w.value, spread, len(values), None, w)
+
+
+def window_sums(
+    value: Callable[[int], tuple[float, float]], last_hour: int, hours: int, until: float
+) -> list[Window]:
+    """The recent windows of a ratio: the last 1..``hours`` hours ending with the hour
+    starting at ``last_hour`` (for the logs the hour in progress: a ratio is not distorted
+    by a partial hour) and reaching ``until``. ``value(h)`` gives ``(num, den)`` of hour
+    ``h``."""
+    out: list[Window] = []
+    num = den = 0.0
+    for k in range(hours):
+        h = last_hour - k * HOUR
+        n, d = value(h)
+        num, den = num + n, den + d
+        out.append(Window(h, until, num, den))
+    return out
+
+
+def block_sums(
+    value: Callable[[int], tuple[float, float]], blocks: Sequence[tuple[int, int]]
+) -> list[tuple[float, float]]:
+    """``(num, den)`` summed over each block of hours ``[start, stop)``."""
+    out = []
+    for start, stop in blocks:
+        num = den = 0.0
+        for h in range(start, stop, HOUR):
+            n, d = value(h)
+            num, den = num + n, den + d
+        out.append((num, den))
+    return out
+
+
+def counts_from(mapping: Mapping[int, float], first_hour: int) -> Callable[[int], float | None]:
+    """A series lookup for ``hour_baseline``: unknown before ``first_hour``, zero for hours
+    after it without a value."""
+
+    def count(hour: int) -> float | None:
+        if hour < first_hour:
+            return None
+        return mapping.get(hour, 0.0)
+
+    return count
