@@ -45,6 +45,7 @@ from checks.base import CheckContext, skipped
 from checks.graph_common import graph_finding
 from monitor.config import VolumeSettings
 from monitor.detect import (
+    DAY,
     HOUR,
     BaselineKind,
     HourPoint,
@@ -65,7 +66,7 @@ from monitor.model import CheckResult, Finding, Severity, Status, worst_severity
 from monitor.observations import Delivery
 from monitor.results import iso
 from monitor.rollup import MATCH_KEYS, OTHER_EVENT, VALUE_EVENTS, HourRollup
-from monitor.series import VolumeHistory
+from monitor.series import Sums, VolumeHistory
 
 CHECK_ID = "volume"
 EVENT_ID_SHARE_DROP = "EVENT_ID_SHARE_DROP"
@@ -269,7 +270,12 @@ class _Judge:
         if not points:
             return None
         self.judged += 1
-        return judge_volume(points, self.rules, s.in_progress)
+        so_far = None
+        if s.in_progress is not None:
+            current = s.last_hour + HOUR
+            b = hour_baseline(s.count, current, self.tz, self.rules)
+            so_far = b.expected * (self.now - current) / HOUR if b is not None else None
+        return judge_volume(points, self.rules, s.in_progress, so_far)
 
     def _volume_finding(self, s: _Series, v: VolumeVerdict, folded: Sequence[str]) -> Finding:
         who = s.event_name or "All events"
@@ -356,19 +362,19 @@ class _Judge:
         last = hour_start(self.now)
         oldest = last - (rules.ratio_hours - 1) * HOUR
         # Sum the rows once per window and per day; every ratio reads these sums.
-        windows: list[tuple[int, HourRollup]] = []
-        acc = HourRollup(self.h.dataset_id, name, LOGS, oldest)
+        windows: list[tuple[int, Sums]] = []
+        acc = Sums()
         for k in range(rules.ratio_hours):
             h = last - k * HOUR
             if (r := hours.get(h)) is not None:
-                acc.merge(r)
-            windows.append((h, _copy(acc)))
-        days = [_sum_rows(hours, a, b) for a, b in daily_blocks(oldest, rules.ratio_days)]
+                acc.add(r)
+            windows.append((h, acc.copy()))
+        days = [self.h.block(name, a, b) for a, b in daily_blocks(oldest, rules.ratio_days)]
         if sum(d.events >= rules.ratio_min_events for d in days) < rules.ratio_min_days:
             return []  # too little history for any ratio of this event name
         self.judged += 1
 
-        def judge(num: Callable[[HourRollup], float], min_baseline: float) -> RatioDrift | None:
+        def judge(num: Callable[[Sums], float], min_baseline: float) -> RatioDrift | None:
             ws = [Window(h, self.now, num(a), a.events) for h, a in windows]
             ds = [(num(d), float(d.events)) for d in days]
             return judge_share(ws, ds, rules, min_baseline=min_baseline)
@@ -387,7 +393,10 @@ class _Judge:
         if name in VALUE_EVENTS:
             ws = [Window(h, self.now, a.value_sum, a.value_count) for h, a in windows]
             ds = [(d.value_sum, float(d.value_count)) for d in days]
-            drift = judge_mean(ws, ds, rules)
+            start = oldest - rules.ratio_days * DAY
+            rows = (hours.get(h) for h in range(start, oldest, HOUR))
+            hourly = [(r.value_sum, float(r.value_count)) for r in rows if r is not None]
+            drift = judge_mean(ws, ds, hourly, rules)
             if drift is not None:
                 out.append(self._value_finding(name, drift))
         return out
@@ -502,27 +511,11 @@ class _Judge:
         )  # fmt: skip
 
 
-def _key_count(i: int) -> Callable[[HourRollup], float]:
-    def count(r: HourRollup) -> float:
+def _key_count(i: int) -> Callable[[Sums], float]:
+    def count(r: Sums) -> float:
         return r.key_counts[i]
 
     return count
-
-
-def _copy(r: HourRollup) -> HourRollup:
-    out = HourRollup(r.dataset_id, r.event_name, r.source, r.hour)
-    out.merge(r)
-    return out
-
-
-def _sum_rows(hours: Any, start: int, stop: int) -> HourRollup:
-    """The rows of the hours ``[start, stop)`` added up (absent hours had no events)."""
-    out = HourRollup("", "", LOGS, start)
-    for h in range(start, stop, HOUR):
-        r = hours.get(h)
-        if r is not None:
-            out.merge(r)
-    return out
 
 
 def _odds(share: float) -> str:

@@ -51,6 +51,7 @@ from monitor.observations import Delivery, ReadStats
 from monitor.rollup import SOURCE_SERVER_LOG, HourRollup, RollupAccumulator
 from monitor.series import (
     Current,
+    Sums,
     VolumeHistory,
     dataset_timezone,
     index_graph,
@@ -109,14 +110,21 @@ class _Index:
     store holds), and Meta's stored counts. Histories handed to checks are views on it;
     it only changes between cycles."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, step: float) -> None:
         self.settings = settings
+        self.step = step
         self.rollups: dict[str, dict[str, dict[int, HourRollup]]] = {}
         self.first: dict[str, int] = {}
         self.graph: dict[str, dict[str, dict[int, tuple[int, int]]]] = {}
         self.zones: dict[str, str] = {}
+        # Per dataset, block sums of the ratio baselines (``VolumeHistory.memo``): they
+        # span finished hours, so most are reused by the next evaluations.
+        self.memos: dict[str, dict[tuple[str, int, int], Sums]] = {}
+        self.memo_limit: dict[str, float] = {}  # the latest ``memo_until`` handed out
 
     def add(self, rollups: Iterable[HourRollup]) -> None:
+        rollups = list(rollups)
+        self._forget(rollups)
         for r in rollups:
             if r.source != SOURCE_SERVER_LOG:
                 continue
@@ -130,12 +138,33 @@ class _Index:
             if first is None or r.hour < first:
                 self.first[r.dataset_id] = r.hour
 
-    def history(self, dataset_id: str) -> VolumeHistory:
+    def _forget(self, rollups: Sequence[HourRollup]) -> None:
+        """Drop the memoised blocks that the new rows change (and old ones, for memory)."""
+        earliest: dict[str, int] = {}
+        for r in rollups:
+            earliest[r.dataset_id] = min(r.hour, earliest.get(r.dataset_id, r.hour))
+        for ds, hour in earliest.items():
+            memo = self.memos.get(ds)
+            if not memo:
+                continue
+            # Blocks end before the hours being replayed: usually nothing to drop (an
+            # out-of-order line may change an older hour).
+            limit = self.memo_limit.get(ds, 0.0)
+            if hour < limit or len(memo) > 20_000:
+                stale = [k for k in memo if k[2] > hour or k[2] < limit - 9 * 86400]
+                for k in stale:
+                    del memo[k]
+
+    def history(self, dataset_id: str, now: float) -> VolumeHistory:
         zone = self.zones.get(dataset_id)
         if zone is None:
             zone = self.zones[dataset_id] = dataset_timezone(self.settings, dataset_id)
         graph = self.graph.get(dataset_id, {})
         firsts = [min(h) for h in graph.values() if h]
+        # Hours before the one in progress a step ago are final: later cycles add rows of
+        # later sends only (the replay is in send order).
+        until = (now - self.step) // HOUR * HOUR
+        self.memo_limit[dataset_id] = max(until, self.memo_limit.get(dataset_id, 0.0))
         return VolumeHistory(
             dataset_id=dataset_id,
             timezone=zone,
@@ -144,6 +173,8 @@ class _Index:
             graph=graph,
             graph_first_hour=min(firsts) if firsts else None,
             current=Current.ADD,
+            memo=self.memos.setdefault(dataset_id, {}),
+            memo_until=until,
         )
 
 
@@ -157,7 +188,7 @@ class _ReplayBatch(CycleBatch):
     def _audit(self, dataset: str) -> DatasetAudit:
         audit = self.audits.get(dataset)
         if audit is None:
-            series = self.index.history(dataset)
+            series = self.index.history(dataset, self.now)
             audit = DatasetAudit(dataset, self.settings, self.now, series=series)
             self.audits[dataset] = audit
         return audit
@@ -223,11 +254,14 @@ def run_backtest(
     store_url: str | None = None,
     files: Sequence[InputFile] | None = None,
     warm: float = WARM,
+    keep_db: str | None = None,
 ) -> BacktestResult:
     """Replay (module docstring) and return the episodes fired in ``[start, end)``.
 
     ``step`` defaults to ``[schedule] logs_every``; ``files`` to the datasets' ``logs``;
-    ``store_url`` names the store with earlier history (``None``: none).
+    ``store_url`` names the store with earlier history (``None``: none). ``keep_db``: a
+    SQLite file path for the replay's alert rows (with their evidence), kept afterwards;
+    it must not exist yet. Default: a temporary file.
     """
     began = time.perf_counter()
     step = float(step if step is not None else settings.schedule.logs_every)
@@ -239,7 +273,7 @@ def run_backtest(
     ids = [ds.id for ds in settings.datasets]
     for ds in ids:
         dataset_timezone(settings, ds)  # a bad zone fails before any work
-    index = _Index(settings)
+    index = _Index(settings, step)
     stream = _Stream(settings, files)
     first_cycle = start - math.ceil(warm / step) * step
     history = _open_history_store(store_url)
@@ -249,15 +283,19 @@ def run_backtest(
             cut = (first if first is not None else first_cycle) // HOUR * HOUR
             _seed_from_store(index, history, settings, ids, lookback(settings, start), cut)
     accumulators: dict[str, RollupAccumulator] = {}
-    for d in stream.until(first_cycle):  # history: rollups only, as for baselines
+    # History: rollups only. The first cycle reads the last [alerts] window itself, as the
+    # daemon's first start does (older lines are history, recent ones are checked).
+    for d in stream.until(first_cycle - settings.alerts.window):
         acc = accumulators.get(d.dataset_id)
         if acc is None:
             acc = accumulators[d.dataset_id] = RollupAccumulator(d.dataset_id)
         acc.observe(d)
     for acc in accumulators.values():
         index.add(acc.result())
+    if keep_db is not None and Path(keep_db).exists():
+        raise ConfigError(f"backtest: {keep_db} exists already; give a new file")
     with tempfile.TemporaryDirectory(prefix="capi-monitor-backtest-") as tmp:
-        scratch = Store.open(str(Path(tmp) / "backtest.db"))
+        scratch = Store.open(keep_db or str(Path(tmp) / "backtest.db"))
         try:
             cycles = _replay(settings, index, stream, scratch, first_cycle, end, step)
             episodes = alert_episodes(scratch.engine, fired_from=start, fired_to=end)

@@ -362,10 +362,12 @@ def silence_expire(silence_id: int, config_path: str | None, db_url: str | None)
 _DAEMON_JOBS_HELP = """
 \b
 Jobs: logs (every [schedule] logs_every: read new log lines, run the checks on events
-sent within [alerts] window, evaluate alerts) and notify (every [schedule] notify_every:
-send queued Slack/email notifications), weekly_report (at [schedule] weekly_report, e.g.
-"mon 08:00", or "off": the weekly audit report, emailed and summarised on Slack, each
-week once). Graph polling (graph_every, quality_every) is not scheduled by this release.
+sent within [alerts] window, evaluate alerts), graph (every [schedule] graph_every: poll
+Meta's /stats, run the Graph checks, evaluate alerts), quality (every quality_every:
+Dataset Quality, da_checks, the token; graph and quality need [meta] and a token),
+notify (every [schedule] notify_every: send queued Slack/email notifications),
+weekly_report (at [schedule] weekly_report, e.g. "mon 08:00", or "off": the weekly
+audit report, emailed and summarised on Slack, each week once).
 """
 _daemon_config = click.option(
     "--config", "config_path", required=True, type=click.Path(dir_okay=False),
@@ -548,6 +550,34 @@ def backtest_cmd(
             f"{result.seconds:.1f} s)",
             err=True,
         )
+    return 0
+
+
+@cli.command("simulate")
+@click.option("--out", "out_dir", required=True, metavar="DIR", help="Directory to write.")
+@click.option("--weeks", type=click.IntRange(min=2), default=5, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--datasets", type=click.IntRange(1, 3), default=2, show_default=True)
+@click.option(
+    "--scale", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
+    help="Multiply every dataset's traffic.",
+)  # fmt: skip
+def simulate_cmd(out_dir: str, weeks: int, seed: int, datasets: int, scale: float) -> int:
+    """Write weeks of realistic traffic with injected incidents: delivery logs, Meta's
+    hourly counts (for the fake Graph API), ground_truth.json and a config.toml.
+
+    \b
+    capi-monitor simulate --out sim/ --weeks 5 --seed 7
+    capi-monitor backtest --config sim/config.toml --from ... --to ...
+    """
+    from monitor.simulate import write_scenario
+
+    summary = write_scenario(out_dir, seed, weeks=weeks, datasets=datasets, scale=scale)
+    events = sum(summary["events"].values())
+    click.echo(
+        f"{events} events for {len(summary['events'])} datasets and "
+        f"{summary['incidents']} incidents written to {summary['out']}"
+    )
     return 0
 
 

@@ -271,10 +271,13 @@ class VolumeSettings(_Section):
     drop_warn: Share = 0.4  # relative drop (observed <= 60 % of expected)
     drop_crit: Share = 0.75
     cold_start_drop: Share = 0.5  # relative drop required under the cold-start rule
+    ordinary_dip: Share = 0.25  # a drop must be significantly deeper than this (holidays)
+    dip_z: float = Field(2.5, gt=0)
     persist_crit_hours: int = Field(3, ge=1)  # a drop lasting this long is crit
     stopped_min_expected: float = Field(20.0, gt=0)  # events expected in the zero hours
     spike_ratio: float = Field(2.5, gt=1)
     spike_z: float = Field(6.0, gt=0)
+    spike_hours: int = Field(2, ge=1, le=24)  # complete hours a spike must last
     overdispersion: float = Field(0.05, ge=0)  # floor of the hour-to-hour relative noise
     stale_after: Duration = 2 * 86400.0  # logs older than this: volume not judged
     graph_settle: Duration = 3600.0  # Meta's hourly counts are complete this long after
@@ -282,6 +285,7 @@ class VolumeSettings(_Section):
     ratio_days: int = Field(7, ge=1, le=28)  # daily ratios forming the baseline
     ratio_min_days: int = Field(2, ge=1, le=28)
     ratio_min_events: int = Field(20, ge=1)  # events in a window or a day to use its ratio
+    ratio_z: float = Field(5.0, gt=0)  # |z| a ratio must reach (many keys: many tests)
     share_drop: Share = 0.2  # absolute fall of a share (key coverage, event_id) to warn
     share_drop_crit: Share = 0.5
     key_min_share: Share = 0.2  # keys with a lower usual coverage are not judged

@@ -16,46 +16,56 @@ hour bucket is placed by the local time it starts at.
 - *seasonal*, with at least ``min_weeks`` (3) samples of the same hour of the week within
   the last ``weeks`` (6): expected = their median, spread = 1.4826 × MAD (robust to an
   outlier week: a promotion, a holiday, an earlier incident);
-- *cold start*, with fewer weekly samples: the same hour of the day over the last
-  ``cold_start_days`` (7) days, at least ``cold_start_min_days`` (3) of them. Weekdays and
-  weekends mix in these samples, so a drop must also be at least ``cold_start_drop`` (50 %)
-  to count: the anchors' "DoD/WoW −50 %" rule (their −20 % warning is not used: ordinary
-  days differ by that much);
+- *cold start*, with fewer weekly samples: week-on-week, the median of the one or two
+  samples of the same hour of the week; in the first week, day-on-day, the same hour of
+  the day over the last ``cold_start_days`` (7) days, at least ``cold_start_min_days`` (3)
+  of them (weekdays and weekends then mix). Either way a drop must also be at least
+  ``cold_start_drop`` (50 %) to count: the anchors' "DoD/WoW −50 %" rule (their −20 %
+  warning is not used: ordinary days differ by that much);
 - none (the hour is not judged) with less history. Hours before the first stored data are
   unknown, never zero; hours after it without a row had zero events.
 
 **Noise.** An hour's variance is ``max(spread², m + (overdispersion·m)²) × (1 + π/2n)``:
 the observed spread, floored by Poisson noise plus a relative day-to-day noise (a median of
 3 samples has a MAD of 0 surprisingly often), inflated for the uncertainty of a median of
-``n`` samples. Windows of several hours add expectations and variances.
+``n`` samples. The spread of the judged hours of one series is pooled (``pooled``: one
+relative spread, the median of theirs). Windows of several hours add expectations and
+variances.
 
 **Volume verdicts** (``judge_volume``) on the trailing *complete* hours (the hour in
-progress is never judged as a drop; it only tells that a stopped series resumed):
+progress is never judged as a drop; it only tells that a series resumed: any event in it
+ends a stop, and ``recovered`` volume in it ends a drop):
 
 - ``VOLUME_STOPPED`` (crit): the latest complete hours are all zero and at least
-  ``stopped_min_expected`` (20) events were expected in them;
+  ``stopped_min_expected`` (20) events were expected in them, and the hour in progress
+  does not show the series ``recovered``;
 - ``VOLUME_DROP``: over a window of the last 1 to ``max_window_hours`` (6) hours, at least
   ``min_expected`` (20) events expected per hour, observed at most ``1 − drop_warn`` (60 %)
-  of expected, robust z ≤ −``z`` (−4), and the latest hour itself at least half that far
-  down (an ended drop stops alerting). ``crit`` when observed ≤ ``1 − drop_crit`` (25 %) of
-  expected or the drop has lasted ``persist_crit_hours`` (3) hours;
-- ``VOLUME_SPIKE`` (warn): over the last 1 or 2 hours, at least ``spike_ratio`` (2.5×)
-  expected and z ≥ ``spike_z`` (6): a promotion doubling the traffic stays below it,
-  duplicate sends of a whole stream do not.
+  of expected, robust z ≤ −``z`` (−4), significantly deeper than an ``ordinary_dip``
+  (25 %: a holiday; z ≤ −``dip_z``), and every hour of the window at least half that far
+  down (an ended drop stops alerting; a series resuming after a stop is no new drop).
+  ``crit`` when observed ≤ ``1 − drop_crit`` (25 %) of expected or the drop has lasted
+  ``persist_crit_hours`` (3) hours;
+- ``VOLUME_SPIKE`` (warn): over the last ``spike_hours`` (2) hours or one more, at least
+  ``spike_ratio`` (2.5×) expected and z ≥ ``spike_z`` (6), each hour at least half as far
+  up: a promotion doubling the traffic stays below it, duplicate sends of a whole stream
+  do not; a one-hour burst (a newsletter) is not reported.
 
 **Ratio drifts** need no seasonality: a recent window (the last 1 to ``ratio_hours`` (3)
 hours, the one in progress included) against the median of the same ratio over the
 previous ``ratio_days`` (7) days, day by day (``daily_blocks``):
 
 - ``judge_share``: a share (match-key coverage, events with ``event_id``, Meta's server
-  share) fell by at least ``share_drop`` (20 points) with z ≤ −``z`` under a binomial
-  variance plus the day-to-day spread; ``crit`` from ``share_drop_crit`` (50 points);
+  share) fell by at least ``share_drop`` (20 points) with z ≤ −``ratio_z`` (−5: many keys
+  are tested every hour) under a binomial variance plus the day-to-day spread; ``crit``
+  from ``share_drop_crit`` (50 points);
 - ``judge_mean``: a mean (the Purchase value) changed by at least ``value_change`` (50 %)
-  and by more than 3 day-to-day spreads.
+  with |z| ≥ ``ratio_z``, the spread of single values estimated from hourly means.
 """
 
 from __future__ import annotations
 
+import dataclasses as dc
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -142,6 +152,8 @@ def hour_baseline(
     weekly = _samples(count, hour, tz, [7 * w for w in range(1, rules.weeks + 1)])
     if len(weekly) >= rules.min_weeks:
         return Baseline.of(weekly, BaselineKind.SEASONAL)
+    if weekly:  # one or two weeks back: week-on-week (weekends differ from weekdays)
+        return Baseline.of(weekly, BaselineKind.COLD_START)
     daily = _samples(count, hour, tz, list(range(1, rules.cold_start_days + 1)))
     if len(daily) >= rules.cold_start_min_days:
         return Baseline.of(daily, BaselineKind.COLD_START)
@@ -228,12 +240,12 @@ def _verdict(
 
 
 def judge_stopped(
-    points: Sequence[HourPoint], rules: VolumeSettings, in_progress: float | None = None
+    points: Sequence[HourPoint], rules: VolumeSettings, resumed: bool = False
 ) -> VolumeVerdict | None:
     """``VOLUME_STOPPED`` when the trailing complete hours are zero where at least
-    ``stopped_min_expected`` events were expected; not once the hour in progress has
-    events again (the series resumed)."""
-    if in_progress:
+    ``stopped_min_expected`` events were expected, unless the hour in progress shows the
+    series ``resumed`` (``recovered``)."""
+    if resumed:
         return None
     run = 0
     while run < len(points) and points[len(points) - 1 - run].observed == 0:
@@ -252,22 +264,51 @@ def _ratio(p: HourPoint) -> float:
     return p.observed / p.baseline.expected if p.baseline.expected > 0 else 1.0
 
 
+def _beyond_dip(window: Sequence[HourPoint], rules: VolumeSettings) -> bool:
+    """The window fell significantly further than an ordinary dip (``ordinary_dip``, a
+    holiday or bad weather): z ≤ −``dip_z`` against ``(1 − ordinary_dip) × expected``."""
+    keep = 1 - rules.ordinary_dip
+    expected = keep * sum(p.baseline.expected for p in window)
+    observed = sum(p.observed for p in window)
+    variance = keep * sum(p.baseline.variance(rules.overdispersion) for p in window)
+    return variance > 0 and (observed - expected) / math.sqrt(variance) <= -rules.dip_z
+
+
+def _since_stop(points: Sequence[HourPoint]) -> int:
+    """How many trailing hours a drop window may cover: all of them, unless the series
+    is back from zero hours (a stop, VOLUME_STOPPED's news): then only the hours after
+    the first one back, which was partly stopped."""
+    if points[-1].observed == 0:
+        return len(points)
+    for i in range(len(points) - 1, -1, -1):
+        if points[i].observed == 0:
+            return len(points) - i - 2
+    return len(points)
+
+
 def judge_drop(points: Sequence[HourPoint], rules: VolumeSettings) -> VolumeVerdict | None:
-    """``VOLUME_DROP`` over the most significant trailing window (module docstring)."""
-    if not points or _ratio(points[-1]) > 1 - rules.drop_warn / 2:
+    """``VOLUME_DROP`` over the most significant trailing window (module docstring).
+
+    Every hour of the window is itself at least ``drop_warn / 2`` down (a window never
+    reaches back over recovered hours), and a series back from zero hours is judged only
+    on the hours after its first one back (``_since_stop``)."""
+    low = 1 - rules.drop_warn / 2
+    if not points or _ratio(points[-1]) > low:
         return None  # the latest hour is (about) normal: no ongoing drop
     persistence = 0
     while persistence < len(points) and _ratio(points[-1 - persistence]) <= 1 - rules.drop_warn:
         persistence += 1
     best: tuple[float, Sequence[HourPoint]] | None = None
-    for k in range(1, min(rules.max_window_hours, len(points)) + 1):
+    for k in range(1, min(rules.max_window_hours, _since_stop(points)) + 1):
         window = points[-k:]
+        if _ratio(window[0]) > low:
+            break  # longer windows would reach back over a normal hour
         expected, observed, _, z = _window_stats(window, rules.overdispersion)
         if expected < rules.min_expected * k or z > -rules.z:
             continue
         cold = _kind(window) is BaselineKind.COLD_START
         needed = max(rules.drop_warn, rules.cold_start_drop) if cold else rules.drop_warn
-        if observed > (1 - needed) * expected:
+        if observed > (1 - needed) * expected or not _beyond_dip(window, rules):
             continue
         if best is None or z < best[0]:
             best = (z, window)
@@ -283,11 +324,14 @@ def judge_drop(points: Sequence[HourPoint], rules: VolumeSettings) -> VolumeVerd
 
 
 def judge_spike(points: Sequence[HourPoint], rules: VolumeSettings) -> VolumeVerdict | None:
-    """``VOLUME_SPIKE`` (warn) over the last 1 or 2 complete hours (module docstring)."""
-    if not points or _ratio(points[-1]) < (1 + rules.spike_ratio) / 2:
+    """``VOLUME_SPIKE`` (warn) over the last ``spike_hours`` (2) complete hours or more,
+    every one of them up by at least half the ratio (module docstring)."""
+    high = (1 + rules.spike_ratio) / 2
+    n = rules.spike_hours
+    if len(points) < n or any(_ratio(p) < high for p in points[-n:]):
         return None
     best: tuple[float, Sequence[HourPoint]] | None = None
-    for k in range(1, min(2, len(points)) + 1):
+    for k in range(n, min(n + 1, len(points)) + 1):
         window = points[-k:]
         expected, observed, _, z = _window_stats(window, rules.overdispersion)
         if expected < rules.min_expected * k or z < rules.spike_z:
@@ -303,17 +347,50 @@ def judge_spike(points: Sequence[HourPoint], rules: VolumeSettings) -> VolumeVer
     return _verdict(VOLUME_SPIKE, Severity.WARN, window, z, persistence)
 
 
+RECOVERY_MIN_EXPECTED = 10.0  # events expected so far in the hour in progress to trust it
+
+
+def recovered(
+    in_progress: float | None, expected_so_far: float | None, rules: VolumeSettings
+) -> bool:
+    """The hour in progress shows the series back to (nearly) normal: at least
+    ``1 − drop_warn / 2`` of the events expected so far, once enough are expected for
+    that to mean something. It can only end a drop, never start one."""
+    if in_progress is None or expected_so_far is None:
+        return False
+    if expected_so_far < RECOVERY_MIN_EXPECTED:
+        return False
+    return in_progress >= (1 - rules.drop_warn / 2) * expected_so_far
+
+
+def pooled(points: Sequence[HourPoint]) -> list[HourPoint]:
+    """``points`` with one relative spread for all: the median of their own
+    ``spread / expected``. A MAD of 3 to 6 samples is itself very noisy; the relative
+    noise of one series is much the same from hour to hour, so pooling steadies it."""
+    rel = [p.baseline.spread / p.baseline.expected for p in points if p.baseline.expected >= 5]
+    if not rel:
+        return list(points)
+    r = median(rel)
+    return [
+        HourPoint(p.hour, p.observed, dc.replace(p.baseline, spread=r * p.baseline.expected))
+        for p in points
+    ]
+
+
 def judge_volume(
-    points: Sequence[HourPoint], rules: VolumeSettings, in_progress: float | None = None
+    points: Sequence[HourPoint],
+    rules: VolumeSettings,
+    in_progress: float | None = None,
+    expected_so_far: float | None = None,
 ) -> VolumeVerdict | None:
     """The volume verdict of a series' trailing complete hours (oldest first, contiguous,
     ending with the last complete hour), if any: stopped, else drop, else spike.
-    ``in_progress``: events so far in the hour in progress (never judged as a drop)."""
-    return (
-        judge_stopped(points, rules, in_progress)
-        or judge_drop(points, rules)
-        or judge_spike(points, rules)
-    )
+    ``in_progress``: events so far in the hour in progress, ``expected_so_far`` its
+    baseline pro rata: never judged as a drop, but a recovery there ends one."""
+    points = pooled(points)
+    if recovered(in_progress, expected_so_far, rules):
+        return judge_spike(points, rules)
+    return judge_stopped(points, rules) or judge_drop(points, rules) or judge_spike(points, rules)
 
 
 # --- ratios ------------------------------------------------------------------------------
@@ -386,7 +463,7 @@ def judge_share(
         binomial = max(p0 * (1 - p0), 0.05) / w.den  # floor: a share of 100 % still varies
         z = (w.value - p0) / math.sqrt(binomial + spread**2 * (1 + math.pi / (2 * len(values))))
         moved = abs(w.value - p0) if both_ways else p0 - w.value
-        if moved < rules.share_drop or abs(z) < rules.z or (not both_ways and z > 0):
+        if moved < rules.share_drop or abs(z) < rules.ratio_z or (not both_ways and z > 0):
             continue
         if best is None or abs(z) > abs(best[0]):
             best = (z, w)
@@ -398,11 +475,21 @@ def judge_share(
     return RatioDrift(severity, p0, w.value, spread, len(values), z, w)
 
 
+CHI2_1_MEDIAN = 0.4549  # median of a chi-squared variable with one degree of freedom
+
+
 def judge_mean(
-    windows: Sequence[Window], daily: Sequence[tuple[float, float]], rules: VolumeSettings
+    windows: Sequence[Window],
+    daily: Sequence[tuple[float, float]],
+    hourly: Sequence[tuple[float, float]],
+    rules: VolumeSettings,
 ) -> RatioDrift | None:
-    """A mean (``num`` = sum, ``den`` = count) that changed by at least ``value_change``
-    of its daily median and by more than 3 day-to-day spreads (module docstring)."""
+    """A mean (``num`` = sum, ``den`` = count) that moved by at least ``value_change`` of
+    the median of its ``daily`` means, with |z| ≥ ``ratio_z``.
+
+    Rollups keep sums and counts, not squares: the spread of single values is estimated
+    from the ``hourly`` means of the same days, robustly: ``n × (mean_h − m0)²`` has the
+    expectation σ², and its median is σ² × 0.455."""
     values = _daily_values(daily, rules.ratio_min_events)
     if len(values) < rules.ratio_min_days:
         return None
@@ -410,19 +497,24 @@ def judge_mean(
     if m0 <= 0:
         return None
     spread = MAD_SCALE * mad(values, m0)
+    scaled = [n * (s / n - m0) ** 2 for s, n in hourly if n >= 2]
+    if len(scaled) < 12:
+        return None
+    sigma2 = median(scaled) / CHI2_1_MEDIAN
     best: tuple[float, Window] | None = None
     for w in windows:
         if w.den < rules.ratio_min_events:
             continue
-        change = abs(w.value / m0 - 1)
-        if change < rules.value_change or abs(w.value - m0) <= 3 * spread:
+        # The hourly means deviate from m0 by day-to-day shifts too: sigma2 holds both.
+        z = (w.value - m0) / math.sqrt(max(sigma2 / w.den, (0.01 * m0) ** 2))
+        if abs(w.value / m0 - 1) < rules.value_change or abs(z) < rules.ratio_z:
             continue
-        if best is None or change > best[0]:
-            best = (change, w)
+        if best is None or abs(z) > abs(best[0]):
+            best = (z, w)
     if best is None:
         return None
-    _, w = best
-    return RatioDrift(Severity.WARN, m0, w.value, spread, len(values), None, w)
+    z, w = best
+    return RatioDrift(Severity.WARN, m0, w.value, spread, len(values), z, w)
 
 
 def window_sums(

@@ -21,7 +21,8 @@ The time zone is the dataset's (``[[datasets]] timezone``), else ``[schedule] ti
 from __future__ import annotations
 
 import dataclasses as dc
-from collections.abc import Iterable, Mapping, Sequence
+import math
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -29,7 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor.config import Settings
 from monitor.errors import ConfigError
-from monitor.rollup import SOURCE_SERVER_LOG, HourRollup
+from monitor.rollup import MATCH_KEYS, SOURCE_SERVER_LOG, HourRollup
 from monitor.sources.graph_model import SourceCounts
 
 if TYPE_CHECKING:
@@ -47,6 +48,33 @@ class Current(StrEnum):
     ADD = "add"
 
 
+@dataclass(slots=True)
+class Sums:
+    """What the ratio checks read of a span of hours of one event name, added up."""
+
+    events: int = 0
+    with_event_id: int = 0
+    key_counts: list[int] = dc.field(default_factory=lambda: [0] * len(MATCH_KEYS))
+    value_sum: float = 0.0
+    value_count: int = 0
+
+    def add(self, r: HourRollup) -> None:
+        self.events += r.events
+        self.with_event_id += r.with_event_id
+        counts = self.key_counts
+        for i, n in enumerate(r.key_counts):
+            if n:
+                counts[i] += n
+        self.value_sum += r.value_sum
+        self.value_count += r.value_count
+
+    def copy(self) -> Sums:
+        return dc.replace(self, key_counts=list(self.key_counts))
+
+
+BlockMemo = MutableMapping[tuple[str, int, int], Sums]
+
+
 @dataclass(frozen=True, slots=True)
 class VolumeHistory:
     """The hourly series of one dataset (module docstring). Read-only for checks.
@@ -56,6 +84,10 @@ class VolumeHistory:
     hour of log history (``None``: none); hours before it are unknown, not zero.
     ``graph``: event name -> hour -> ``(browser, server)`` as Meta counted them;
     ``graph_first_hour`` likewise. ``current``: see ``Current``.
+
+    ``memo`` (optional, for an engine that keeps a history across evaluations, such as
+    the backtest): block sums already computed; only blocks ending at or before
+    ``memo_until`` (hours whose rows are final) are read from or written to it.
     """
 
     dataset_id: str
@@ -65,10 +97,28 @@ class VolumeHistory:
     graph: Mapping[str, Mapping[int, tuple[int, int]]] = dc.field(default_factory=dict)
     graph_first_hour: int | None = None
     current: Current = Current.INCLUDED
+    memo: BlockMemo | None = dc.field(default=None, compare=False)
+    memo_until: float = math.inf
 
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def block(self, event_name: str, start: int, stop: int) -> Sums:
+        """The server-log rows of ``event_name`` in the hours ``[start, stop)``, summed."""
+        memo = self.memo if stop <= self.memo_until else None
+        key = (event_name, start, stop)
+        if memo is not None and (hit := memo.get(key)) is not None:
+            return hit
+        out = Sums()
+        hours = self.rollups.get(event_name, {})
+        for h in range(start, stop, HOUR):
+            r = hours.get(h)
+            if r is not None:
+                out.add(r)
+        if memo is not None:
+            memo[key] = out
+        return out
 
     def latest_hour(self) -> int | None:
         """The newest hour with server-log events."""
@@ -96,6 +146,7 @@ class VolumeHistory:
             rollups={**self.rollups, **merged},
             first_hour=first if self.first_hour is None else min(first, self.first_hour),
             current=Current.INCLUDED,
+            memo_until=min(self.memo_until, first),  # memoised blocks must not see them
         )
 
 

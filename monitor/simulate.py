@@ -37,7 +37,7 @@ import gzip
 import math
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from random import Random
@@ -126,11 +126,16 @@ class Incident:
     start: float
     end: float
     expected_per_hour: float = 0.0  # mean events per hour of the affected series
+    # The first request that carried the defect (incidents a request shows); None for
+    # incidents shown by missing events (stops, drops, the pixel) or never sent.
+    first_affected: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["start"], d["end"] = _iso(self.start), _iso(self.end)
         d["expected_per_hour"] = round(self.expected_per_hour, 1)
+        if self.first_affected is not None:
+            d["first_affected"] = _iso(self.first_affected)
         return d
 
     @classmethod
@@ -144,6 +149,7 @@ class Incident:
             start=parse_iso(d["start"]),
             end=parse_iso(d["end"]),
             expected_per_hour=float(d.get("expected_per_hour", 0.0)),
+            first_affected=parse_iso(d["first_affected"]) if d.get("first_affected") else None,
         )
 
     def covers(self, dataset_id: str, event_name: str, t: float) -> bool:
@@ -165,6 +171,7 @@ class Scenario:
     incidents: list[Incident] = field(default_factory=list)
     promotions: list[tuple[str, float, float, float]] = field(default_factory=list)
     holidays: list[tuple[str, float, float, float]] = field(default_factory=list)
+    first_affected: dict[int, float] = field(default_factory=dict)  # incident index -> time
 
     @property
     def end(self) -> float:
@@ -204,7 +211,14 @@ def _factory_module() -> Any:
 # --- planning ----------------------------------------------------------------------------
 
 
-def plan(seed: int, *, weeks: int = 5, datasets: int = 2, start: float | None = None) -> Scenario:
+def plan(
+    seed: int,
+    *,
+    weeks: int = 5,
+    datasets: int = 2,
+    start: float | None = None,
+    scale: float = 1.0,
+) -> Scenario:
     """The scenario of ``seed``: calendar effects in the quiet week, incidents in the last."""
     from monitor.timeutil import parse_iso
 
@@ -214,7 +228,10 @@ def plan(seed: int, *, weeks: int = 5, datasets: int = 2, start: float | None = 
         raise ConfigError(f"simulate: --datasets must be between 1 and {len(PLANS)}")
     rng = Random(f"plan-{seed}")
     t0 = parse_iso(DEFAULT_START) if start is None else start
-    sc = Scenario(seed, t0, weeks, list(PLANS[:datasets]))
+    if scale <= 0:
+        raise ConfigError("simulate: --scale must be positive")
+    plans = [replace(p, rate=p.rate * scale) for p in PLANS[:datasets]]
+    sc = Scenario(seed, t0, weeks, plans)
     quiet = sc.quiet_week
     if quiet is not None:
         for ds in sc.datasets:
@@ -223,7 +240,7 @@ def plan(seed: int, *, weeks: int = 5, datasets: int = 2, start: float | None = 
                 (ds.dataset_id, quiet[0] + day * DAY, 2 * DAY, rng.uniform(1.4, 1.8))
             )
             hday = rng.choice([d for d in range(7) if d not in (day, day + 1)])
-            sc.holidays.append((ds.dataset_id, quiet[0] + hday * DAY, DAY, rng.uniform(0.6, 0.75)))
+            sc.holidays.append((ds.dataset_id, quiet[0] + hday * DAY, DAY, rng.uniform(0.75, 0.85)))
     _plan_incidents(sc, rng)
     return sc
 
@@ -343,12 +360,13 @@ def simulate(out: str | Path, sc: Scenario) -> dict[str, Any]:
         )
         graph_rows.extend(_graph_rows(sc, ds, rates, counts))
         weights = _event_weights(ds)
-        for inc in sc.incidents:
+        for i, inc in enumerate(sc.incidents):
             if inc.dataset_id == ds.dataset_id:
                 share = weights[inc.event_name] if inc.event_name else 1.0
                 hours = range(int(inc.start // HOUR * HOUR), int(inc.end), HOUR)
                 mean = sum(rates(h) for h in hours) / max(1, len(hours)) * share
-                incidents.append(Incident(**{**asdict(inc), "expected_per_hour": mean}))
+                seen = sc.first_affected.get(i)
+                incidents.append(replace(inc, expected_per_hour=mean, first_affected=seen))
     incidents.sort(key=lambda i: i.start)
     sc.incidents = incidents
     with open(root / "graph_counts.jsonl", "wb") as f:
@@ -457,6 +475,7 @@ def _write_logs(path: Path, sc: Scenario, ds: DatasetPlan, rates: _Rates, counts
                     continue
                 rec = fac.record(sent, events, ds.dataset_id)
                 failed = _record_incidents(fac, sc, ds, rec, sent)
+                _mark_affected(sc, ds, {e["event_name"] for e in events}, sent)
                 if not failed:
                     for ev in events:
                         key = (ev["event_name"], int(sent // HOUR * HOUR))
@@ -495,6 +514,21 @@ def _record_incidents(
         rec["request"]["test_event_code"] = "TEST12345"
         return True  # test events do not count in Meta's production numbers
     return False
+
+
+_SHOWN_BY_REQUESTS = frozenset(INCIDENT_TYPES) - {"server_stop", "drop_50", "pixel_broken"}
+
+
+def _mark_affected(sc: Scenario, ds: DatasetPlan, names: set[str], sent: float) -> None:
+    """Remember the first request each request-level incident changed."""
+    for i, inc in enumerate(sc.incidents):
+        if (
+            inc.type in _SHOWN_BY_REQUESTS
+            and inc.dataset_id == ds.dataset_id
+            and inc.start <= sent < inc.end
+            and (inc.event_name is None or inc.event_name in names)
+        ):
+            sc.first_affected.setdefault(i, sent)
 
 
 def _active_any(sc: Scenario, ds: DatasetPlan, kind: str, t: float) -> bool:
@@ -578,10 +612,10 @@ def load_graph_counts(store: Store, path: str | Path, *, until: float | None = N
 
 
 def write_scenario(
-    out: str | Path, seed: int, *, weeks: int = 5, datasets: int = 2
+    out: str | Path, seed: int, *, weeks: int = 5, datasets: int = 2, scale: float = 1.0
 ) -> dict[str, Any]:
     """``plan`` + ``simulate``: what ``capi-monitor simulate`` runs."""
-    return simulate(out, plan(seed, weeks=weeks, datasets=datasets))
+    return simulate(out, plan(seed, weeks=weeks, datasets=datasets, scale=scale))
 
 
 __all__: Sequence[str] = (

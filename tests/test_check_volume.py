@@ -156,7 +156,7 @@ def test_everything_halves_one_dataset_wide_finding_naming_the_events() -> None:
 
 
 def test_duplicate_sends_are_a_spike() -> None:
-    found = codes(judge(make_rollups(tweak=_from(CURRENT - HOUR, _scale(3.0)))))
+    found = codes(judge(make_rollups(tweak=_from(CURRENT - 2 * HOUR, _scale(3.0)))))
     assert ("VOLUME_SPIKE", None) in found
     assert found[("VOLUME_SPIKE", None)].severity is Severity.WARN
 
@@ -218,12 +218,12 @@ def test_broken_pixel_from_metas_counts() -> None:
 def test_current_rollups_combine_with_the_history(
     mode: Current, stored_share: float, expected_code: str | None
 ) -> None:
-    """The last complete hour is in both the history (``stored_share`` of it) and the
-    audit's own rollups (all of it)."""
-    last = CURRENT - HOUR
+    """The last two complete hours are in both the history (``stored_share`` of them)
+    and the audit's own rollups (all of them)."""
+    last = (CURRENT - 2 * HOUR, CURRENT - HOUR)
     rollups = make_rollups()
-    own = [r for r in rollups if r.hour == last]
-    stored = [r for r in rollups if r.hour != last]
+    own = [r for r in rollups if r.hour in last]
+    stored = [r for r in rollups if r.hour not in last]
     for r in own:
         part = HourRollup(r.dataset_id, r.event_name, r.source, r.hour)
         part.events = round(r.events * stored_share)

@@ -94,7 +94,9 @@ def test_baseline_in_a_dst_week_keeps_the_local_hour() -> None:
     [
         (40, BaselineKind.SEASONAL, 5),  # 5 whole weeks back fit in 40 days
         (21, BaselineKind.SEASONAL, 3),  # exactly min_weeks
-        (20, BaselineKind.COLD_START, 7),  # under 3 weeks: the last 7 days
+        (20, BaselineKind.COLD_START, 2),  # under 3 weeks: week-on-week (2 samples)
+        (7, BaselineKind.COLD_START, 1),  # one week back: week-on-week
+        (6, BaselineKind.COLD_START, 6),  # first week: day-on-day, the last 6 days
         (3, BaselineKind.COLD_START, 3),  # cold_start_min_days
         (2, None, 0),  # too little history: not judged
     ],
@@ -149,9 +151,9 @@ VOLUME_CASES = [
     ([400, 390, 410, 405, 395, 402], 400, 300, SEAS, None, None, None),
     # intent: a stream that stopped two hours ago, 30 expected per hour
     ([30, 31, 29, 30, 0, 0], 30, 0, SEAS, STOPPED, CRIT, 4),
-    # intent: events again in the hour in progress: resumed, so not "stopped"; the
-    # empty hour itself is still a drop
-    ([30, 31, 29, 30, 30, 0], 30, 12, SEAS, DROP, CRIT, 5),
+    # intent: a few events in the hour in progress do not end a stop by themselves
+    # (see test_recovery_in_the_hour_in_progress_ends_a_stop)
+    ([30, 31, 29, 30, 30, 0], 30, 2, SEAS, STOPPED, CRIT, 5),
     # intent: a low-volume series needs enough zero hours before it counts as stopped
     ([5, 5, 5, 5, 0, 0], 5, 0, SEAS, None, None, None),
     ([5, 0, 0, 0, 0, 0], 5, 0, SEAS, STOPPED, CRIT, 1),
@@ -170,8 +172,10 @@ VOLUME_CASES = [
     # intent: under the cold-start rule a 45 % drop is not enough, 65 % is
     ([400, 410, 395, 405, 220, 220], 400, 100, COLD, None, None, None),
     ([400, 410, 395, 405, 140, 140], 400, 100, COLD, DROP, WARN, 4),
-    # intent: three times the usual volume: a spike; a promotion at 1.8× is not
-    ([400, 410, 395, 405, 400, 1200], 400, 600, SEAS, SPIKE, WARN, 5),
+    # intent: three times the usual volume for two hours: a spike; a one-hour burst (a
+    # newsletter) and a promotion at 1.8× are not
+    ([400, 410, 395, 405, 1200, 1250], 400, 600, SEAS, SPIKE, WARN, 4),
+    ([400, 410, 395, 405, 400, 1200], 400, 600, SEAS, None, None, None),
     ([400, 410, 395, 405, 720, 730], 400, 400, SEAS, None, None, None),
 ]
 # fmt: on
@@ -199,6 +203,29 @@ def test_judge_volume(
     assert since_index is not None and v.since == pts[since_index].hour
     assert v.until == pts[-1].hour + HOUR
     assert v.expected == pytest.approx(expected * len(pts[since_index:]))
+
+
+@pytest.mark.parametrize(
+    ("observed", "in_progress", "so_far", "code"),
+    [
+        # intent: 20 of 24 expected so far: the stop is over
+        ([30, 31, 29, 30, 0, 0], 20, 24.0, None),
+        # intent: 3 of 24: still stopped (a trickle of retries is no recovery)
+        ([30, 31, 29, 30, 0, 0], 3, 24.0, STOPPED),
+        # intent: too early in the hour to tell (5 expected so far): still stopped
+        ([30, 31, 29, 30, 0, 0], 5, 5.0, STOPPED),
+        # intent: a drop ends the same way
+        ([400, 410, 200, 190, 210, 200], 300, 320.0, None),
+        # intent: the first hour after a stop, partly filled, is no new drop
+        ([30, 31, 29, 0, 0, 14], 0, 1.0, None),
+    ],
+)
+def test_recovery_in_the_hour_in_progress_ends_a_stop(
+    observed: list[float], in_progress: float, so_far: float, code: str | None
+) -> None:
+    expected = 30 if observed[0] == 30 else 400
+    v = judge_volume(points(observed, expected), RULES, in_progress, so_far)
+    assert (v.code if v else None) == code
 
 
 def test_drop_verdict_explains_itself() -> None:
@@ -258,8 +285,22 @@ def test_judge_share_ignores_shares_usually_low() -> None:
 )
 def test_judge_mean(recent_mean: float, finding: bool) -> None:
     daily = [(150.0 * 40 * f, 40.0) for f in (0.9, 1.0, 1.1, 1.05, 0.95, 1.0, 1.0)]
-    drift = judge_mean(windows((recent_mean * 30, 30)), daily, RULES)
+    # hourly means of 5 values with a standard deviation of 120 around 150
+    hourly = [(5 * (150 + d), 5.0) for d in (-50, 50, -30, 30, 0, -20, 20, 10, -10, 60, -60, 5) * 3]
+    drift = judge_mean(windows((recent_mean * 30, 30)), daily, hourly, RULES)
     assert (drift is not None) is finding
+
+
+def test_judge_mean_needs_hourly_spread() -> None:
+    daily = [(150.0 * 40, 40.0)] * 7
+    assert judge_mean(windows((15000.0 * 30, 30)), daily, [(750.0, 5.0)] * 5, RULES) is None
+
+
+def test_judge_mean_noisy_values_need_more_than_half() -> None:
+    """With values as spread as baskets (σ ≈ mean), +56 % over 30 purchases is noise."""
+    daily = [(200.0 * 40, 40.0)] * 7
+    hourly = [(5 * (200 + d), 5.0) for d in (-90, 90, -60, 60, 0, -120, 120, 30, -30) * 3]
+    assert judge_mean(windows((312.0 * 30, 30)), daily, hourly, RULES) is None
 
 
 def test_windows_and_blocks_sum_hours() -> None:

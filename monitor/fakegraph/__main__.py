@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
         + ", ".join(k.value for k in ScenarioKind),
     )
     p.add_argument("--default", default="healthy", help="scenario of all other datasets")
+    p.add_argument(
+        "--counts",
+        metavar="FILE",
+        help="serve the hourly counts of a graph_counts.jsonl (capi-monitor simulate) for "
+        "its datasets",
+    )
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     p.add_argument("--token-env", help="environment variable holding the expected token")
     return p
@@ -60,12 +66,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     token = os.environ.get(args.token_env) if args.token_env else None
+    scenarios = dict(Scenario.from_counts(args.counts)) if args.counts else {}
+    scenarios.update(dict(args.scenario))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    fake = FakeGraph(
-        dict(args.scenario), default, args.latency, token, host=args.host, port=args.port
-    )
+    fake = FakeGraph(scenarios, default, args.latency, token, host=args.host, port=args.port)
     with fake:
         print(f"fakegraph listening on {fake.url}", flush=True)
         while not stop.wait(0.5):

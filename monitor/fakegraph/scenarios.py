@@ -101,7 +101,8 @@ class Scenario:
     ``latency``: extra seconds per answer. ``fail_first``: failing calls of ``flaky``.
     ``regain_minutes``: ``estimated_time_to_regain_access`` of ``rate_limited`` (MINUTES).
     ``app_usage_pct``: ``X-App-Usage`` percentages. ``token_expires_at``: ``debug_token``
-    ``expires_at`` (0 = never).
+    ``expires_at`` (0 = never). ``counts``: hourly counts from a file (``from_counts``):
+    event name -> UTC hour start -> ``(browser, server)``; ``None``: the built-in model.
     """
 
     kind: ScenarioKind = ScenarioKind.HEALTHY
@@ -110,6 +111,25 @@ class Scenario:
     regain_minutes: float = 1.0
     app_usage_pct: int = 7
     token_expires_at: int = 0
+    counts: Mapping[str, Mapping[int, tuple[int, int]]] | None = field(
+        default=None, compare=False, hash=False
+    )
+
+    @classmethod
+    def from_counts(cls, path: str) -> dict[str, Scenario]:
+        """Healthy scenarios, one per dataset of a ``graph_counts.jsonl`` written by
+        ``capi-monitor simulate`` (rows ``{dataset_id, event_name, hour, browser,
+        server}``), whose ``/stats`` serve exactly those hourly counts."""
+        by_ds: dict[str, dict[str, dict[int, tuple[int, int]]]] = {}
+        with open(path, "rb") as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                row = orjson.loads(line)
+                hour = int(parse_time(row["hour"], 0))
+                events = by_ds.setdefault(str(row["dataset_id"]), {})
+                events.setdefault(row["event_name"], {})[hour] = (row["browser"], row["server"])
+        return {ds: cls(counts=events) for ds, events in by_ds.items()}
 
     @classmethod
     def named(cls, name: str) -> Scenario:
@@ -200,7 +220,19 @@ def page_hours(hours: list[float], page: int) -> tuple[list[float], bool]:
 # ------------------------------------------------------------------------ /stats
 
 
+def event_names(sc: Scenario) -> list[str]:
+    """The event names a dataset sends: the file's, else the built-in model's."""
+    return list(sc.counts) if sc.counts is not None else list(EVENT_BASE)
+
+
+def _file_counts(sc: Scenario, event: str, hour: float) -> tuple[int, int]:
+    return (sc.counts or {}).get(event, {}).get(int(hour), (0, 0))
+
+
 def _source_items(sc: Scenario, dataset_id: str, event: str, hour: float) -> dict[str, int]:
+    if sc.counts is not None:
+        browser, server = _file_counts(sc, event, hour)
+        return {"BROWSER": browser, "SERVER": server}
     total = hourly_count(dataset_id, event, hour)
     counts = {"BROWSER": round(total * BROWSER_SHARE), "SERVER": round(total * SERVER_SHARE)}
     if sc.kind is ScenarioKind.SERVER_MISSING and event == "Purchase":
@@ -228,12 +260,19 @@ def stats_items(
     sc: Scenario, dataset_id: str, aggregation: str, event: str | None, hour: float
 ) -> list[dict[str, Any]]:
     """The ``data`` of one hourly ``AdsPixelStatsResult`` (§2)."""
+    if aggregation == "event" and sc.counts is not None:
+        return [
+            {"value": name, "count": n}
+            for name in sc.counts
+            if (n := sum(_file_counts(sc, name, hour))) > 0
+        ]
     if aggregation == "event":
         return [
             {"value": name, "count": hourly_count(dataset_id, name, hour)} for name in EVENT_BASE
         ]
     if aggregation == "event_source":
-        names = [event] if event in EVENT_BASE else ([] if event else list(EVENT_BASE))
+        known = event_names(sc)
+        names = [event] if event in known else ([] if event else known)
         sums = {"BROWSER": 0, "SERVER": 0}
         for name in names:
             for source, n in _source_items(sc, dataset_id, name, hour).items():

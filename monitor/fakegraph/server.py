@@ -204,7 +204,15 @@ class FakeGraph:
             self._total = 0
 
     def scenario_for(self, dataset_id: str | None) -> Scenario:
-        return self._scenarios.get(dataset_id or "", self._default)
+        with self._lock:
+            return self._scenarios.get(dataset_id or "", self._default)
+
+    def set_scenario(self, dataset_id: str, scenario: str | Scenario) -> None:
+        """Change how ``dataset_id`` behaves from the next request on (an incident that
+        starts or ends while a client keeps polling)."""
+        coerced = Scenario.coerce(scenario)
+        with self._lock:
+            self._scenarios[dataset_id] = coerced
 
     # -- request handling (runs on handler threads)
 

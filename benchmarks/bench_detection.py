@@ -1,0 +1,288 @@
+"""Detection benchmark: seeded scenarios through the backtest, scored against ground truth.
+
+For each seed, ``monitor.simulate`` writes weeks of traffic with nine injected incidents
+(one of each type) in the last week, a promotion and a holiday in the week before; Meta's
+hourly counts are stored as the daemon's Graph polls would have; then
+``monitor.backtest.run_backtest`` replays the last two weeks through the daemon's checks
+and alert lifecycle. Scores, per incident type:
+
+- **recall**: an incident is detected when an alert with one of the type's codes
+  (``monitor.simulate.DETECTED_BY``) fires on its dataset (and its event name, or a
+  dataset-wide alert) between its start and ``GRACE`` after its end;
+- **time to detect** (median, p90): ``fired_at`` of the first such alert minus the start;
+  for incidents that requests show (token, plain text, test code, ...) also from the
+  first request that carried the defect (no monitor can see it earlier);
+- **false alerts per dataset-week**: alerts that fired in the incident-free week (with its
+  promotion and holiday), per dataset and week; alerts of the incident week that match
+  no incident (on another dataset, or more than ``GRACE`` away) are reported as well.
+
+The row "drops >= 50 %, >= 3 h, >= 20/h" gathers the ``drop_50`` and ``server_stop``
+incidents whose affected series expected at least 20 events per hour (the targets of
+issue 5). Results: ``benchmarks/results/detection.json`` and a markdown table.
+
+    python -m benchmarks.bench_detection                # 20 scenarios, 2 processes
+    python -m benchmarks.bench_detection --quick        # 1 small scenario (smoke test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from monitor.alerts.queries import AlertEpisode
+from monitor.backtest import run_backtest
+from monitor.config import load_settings, parse_duration
+from monitor.simulate import (
+    DETECTED_BY,
+    INCIDENT_TYPES,
+    Incident,
+    load_graph_counts,
+    plan,
+    simulate,
+)
+from monitor.store import Store
+from monitor.timeutil import parse_iso
+
+GRACE = 2 * 3600.0  # an alert this long after an incident's end still detects it
+WEEK = 7 * 86400.0
+DROP_ROW = "drops >= 50 %, >= 3 h, >= 20/h"
+RESULTS = Path(__file__).resolve().parent / "results" / "detection.json"
+
+
+def _matches(alert: AlertEpisode, inc: Incident) -> bool:
+    return (
+        alert.dataset_id == inc.dataset_id
+        and alert.code in DETECTED_BY[inc.type]
+        and (inc.event_name is None or alert.event_name in (inc.event_name, None))
+        and inc.start <= alert.fired_at <= inc.end + GRACE
+    )
+
+
+def _near(alert: AlertEpisode, incidents: Sequence[Incident]) -> bool:
+    """Whether an alert can be explained by an incident of its dataset (any code)."""
+    return any(
+        alert.dataset_id == i.dataset_id and i.start <= alert.fired_at <= i.end + GRACE
+        for i in incidents
+    )
+
+
+def score_scenario(alerts: Sequence[AlertEpisode], truth: dict[str, Any]) -> dict[str, Any]:
+    """One scenario's incidents (detected, time to detect) and its false alerts."""
+    incidents = [Incident.from_dict(d) for d in truth["incidents"]]
+    rows = []
+    for inc in incidents:
+        hits = sorted(a.fired_at for a in alerts if _matches(a, inc))
+        first = hits[0] if hits else None
+        rows.append(
+            {
+                **inc.to_dict(),
+                "detected": first is not None,
+                "ttd_s": None if first is None else first - inc.start,
+                "ttd_evidence_s": (
+                    None
+                    if first is None or inc.first_affected is None
+                    else max(0.0, first - inc.first_affected)
+                ),
+            }
+        )
+    quiet = truth.get("quiet_week")
+    quiet_alerts = []
+    if quiet:
+        q0, q1 = parse_iso(quiet[0]), parse_iso(quiet[1])
+        quiet_alerts = [a for a in alerts if q0 <= a.fired_at < q1]
+    w0, w1 = (parse_iso(t) for t in truth["incident_week"])
+    stray = [a for a in alerts if w0 <= a.fired_at < w1 and not _near(a, incidents)]
+    return {
+        "seed": truth["seed"],
+        "datasets": len(truth["datasets"]),
+        "incidents": rows,
+        "false_alerts": [a.to_dict() for a in quiet_alerts],
+        "unexplained_incident_week_alerts": [a.to_dict() for a in stray],
+        "quiet_dataset_weeks": len(truth["datasets"]) if quiet else 0,
+    }
+
+
+def run_scenario(
+    seed: int, weeks: int, datasets: int, step: float, scale: float, keep: str | None = None
+) -> dict[str, Any]:
+    """Simulate, store Meta's counts, backtest the last two weeks, score."""
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=f"capi-bench-{seed}-") as tmp:
+        root = Path(keep) / f"seed-{seed}" if keep else Path(tmp)
+        sc = plan(seed, weeks=weeks, datasets=datasets, scale=scale)
+        summary = simulate(root, sc)
+        generated = time.perf_counter() - began
+        settings = load_settings(root / "config.toml")
+        with Store.open(settings.storage.url) as store:
+            load_graph_counts(store, root / "graph_counts.jsonl")
+        truth = orjson.loads((root / "ground_truth.json").read_bytes())
+        start = sc.quiet_week[0] if sc.quiet_week else sc.incident_week[0]
+        result = run_backtest(
+            settings, start=start, end=sc.end, step=step, store_url=settings.storage.url
+        )
+    scored = score_scenario(result.alerts, truth)
+    scored["events"] = sum(summary["events"].values())
+    scored["alerts"] = len(result.alerts)
+    scored["seconds"] = {
+        "simulate": round(generated, 1),
+        "backtest": round(result.seconds, 1),
+        "cycles": result.cycles,
+    }
+    return scored
+
+
+def _pct(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    idx = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[idx]
+
+
+def _summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    ttd = [r["ttd_s"] / 60 for r in rows if r["detected"]]
+    ttd_ev = [r["ttd_evidence_s"] / 60 for r in rows if r["ttd_evidence_s"] is not None]
+    n = len(rows)
+    found = sum(1 for r in rows if r["detected"])
+    return {
+        "incidents": n,
+        "detected": found,
+        "recall": round(found / n, 3) if n else None,
+        "ttd_median_min": None if not ttd else round(statistics.median(ttd), 1),
+        "ttd_p90_min": None if not ttd else round(_pct(ttd, 0.9) or 0, 1),
+        "ttd_from_evidence_median_min": None if not ttd_ev else round(statistics.median(ttd_ev), 1),
+        "ttd_from_evidence_p90_min": None if not ttd_ev else round(_pct(ttd_ev, 0.9) or 0, 1),
+    }
+
+
+def aggregate(scenarios: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    rows = [r for s in scenarios for r in s["incidents"]]
+    per_type = {t: _summary([r for r in rows if r["type"] == t]) for t in INCIDENT_TYPES}
+    drops = [
+        r for r in rows if r["type"] in ("drop_50", "server_stop") and r["expected_per_hour"] >= 20
+    ]
+    per_type[DROP_ROW] = _summary(drops)
+    weeks = sum(s["quiet_dataset_weeks"] for s in scenarios)
+    false = sum(len(s["false_alerts"]) for s in scenarios)
+    stray = sum(len(s["unexplained_incident_week_alerts"]) for s in scenarios)
+    codes: dict[str, int] = {}
+    for s in scenarios:
+        for a in s["false_alerts"]:
+            codes[a["code"]] = codes.get(a["code"], 0) + 1
+    return {
+        "per_type": per_type,
+        "false_alerts": false,
+        "quiet_dataset_weeks": weeks,
+        "false_alerts_per_dataset_week": round(false / weeks, 3) if weeks else None,
+        "false_alert_codes": dict(sorted(codes.items())),
+        "unexplained_incident_week_alerts": stray,
+    }
+
+
+def _cell(value: Any, suffix: str = "") -> str:
+    return "–" if value is None else f"{value}{suffix}"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    agg = report["aggregate"]
+    lines = [
+        "| incident | n | recall | TTD median | TTD p90 "
+        "| from first affected request (median / p90) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, s in agg["per_type"].items():
+        evidence = (
+            f"{_cell(s['ttd_from_evidence_median_min'], ' min')} / "
+            f"{_cell(s['ttd_from_evidence_p90_min'], ' min')}"
+            if s["ttd_from_evidence_median_min"] is not None
+            else "–"
+        )
+        recall = "–" if s["recall"] is None else f"{s['recall']:.0%}"
+        lines.append(
+            f"| {name} | {s['incidents']} | {recall} | {_cell(s['ttd_median_min'], ' min')} "
+            f"| {_cell(s['ttd_p90_min'], ' min')} | {evidence} |"
+        )
+    lines.append("")
+    lines.append(
+        f"False alerts in incident-free weeks (with a promotion and a holiday): "
+        f"{agg['false_alerts']} in {agg['quiet_dataset_weeks']} dataset-weeks = "
+        f"**{_cell(agg['false_alerts_per_dataset_week'])} per dataset-week** "
+        f"({', '.join(f'{c} {n}' for c, n in agg['false_alert_codes'].items()) or 'none'}); "
+        f"alerts of the incident weeks explained by no incident: "
+        f"{agg['unexplained_incident_week_alerts']}."
+    )
+    return "\n".join(lines)
+
+
+def _work(args: tuple[int, int, int, float, float, str | None]) -> dict[str, Any]:
+    return run_scenario(*args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_detection",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("--scenarios", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=1, help="first seed (then seed+1, ...)")
+    ap.add_argument("--weeks", type=int, default=5, help="weeks per scenario (>= 3)")
+    ap.add_argument("--datasets", type=int, default=2, help="datasets per scenario (1-3)")
+    ap.add_argument("--step", default="15m", help="evaluation step (the logs cycle)")
+    ap.add_argument("--scale", type=float, default=1.0, help="traffic multiplier")
+    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--quick", action="store_true", help="one small scenario: a smoke test")
+    ap.add_argument("--out", default=str(RESULTS), help="JSON results ('' to skip)")
+    ap.add_argument("--keep", help="keep each scenario's files under this directory")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.scenarios, args.weeks, args.datasets, args.scale = 1, 3, 1, 0.3
+        args.step = "1h" if args.step == "15m" else args.step
+    step = parse_duration(args.step)
+    began = time.perf_counter()
+    jobs = [
+        (args.seed + i, args.weeks, args.datasets, step, args.scale, args.keep)
+        for i in range(args.scenarios)
+    ]
+    if args.jobs > 1 and len(jobs) > 1:
+        with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+            scenarios = pool.map(_work, jobs, chunksize=1)
+    else:
+        scenarios = [_work(j) for j in jobs]
+    report = {
+        "command": "python -m benchmarks.bench_detection " + " ".join(argv or sys.argv[1:]),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "settings": {
+            "scenarios": args.scenarios,
+            "first_seed": args.seed,
+            "weeks": args.weeks,
+            "datasets": args.datasets,
+            "step_s": step,
+            "scale": args.scale,
+            "grace_s": GRACE,
+        },
+        "seconds": round(time.perf_counter() - began, 1),
+        "aggregate": aggregate(scenarios),
+        "scenarios": scenarios,
+    }
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+    print(markdown(report))
+    print(f"\n{args.scenarios} scenarios in {report['seconds']:.0f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
