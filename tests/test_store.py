@@ -39,6 +39,7 @@ PG_URL = os.environ.get("CAPI_MONITOR_TEST_PG_URL")
 # The newest migration: every later release adds one, and these tests must keep passing.
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
+
 def rollup(
     dataset: str = "111",
     name: str = "Purchase",
