@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import orjson
@@ -89,7 +90,7 @@ def bad_log(tmp_path: Path) -> Path:
     return p
 
 
-def audit_json(*args: str, store: bool = False) -> tuple[int, dict[str, object], str]:
+def audit_json(*args: str, store: bool = False) -> tuple[int, dict[str, Any], str]:
     proc = run("audit", *args, "--json", "-", "--now", NOW, *([] if store else ["--no-store"]))
     return proc.returncode, json.loads(proc.stdout), proc.stderr.decode()
 
@@ -104,7 +105,7 @@ def test_clean_log_exits_0_and_matches_schema(clean_log: Path) -> None:
         "events": 300,
         "malformed_lines": 0,
     }
-    (ds,) = doc["datasets"]  # type: ignore[misc]
+    (ds,) = doc["datasets"]
     assert ds["dataset_id"] == "1234567890"
     assert not [f for f in ds["findings"] if f["severity"] != "info"]
     assert {c["id"] for c in ds["checks"]} >= {
@@ -116,9 +117,9 @@ def test_plaintext_email_is_crit_exit_1_and_masked(bad_log: Path) -> None:
     code, doc, _ = audit_json(str(bad_log))
     jsonschema.validate(doc, SCHEMA)
     assert code == 1
-    assert doc["inputs"]["malformed_lines"] == 1  # type: ignore[index]
-    assert doc["inputs"]["problems"][0]["line"] == 3  # type: ignore[index]
-    findings = doc["datasets"][0]["findings"]  # type: ignore[index]
+    assert doc["inputs"]["malformed_lines"] == 1
+    assert doc["inputs"]["problems"][0]["line"] == 3
+    findings = doc["datasets"][0]["findings"]
     plain = [f for f in findings if f["code"] == "HASH_PLAINTEXT"]
     assert plain and plain[0]["severity"] == "crit" and plain[0]["field"] == "user_data.em"
     assert plain[0]["examples"][0]["line"] == 2
@@ -152,7 +153,7 @@ def test_since_until_filter_by_send_time(tmp_path: Path) -> None:
         str(p), "--since", "2026-11-20T10:30:00Z", "--until", "2026-11-20T12:00:00+00:00"
     )
     assert code == 0
-    assert doc["inputs"]["events"] == 1  # type: ignore[index]
+    assert doc["inputs"]["events"] == 1
     assert doc["since"] == "2026-11-20T10:30:00Z"
 
 
@@ -211,7 +212,7 @@ def test_configured_logs_without_paths(tmp_path: Path, clean_log: Path) -> None:
     )
     code, doc, _ = audit_json("--config", str(cfg), store=True)
     assert code == 0
-    ids = {d["dataset_id"]: d for d in doc["datasets"]}  # type: ignore[attr-defined]
+    ids = {d["dataset_id"]: d for d in doc["datasets"]}
     assert ids["555"]["name"] == "From config" and ids["555"]["events"] == 1
     assert ids["1234567890"]["events"] == 300  # the record's own dataset_id wins
     assert (tmp_path / "s.db").exists()

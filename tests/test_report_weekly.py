@@ -129,7 +129,7 @@ def test_page_names_are_the_dataset_id_or_a_safe_stand_in() -> None:
         lambda: charts.health_chart(["Shop"], [None], [80.0]),
     ],
 )
-def test_charts_render_png_without_warnings(png) -> None:  # type: ignore[no-untyped-def]
+def test_charts_render_png_without_warnings(png) -> None:
     # pytest turns warnings into errors: missing glyphs, mathtext and empty legends would fail.
     data = png()
     assert data.startswith(PNG) and len(data) < 200_000
