@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", help="keep each scenario's files under this directory")
     args = ap.parse_args(argv)
     if args.quick:
-        args.scenarios, args.weeks, args.datasets, args.scale = 1, 3, 1, 0.3
+        args.scenarios, args.weeks, args.datasets, args.scale = 1, 3, 1, 0.15
         args.step = "1h" if args.step == "15m" else args.step
     step = parse_duration(args.step)
     began = time.perf_counter()

@@ -248,11 +248,13 @@ class _Judge:
         yield _Series(None, META_BROWSER, _sum_count(browsers), last, None)
 
     def _points(self, s: _Series) -> list[HourPoint]:
-        """The trailing complete hours with a baseline, oldest first: ``max_window_hours``
-        of them, more (up to ``STOP_HOURS``) while they are all zero."""
+        """The trailing complete hours with a baseline, oldest first: the windows and the
+        hours before them that set the day's level, more (up to ``STOP_HOURS``) while they
+        are all zero."""
         points: list[HourPoint] = []
-        for k in range(STOP_HOURS):
-            if k >= self.rules.max_window_hours and any(p.observed for p in points):
+        wanted = self.rules.max_window_hours + self.rules.level_hours
+        for k in range(max(STOP_HOURS, wanted)):
+            if k >= wanted and any(p.observed for p in points):
                 break
             hour = s.last_hour - k * HOUR
             observed = s.count(hour)
@@ -312,6 +314,7 @@ class _Judge:
             "persistence_hours": v.persistence,
             "baseline": self._describe(v),
             "baseline_kind": str(v.kind),
+            "level": round(v.level, 3),
             "hours": [
                 {
                     "hour": iso(p.hour),
@@ -343,7 +346,13 @@ class _Judge:
             )
         samples = ", ".join(f"{x:g}" for x in first.samples)
         sum_note = "summed over the window; " if v.hours > 1 else ""
-        return f"{what}, {sum_note}{hours} {self.h.timezone} (first hour's samples: {samples})"
+        level = (
+            f"; the drop measured against {v.level:.2f}x that, the day's level over the "
+            f"{self.rules.level_hours} h before"
+            if v.level != 1
+            else ""
+        )
+        return f"{what}, {sum_note}{hours} {self.h.timezone} (samples: {samples}){level}"
 
     # --- ratios ----------------------------------------------------------------------------
 

@@ -272,7 +272,9 @@ class VolumeSettings(_Section):
     drop_crit: Share = 0.75
     cold_start_drop: Share = 0.5  # relative drop required under the cold-start rule
     ordinary_dip: Share = 0.25  # a drop must be significantly deeper than this (holidays)
+    ordinary_surge: float = Field(1.0, ge=0)  # a spike: significantly above 1 + this
     dip_z: float = Field(2.5, gt=0)
+    level_hours: int = Field(6, ge=0, le=24)  # hours before a window that set the day's level
     persist_crit_hours: int = Field(3, ge=1)  # a drop lasting this long is crit
     stopped_min_expected: float = Field(20.0, gt=0)  # events expected in the zero hours
     spike_ratio: float = Field(2.5, gt=1)
@@ -290,7 +292,6 @@ class VolumeSettings(_Section):
     share_drop_crit: Share = 0.5
     key_min_share: Share = 0.2  # keys with a lower usual coverage are not judged
     value_change: float = Field(0.5, gt=0)  # relative change of the mean Purchase value
-    parity_change: float = Field(0.5, gt=0)  # relative change of Meta's server/browser ratio
 
 
 class ChecksSettings(_Section):

@@ -69,6 +69,7 @@ from monitor.mask import scrub_text
 from monitor.observations import Delivery, ReadStats
 from monitor.results import AuditReport, DatasetReport
 from monitor.rollup import HourRollup, RollupAccumulator
+from monitor.series import Current, VolumeHistory, load_volume_history
 from monitor.sources.graph_model import GraphSnapshot, Part
 from monitor.sources.tail import LogTailer, TailRead, load_cursors
 from monitor.store import Store
@@ -174,9 +175,14 @@ def recent_part(delivery: Delivery, since: float) -> Delivery | None:
 class CycleBatch:
     """What one logs cycle accumulates: rollups of every delivery, checks of recent ones."""
 
-    def __init__(self, settings: Settings, now: float) -> None:
+    def __init__(
+        self, settings: Settings, now: float, series: Mapping[str, VolumeHistory] | None = None
+    ) -> None:
+        """``series``: each dataset's stored hourly series as they stood before this
+        cycle (``monitor.series.Current.ADD``), for the ``volume`` check."""
         self.settings = settings
         self.now = now
+        self.series = dict(series or {})
         self.since = now - settings.alerts.window
         self.rollups: dict[str, RollupAccumulator] = {}
         self.audits: dict[str, DatasetAudit] = {}
@@ -198,7 +204,9 @@ class CycleBatch:
     def _audit(self, dataset: str) -> DatasetAudit:
         audit = self.audits.get(dataset)
         if audit is None:
-            audit = self.audits[dataset] = DatasetAudit(dataset, self.settings, self.now)
+            audit = self.audits[dataset] = DatasetAudit(
+                dataset, self.settings, self.now, series=self.series.get(dataset)
+            )
         return audit
 
     def all_rollups(self) -> list[HourRollup]:
@@ -372,9 +380,11 @@ class Daemon:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _logs_pass(self, now: float, stop: threading.Event | None) -> tuple[dict[str, int], bool]:
+        # The series as committed before this pass: its own lines add to them (volume).
+        series = load_volume_history(self.store, self.settings, now, current=Current.ADD)
         with write_connection(self.store.engine) as conn, conn.begin():
             read = self.tailer.read(conn, now)
-            batch = self._consume(read, CycleBatch(self.settings, now), stop)
+            batch = self._consume(read, CycleBatch(self.settings, now, series), stop)
             read.save(conn)
             rollup_rows = upsert_rollups(conn, batch.all_rollups(), "add")
             reports = batch.reports()

@@ -32,6 +32,12 @@ the observed spread, floored by Poisson noise plus a relative day-to-day noise (
 relative spread, the median of theirs). Windows of several hours add expectations and
 variances.
 
+**The day's level** (``level``): a holiday or a promotion moves a whole day, an incident
+starts at some hour. The *size* of a drop or a spike is measured against the window's
+baselines scaled by observed ÷ expected over the ``level_hours`` (6) before it, clipped to
+``[1 − ordinary_dip, 1]`` for drops (a holiday at −30 % is taken as −25 %) and
+``[1, 1 + ordinary_surge]`` for spikes; its significance (z) against the baselines.
+
 **Volume verdicts** (``judge_volume``) on the trailing *complete* hours (the hour in
 progress is never judged as a drop; it only tells that a series resumed: any event in it
 ends a stop, and ``recovered`` volume in it ends a drop):
@@ -198,6 +204,7 @@ class VolumeVerdict:
     persistence: int  # trailing hours each below expectation (drop) or zero (stopped)
     kind: BaselineKind  # cold start when any hour of the window was judged by it
     points: tuple[HourPoint, ...]
+    level: float = 1.0  # the day's level the baselines were scaled by (``level``)
 
     @property
     def hours(self) -> int:
@@ -223,7 +230,12 @@ def _kind(points: Sequence[HourPoint]) -> BaselineKind:
 
 
 def _verdict(
-    code: str, severity: Severity, window: Sequence[HourPoint], z: float, persistence: int
+    code: str,
+    severity: Severity,
+    window: Sequence[HourPoint],
+    z: float,
+    persistence: int,
+    level: float = 1.0,
 ) -> VolumeVerdict:
     return VolumeVerdict(
         code=code,
@@ -236,6 +248,7 @@ def _verdict(
         persistence=persistence,
         kind=_kind(window),
         points=tuple(window),
+        level=level,
     )
 
 
@@ -260,18 +273,39 @@ def judge_stopped(
     return _verdict(VOLUME_STOPPED, Severity.CRIT, window, z, run)
 
 
+def expected_sum(points: Sequence[HourPoint]) -> float:
+    return sum(p.baseline.expected for p in points)
+
+
 def _ratio(p: HourPoint) -> float:
     return p.observed / p.baseline.expected if p.baseline.expected > 0 else 1.0
 
 
-def _beyond_dip(window: Sequence[HourPoint], rules: VolumeSettings) -> bool:
-    """The window fell significantly further than an ordinary dip (``ordinary_dip``, a
-    holiday or bad weather): z ≤ −``dip_z`` against ``(1 − ordinary_dip) × expected``."""
-    keep = 1 - rules.ordinary_dip
-    expected = keep * sum(p.baseline.expected for p in window)
+def _beyond(window: Sequence[HourPoint], factor: float, rules: VolumeSettings) -> bool:
+    """The window moved significantly beyond ``factor`` × expected: z ≤ −``dip_z`` below
+    it (factor < 1: an ordinary dip, a holiday) or z ≥ ``dip_z`` above it (factor > 1: an
+    ordinary surge, a promotion)."""
+    expected = factor * sum(p.baseline.expected for p in window)
     observed = sum(p.observed for p in window)
-    variance = keep * sum(p.baseline.variance(rules.overdispersion) for p in window)
-    return variance > 0 and (observed - expected) / math.sqrt(variance) <= -rules.dip_z
+    variance = factor * sum(p.baseline.variance(rules.overdispersion) for p in window)
+    if variance <= 0:
+        return False
+    z = (observed - expected) / math.sqrt(variance)
+    return z <= -rules.dip_z if factor < 1 else z >= rules.dip_z
+
+
+def level(
+    points: Sequence[HourPoint], k: int, rules: VolumeSettings, low: float, high: float
+) -> float:
+    """The day's level before a window of the last ``k`` hours: observed ÷ expected over
+    the ``level_hours`` before it, clipped to ``[low, high]``; 1 when those hours expected
+    too little to tell. A holiday or a promotion shows in the hours before a window; an
+    incident starts in it."""
+    before = points[max(0, len(points) - k - rules.level_hours) : len(points) - k]
+    expected = sum(p.baseline.expected for p in before)
+    if expected < rules.min_expected * 2:
+        return 1.0
+    return min(high, max(low, sum(p.observed for p in before) / expected))
 
 
 def _since_stop(points: Sequence[HourPoint]) -> int:
@@ -298,29 +332,33 @@ def judge_drop(points: Sequence[HourPoint], rules: VolumeSettings) -> VolumeVerd
     persistence = 0
     while persistence < len(points) and _ratio(points[-1 - persistence]) <= 1 - rules.drop_warn:
         persistence += 1
-    best: tuple[float, Sequence[HourPoint]] | None = None
+    best: tuple[float, list[HourPoint], float] | None = None
     for k in range(1, min(rules.max_window_hours, _since_stop(points)) + 1):
-        window = points[-k:]
-        if _ratio(window[0]) > low:
+        if _ratio(points[-k]) > low:
             break  # longer windows would reach back over a normal hour
-        expected, observed, _, z = _window_stats(window, rules.overdispersion)
-        if expected < rules.min_expected * k or z > -rules.z:
+        if expected_sum(points[-k:]) < rules.min_expected * k:
             continue
+        window = list(points[-k:])
+        expected, observed, _, z = _window_stats(window, rules.overdispersion)
+        if z > -rules.z or not _beyond(window, 1 - rules.ordinary_dip, rules):
+            continue
+        # The size of the drop is measured against the day's level (a holiday lowers it,
+        # an incident's own hours never do); its significance against the baseline.
+        f = level(points, k, rules, 1 - rules.ordinary_dip, 1.0)
         cold = _kind(window) is BaselineKind.COLD_START
         needed = max(rules.drop_warn, rules.cold_start_drop) if cold else rules.drop_warn
-        if observed > (1 - needed) * expected or not _beyond_dip(window, rules):
+        if observed > (1 - needed) * expected * f:
             continue
         if best is None or z < best[0]:
-            best = (z, window)
+            best = (z, window, f)
     if best is None:
         return None
-    z, window = best
-    _, observed, _, _ = _window_stats(window, rules.overdispersion)
-    expected = sum(p.baseline.expected for p in window)
-    severe = observed <= (1 - rules.drop_crit) * expected
+    z, chosen, f = best
+    _, observed, _, _ = _window_stats(chosen, rules.overdispersion)
+    severe = observed <= (1 - rules.drop_crit) * expected_sum(chosen)
     lasting = persistence >= rules.persist_crit_hours
     severity = Severity.CRIT if severe or lasting else Severity.WARN
-    return _verdict(VOLUME_DROP, severity, window, z, persistence)
+    return _verdict(VOLUME_DROP, severity, chosen, z, persistence, f)
 
 
 def judge_spike(points: Sequence[HourPoint], rules: VolumeSettings) -> VolumeVerdict | None:
@@ -330,21 +368,25 @@ def judge_spike(points: Sequence[HourPoint], rules: VolumeSettings) -> VolumeVer
     n = rules.spike_hours
     if len(points) < n or any(_ratio(p) < high for p in points[-n:]):
         return None
-    best: tuple[float, Sequence[HourPoint]] | None = None
+    best: tuple[float, list[HourPoint], float] | None = None
     for k in range(n, min(n + 1, len(points)) + 1):
-        window = points[-k:]
-        expected, observed, _, z = _window_stats(window, rules.overdispersion)
-        if expected < rules.min_expected * k or z < rules.spike_z:
+        if expected_sum(points[-k:]) < rules.min_expected * k:
             continue
-        if observed < rules.spike_ratio * expected:
+        surge = 1 + rules.ordinary_surge
+        f = level(points, k, rules, 1.0, surge)
+        window = list(points[-k:])
+        expected, observed, _, z = _window_stats(window, rules.overdispersion)
+        if z < rules.spike_z or observed < rules.spike_ratio * expected * f:
+            continue
+        if not _beyond(window, surge, rules):
             continue
         if best is None or z > best[0]:
-            best = (z, window)
+            best = (z, window, f)
     if best is None:
         return None
-    z, window = best
-    persistence = sum(1 for p in window if _ratio(p) >= rules.spike_ratio)
-    return _verdict(VOLUME_SPIKE, Severity.WARN, window, z, persistence)
+    z, chosen, f = best
+    persistence = sum(1 for p in chosen if _ratio(p) >= rules.spike_ratio)
+    return _verdict(VOLUME_SPIKE, Severity.WARN, chosen, z, persistence, f)
 
 
 RECOVERY_MIN_EXPECTED = 10.0  # events expected so far in the hour in progress to trust it

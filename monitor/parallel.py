@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import sys
 import traceback
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
@@ -43,8 +44,9 @@ Work = Callable[[int, Sequence[InputFile], Callable[[int], None]], T]
 
 
 def fork_available() -> bool:
-    """Whether worker processes can be forked here (Linux, the BSDs; not Windows)."""
-    return "fork" in multiprocessing.get_all_start_methods()
+    """Whether worker processes can be forked here: Linux and the BSDs. Not Windows (no
+    fork), nor macOS, where forking a process that loaded system frameworks can crash."""
+    return sys.platform != "darwin" and "fork" in multiprocessing.get_all_start_methods()
 
 
 def default_jobs() -> int:

@@ -51,16 +51,18 @@ def line(sent_at: float, email: str | None = None) -> bytes:
 PLAIN = "jane.doe@example.com"
 
 
-def traffic() -> list[tuple[float, bytes]]:
-    """A delivery every 10 minutes from 2 days before NOW to 6 h after, with clear-text
-    emails at NOW−3 h (before --from), NOW+1 h..+2 h, and from NOW+5 h on."""
+def traffic(every: float = 600, days: float = 2, stop: bool = False) -> list[tuple[float, bytes]]:
+    """A delivery ``every`` seconds from ``days`` before NOW to 6 h after, with clear-text
+    emails at NOW−3 h (before --from), NOW+1 h..+2 h, and from NOW+5 h on; with ``stop``,
+    nothing between NOW+2.5 h and NOW+4.5 h."""
     out = []
-    t = NOW - 2 * 86400
+    t = NOW - days * 86400
     while t < NOW + 6 * HOUR:
         dirty = NOW - 3 * HOUR <= t < NOW - 2.5 * HOUR or NOW + HOUR <= t < NOW + 2 * HOUR
         dirty = dirty or t >= NOW + 5 * HOUR
-        out.append((t, line(t, PLAIN if dirty else None)))
-        t += 600
+        if not (stop and NOW + 2.5 * HOUR <= t < NOW + 4.5 * HOUR):
+            out.append((t, line(t, PLAIN if dirty else None)))
+        t += every
     return out
 
 
@@ -105,9 +107,10 @@ def test_backtest_lists_episodes_fired_in_range(setup: tuple[Settings, Path]) ->
 
 
 def test_backtest_is_the_daemons_logs_job(setup: tuple[Settings, Path], tmp_path: Path) -> None:
-    """The daemon, fed the same lines as they are written, decides the same episodes."""
+    """The daemon, fed the same lines as they are written, decides the same episodes:
+    clear text from the checks of new lines, a stop from the stored series (volume)."""
     settings, log = setup
-    lines = traffic()
+    lines = traffic(every=120, days=4, stop=True)
     log.write_bytes(b"".join(b for _, b in lines))
     replay = run_backtest(settings, start=NOW, end=NOW + 6 * HOUR)
     log.unlink()
@@ -128,6 +131,7 @@ def test_backtest_is_the_daemons_logs_job(setup: tuple[Settings, Path], tmp_path
     assert [(a.fired_at, a.resolved_at, a.code) for a in live] == [
         (a.fired_at, a.resolved_at, a.code) for a in replay.alerts
     ]
+    assert {a.code for a in replay.alerts} == {"HASH_PLAINTEXT", "VOLUME_STOPPED"}
 
 
 class _NoSender:

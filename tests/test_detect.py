@@ -202,7 +202,8 @@ def test_judge_volume(
     assert v is not None and v.code == code and v.severity is severity
     assert since_index is not None and v.since == pts[since_index].hour
     assert v.until == pts[-1].hour + HOUR
-    assert v.expected == pytest.approx(expected * len(pts[since_index:]))
+    # the baselines follow the day's level in the hours before the window (here ~1)
+    assert v.expected == pytest.approx(expected * len(pts[since_index:]), rel=0.03)
 
 
 @pytest.mark.parametrize(
@@ -226,6 +227,27 @@ def test_recovery_in_the_hour_in_progress_ends_a_stop(
     expected = 30 if observed[0] == 30 else 400
     v = judge_volume(points(observed, expected), RULES, in_progress, so_far)
     assert (v.code if v else None) == code
+
+
+@pytest.mark.parametrize(
+    ("observed", "code", "level"),
+    [
+        # intent: a holiday: the whole day at 62 %, nothing happened at 14:00
+        ([620, 630, 610, 640, 600, 630, 620, 610, 600, 590, 610, 600], None, None),
+        # intent: a normal morning, then half the traffic lost: a drop, level 1
+        ([1000, 990, 1010, 1000, 995, 1005, 500, 480, 510, 490, 505, 500], DROP, 1.0),
+        # intent: a holiday morning (75 %), then a real incident: still a drop, judged
+        # against the holiday's level
+        ([750, 760, 740, 750, 760, 740, 300, 310, 290, 300, 305, 300], DROP, 0.75),
+    ],
+)
+def test_the_days_level_absorbs_holidays_not_incidents(
+    observed: list[float], code: str | None, level: float | None
+) -> None:
+    v = judge_volume(points(observed, 1000), RULES, None)
+    assert (v.code if v else None) == code
+    if v is not None:
+        assert v.level == pytest.approx(level, abs=0.01)
 
 
 def test_drop_verdict_explains_itself() -> None:
