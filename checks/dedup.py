@@ -141,22 +141,23 @@ class FirstUses:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def __contains__(self, key: int) -> bool:
-        if self._index is None:
-            self._index = set(self.keys)
-        return key in self._index
-
     def add(self, key: int, t: int, fp: int, name: str, eid: object, file: str, line: int) -> None:
-        """A row for ``key``, which must not be in yet."""
-        if self._index is None:
-            self._index = set(self.keys)
-        self._index.add(key)
+        """A row for ``key`` unless it has one (the first use stays). Runs for every id
+        in a head, hence the inlined lookups."""
+        index = self._index
+        if index is None:
+            index = self._index = set(self.keys)
+        if key in index:
+            return
+        index.add(key)
         self.keys.append(key)
         self.times.append(t)
         self.fps.append(fp)
         self.lines.append(line)
-        self.name_of.append(_intern(self._name_ix, self.names, name))
-        self.file_of.append(_intern(self._file_ix, self.files, file))
+        i = self._name_ix.get(name)
+        self.name_of.append(_intern(self._name_ix, self.names, name) if i is None else i)
+        i = self._file_ix.get(file)
+        self.file_of.append(_intern(self._file_ix, self.files, file) if i is None else i)
         self.eids.append(eid)
 
     def example(self, row: int) -> Example:
@@ -279,9 +280,8 @@ class Dedup:
         if self._head_until == _HEAD_UNSTARTED:
             self._head_until = t + self._window + self._prune_step
         head = self._head
-        if t > self._head_until or key in head or len(head) >= self._max_tracked:
-            return
-        head.add(key, t, fp, name, eid, d.file, d.line)
+        if t <= self._head_until and len(head.keys) < self._max_tracked:
+            head.add(key, t, fp, name, eid, d.file, d.line)
 
     def merge(self, later: Dedup) -> None:
         """Fold in the state of the part of the input right after this one (``Check.merge``).

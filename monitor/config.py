@@ -267,13 +267,13 @@ class VolumeSettings(_Section):
     cold_start_min_days: int = Field(3, ge=1, le=28)  # fewer: the series is not judged
     min_expected: float = Field(20.0, ge=0)  # expected events per hour to judge a drop/spike
     max_window_hours: int = Field(6, ge=1, le=48)  # longest trailing window judged
-    z: float = Field(4.0, gt=0)  # robust z a drop or a share drift must reach
+    z: float = Field(4.0, gt=0)  # robust z a drop must reach
     drop_warn: Share = 0.4  # relative drop (observed <= 60 % of expected)
     drop_crit: Share = 0.75
     cold_start_drop: Share = 0.5  # relative drop required under the cold-start rule
     ordinary_dip: Share = 0.25  # a drop must be significantly deeper than this (holidays)
     ordinary_surge: float = Field(1.0, ge=0)  # a spike: significantly above 1 + this
-    dip_z: float = Field(2.5, gt=0)
+    dip_z: float = Field(2.0, gt=0)
     level_hours: int = Field(6, ge=0, le=24)  # hours before a window that set the day's level
     persist_crit_hours: int = Field(3, ge=1)  # a drop lasting this long is crit
     stopped_min_expected: float = Field(20.0, gt=0)  # events expected in the zero hours

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import pytest
 
 from monitor.config import settings_from_dict
@@ -77,3 +78,34 @@ def test_unknown_time_zone_is_a_config_error() -> None:
     settings = settings_from_dict({"datasets": [{"id": "123", "timezone": "Mars/Olympus"}]})
     with pytest.raises(ConfigError, match=r"datasets\[\]\.timezone: unknown time zone"):
         build_history(settings, "123", [])
+
+
+def test_audit_command_judges_volume_from_its_store(
+    store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``audit --db``: three weeks of stored Purchases, then a log whose last hours are
+    empty: the audit's own hours replace the stored ones, and the stop is reported."""
+    start = NOW - 21 * 86400
+    store_rollups(store, [rollup(h, 40) for h in range(int(start), int(NOW - 4 * HOUR), HOUR)])
+    url = str(store.url)
+    store.close()
+    log = tmp_path / "a.jsonl"
+    sent = NOW - 6 * HOUR + 60
+    record = {
+        "sent_at": sent,
+        "dataset_id": "123",
+        "request": {"data": [{"event_name": "Purchase", "event_time": sent - 5}]},
+        "response": {"status": 200, "body": {"events_received": 1}},
+    }
+    log.write_bytes(orjson.dumps(record) + b"\n")
+    from monitor.cli import main
+
+    args = ["audit", str(log), "--db", url, "--now", "2026-11-20T12:10:00Z", "--json", "-", "-q"]
+    with pytest.raises(SystemExit):
+        main(args)
+    report = orjson.loads(capsys.readouterr().out)
+    (ds,) = report["datasets"]
+    volume = next(c for c in ds["checks"] if c["id"] == "volume")
+    assert volume["status"] == "crit"
+    codes = {f["code"] for f in ds["findings"] if f["check"] == "volume"}
+    assert "VOLUME_STOPPED" in codes
