@@ -397,3 +397,10 @@ def test_no_raw_email_reaches_the_database_file(sqlite_db: str, tmp_path: Path) 
     assert masked.encode() in raw  # the masked example is really stored
     assert EMAIL.encode() not in raw
     assert b"jane.doe" not in raw
+
+
+def test_schema_head_is_read_without_alembic() -> None:
+    """The fast "already migrated?" path must agree with Alembic about the newest revision."""
+    from monitor.store.db import schema_head
+
+    assert schema_head() == HEAD
