@@ -142,12 +142,8 @@ class RouteSettings(_Section):
     which notifiers get it. An empty matcher matches everything.
     """
 
-    match_client: Annotated[list[str], BeforeValidator(_one_or_many)] = Field(
-        default_factory=list
-    )
-    match_dataset: Annotated[list[str], BeforeValidator(_one_or_many)] = Field(
-        default_factory=list
-    )
+    match_client: Annotated[list[str], BeforeValidator(_one_or_many)] = Field(default_factory=list)
+    match_dataset: Annotated[list[str], BeforeValidator(_one_or_many)] = Field(default_factory=list)
     notifiers: list[str]  # [] drops matching notifications
     min_severity: Literal["info", "warn", "crit"] | None = None  # else each notifier's own
     channel: str | None = None  # Slack channel for these notifications (bot token only)

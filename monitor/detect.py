@@ -39,8 +39,8 @@ baselines scaled by observed ÷ expected over the ``level_hours`` (6) before it,
 ``[1, 1 + ordinary_surge]`` for spikes; its significance (z) against the baselines.
 
 **Volume verdicts** (``judge_volume``) on the trailing *complete* hours (the hour in
-progress is never judged as a drop; it only tells that a series resumed: any event in it
-ends a stop, and ``recovered`` volume in it ends a drop):
+progress is never judged as a drop; it only tells that a series is back: ``recovered``
+volume in it ends a stop or a drop):
 
 - ``VOLUME_STOPPED`` (crit): the latest complete hours are all zero and at least
   ``stopped_min_expected`` (20) events were expected in them, and the hour in progress
@@ -49,7 +49,8 @@ ends a stop, and ``recovered`` volume in it ends a drop):
   ``min_expected`` (20) events expected per hour, observed at most ``1 − drop_warn`` (60 %)
   of expected, robust z ≤ −``z`` (−4), significantly deeper than an ``ordinary_dip``
   (25 %: a holiday; z ≤ −``dip_z``), and every hour of the window at least half that far
-  down (an ended drop stops alerting; a series resuming after a stop is no new drop).
+  down (an ended drop stops alerting; a series back from a stop is judged only on the
+  hours after its first one back, so its partial hour is no new drop).
   ``crit`` when observed ≤ ``1 − drop_crit`` (25 %) of expected or the drop has lasted
   ``persist_crit_hours`` (3) hours;
 - ``VOLUME_SPIKE`` (warn): over the last ``spike_hours`` (2) hours or one more, at least

@@ -118,3 +118,19 @@ def test_detection_benchmark_quick_run(tmp_path: Path, capsys: pytest.CaptureFix
         assert per_type[kind]["recall"] == 1.0, kind
     assert report["aggregate"]["false_alerts_per_dataset_week"] is not None
     assert "| incident | n | recall |" in capsys.readouterr().out
+
+
+def test_simulate_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from monitor.cli import main
+
+    args = ["simulate", "--out", str(tmp_path), "--weeks", "2", "--datasets", "1"]
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--scale", "0.02", "--seed", "5"])
+    assert exit_.value.code == 0
+    assert "incidents written to" in capsys.readouterr().out
+    assert (tmp_path / "logs" / "1000000001.jsonl.gz").exists()
+    settings = load_settings(tmp_path / "config.toml")
+    assert [d.timezone for d in settings.datasets] == ["Europe/Berlin"]
+    with pytest.raises(SystemExit) as exit_:
+        main(["simulate", "--out", str(tmp_path), "--weeks", "1"])
+    assert exit_.value.code == 2
