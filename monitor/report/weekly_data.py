@@ -294,31 +294,32 @@ def silences(store: Store, since: float, until: float) -> list[Silence]:
 # --- Graph API snapshots ---------------------------------------------------------------
 
 
-def graph_counts(store: Store, since: float, until: float) -> list[Mapping[str, Any]]:
-    """Meta's hourly browser/server counts of ``[since, until)`` (empty without tables)."""
-    t = table(store, "graph_source_counts")
+def _graph_window(
+    store: Store, name: str, time_column: str, since: float, until: float
+) -> list[Mapping[str, Any]]:
+    """Rows of Graph table ``name`` with ``time_column`` in ``[since, until)``, oldest
+    first; empty when the table does not exist (a store without Graph data)."""
+    t = table(store, name)
     if t is None:
         return []
-    query = select(t).where(t.c.hour >= since, t.c.hour < until).order_by(t.c.hour)
+    column = t.c[time_column]
+    query = select(t).where(column >= since, column < until).order_by(column)
     return _rows(store, query)
+
+
+def graph_counts(store: Store, since: float, until: float) -> list[Mapping[str, Any]]:
+    """Meta's hourly browser/server counts of ``[since, until)`` (empty without tables)."""
+    return _graph_window(store, "graph_source_counts", "hour", since, until)
 
 
 def graph_quality(store: Store, since: float, until: float) -> list[Mapping[str, Any]]:
     """Dataset Quality readings polled in ``[since, until)``, oldest first."""
-    t = table(store, "graph_quality")
-    if t is None:
-        return []
-    query = select(t).where(t.c.polled_at >= since, t.c.polled_at < until).order_by(t.c.polled_at)
-    return _rows(store, query)
+    return _graph_window(store, "graph_quality", "polled_at", since, until)
 
 
 def graph_polls(store: Store, since: float, until: float) -> list[Mapping[str, Any]]:
     """Poll rows (diagnostics, token) of ``[since, until)``, oldest first."""
-    t = table(store, "graph_polls")
-    if t is None:
-        return []
-    query = select(t).where(t.c.polled_at >= since, t.c.polled_at < until).order_by(t.c.polled_at)
-    return _rows(store, query)
+    return _graph_window(store, "graph_polls", "polled_at", since, until)
 
 
 def has_history(store: Store, until: float) -> bool:

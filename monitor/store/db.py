@@ -577,8 +577,3 @@ class Store:
         )
         with store_errors("read", self._engine.url), self._engine.connect() as conn:
             return [_rollup_from(row) for row in conn.execute(query).mappings()]
-
-
-# Old private names, kept while code written against them is merged; use the public ones.
-_wrapped = store_errors
-_write_connection = write_connection
