@@ -35,6 +35,7 @@ events are older than ``stale_after`` (an audit of old files is not a stopped st
 
 from __future__ import annotations
 
+import dataclasses as dc
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,19 +48,25 @@ from monitor.config import VolumeSettings
 from monitor.detect import (
     DAY,
     HOUR,
+    VOLUME_SPIKE,
+    Baseline,
     BaselineKind,
     HourPoint,
     RatioDrift,
+    Reference,
     VolumeVerdict,
     Window,
     block_sums,
     daily_blocks,
+    expected_sum,
     hour_baseline,
     hour_start,
     judge_mean,
     judge_share,
     judge_volume,
     local_label,
+    share_baseline,
+    shifted_hour,
     window_sums,
 )
 from monitor.model import CheckResult, Finding, Severity, Status, worst_severity
@@ -186,6 +193,8 @@ class _Judge:
         self.rules = rules
         self.tz: ZoneInfo = history.tz
         self.judged = 0
+        self._total_counts: dict[str, Count] = {}
+        self._seasonal: dict[tuple[str, str | None], list[HourPoint]] = {}
         latest = history.latest_hour()
         self.logs_current = latest is not None and latest + HOUR >= now - rules.stale_after
         self.latest = latest
@@ -202,8 +211,11 @@ class _Judge:
         )
 
     def findings(self) -> list[Finding]:
-        verdicts = [(s, v) for s in self._series() if (v := self._judge(s)) is not None]
-        out = [self._volume_finding(s, v, folded) for s, v, folded in _fold(verdicts)]
+        out = []
+        for s, v, folded in _fold(self.verdicts()):
+            if s.event_name is None:
+                folded = sorted({*folded, *self._moved_with(s, v)})
+            out.append(self._volume_finding(s, v, folded))
         if self.logs_current:
             for name in sorted(self.h.rollups):
                 if name != OTHER_EVENT:
@@ -267,10 +279,104 @@ class _Judge:
         points.reverse()
         return points
 
-    def _judge(self, s: _Series) -> VolumeVerdict | None:
-        points = self._points(s)
-        if not points:
-            return None
+    def verdicts(self) -> list[tuple[_Series, VolumeVerdict]]:
+        """The volume verdict of every series that has one, each judged against its
+        reference series (``_referenced``)."""
+        series = list(self._series())
+        points = [self._points(s) for s in series]
+        self._seasonal = {
+            (s.source, s.event_name): pts for s, pts in zip(series, points, strict=True)
+        }
+        self._total_counts = {s.source: _cached(s.count) for s in series if s.event_name is None}
+        totals = {
+            s.source: {p.hour: p for p in pts}
+            for s, pts in zip(series, points, strict=True)
+            if s.event_name is None
+        }
+        out = []
+        for s, pts in zip(series, points, strict=True):
+            if pts and (v := self._judge(s, self._referenced(s, pts, totals))) is not None:
+                out.append((s, v))
+        return out
+
+    def _moved_with(self, total: _Series, v: VolumeVerdict) -> list[str]:
+        """The event names of ``total``'s source whose own hours of the verdict's window
+        moved as the total did, against their seasonal baselines: what a dataset-wide
+        finding names (their shares did not change, so they have no finding of their
+        own)."""
+        rules = self.rules
+        names = []
+        for (source, name), points in self._seasonal.items():
+            if source != total.source or name is None:
+                continue
+            window = [p for p in points if v.since <= p.hour < v.until]
+            expected = expected_sum(window)
+            if expected <= 0:
+                continue
+            ratio = sum(p.observed for p in window) / expected
+            if v.code == VOLUME_SPIKE:
+                moved = ratio >= (1 + rules.spike_ratio) / 2
+            else:
+                moved = ratio <= 1 - rules.drop_warn / 2
+            if moved:
+                names.append(name)
+        return names
+
+    def _referenced(
+        self, s: _Series, points: list[HourPoint], totals: dict[str, dict[int, HourPoint]]
+    ) -> list[HourPoint]:
+        """``points`` with the same hours of their reference series (``detect.Reference``):
+        for one event name, the other events of the same source (a holiday moves them
+        all, a breakage of one event not); for all events, the other side, Meta's browser
+        count for the logs and the logs for Meta's browser count (a holiday moves both, a
+        broken server integration or pixel one)."""
+        od = self.rules.overdispersion
+        if s.event_name is not None:
+            if s.source not in (LOGS, META_BROWSER) or s.source not in totals:
+                return points
+            total, count = totals[s.source], self._total_counts[s.source]
+            out = []
+            for p in points:
+                t = total.get(p.hour)
+                if t is None:
+                    out.append(p)
+                    continue
+                shared = self._share(s, count, p.hour, t.observed - p.observed)
+                if shared is not None:
+                    out.append(dc.replace(p, baseline=shared))
+                    continue
+                rest = max(0.0, t.baseline.expected - p.baseline.expected)
+                ref = Reference(t.observed - p.observed, rest, t.baseline.variance(od))
+                out.append(dc.replace(p, reference=ref))
+            return out
+        other = totals.get({LOGS: META_BROWSER, META_BROWSER: LOGS}.get(s.source, ""), {})
+        out = []
+        for p in points:
+            t = other.get(p.hour)
+            if t is not None:
+                ref = Reference(t.observed, t.baseline.expected, t.baseline.variance(od))
+                p = dc.replace(p, reference=ref)
+            out.append(p)
+        return out
+
+    def _share(self, s: _Series, total: Count, hour: int, rest: float) -> Baseline | None:
+        """``detect.share_baseline`` of one event name's hour: its share of the source's
+        events in the same hour of the day and the hours either side, over the previous
+        ``ratio_days`` days (the mix of events drifts slowly over a day)."""
+        event = events = 0.0
+        days = 0
+        for d in range(1, self.rules.ratio_days + 1):
+            base = shifted_hour(hour, self.tz, d)
+            if base is None:
+                continue
+            days += 1
+            for h in (base - HOUR, base, base + HOUR):
+                e, t = s.count(h), total(h)
+                if e is not None and t is not None:
+                    event, events = event + e, events + t
+        return share_baseline(event, events, rest, days)
+
+    def _judge(self, s: _Series, points: list[HourPoint]) -> VolumeVerdict | None:
         self.judged += 1
         so_far = None
         if s.in_progress is not None:
@@ -312,7 +418,7 @@ class _Judge:
             "since_local": _local_iso(v.since, self.tz),
             "window_hours": v.hours,
             "persistence_hours": v.persistence,
-            "baseline": self._describe(v),
+            "baseline": self._describe(v, s.source, s.event_name is not None),
             "baseline_kind": str(v.kind),
             "level": round(v.level, 3),
             "hours": [
@@ -331,12 +437,19 @@ class _Judge:
             event_names=[s.event_name] if s.event_name else [], evidence=evidence,
         )  # fmt: skip
 
-    def _describe(self, v: VolumeVerdict) -> str:
+    def _describe(self, v: VolumeVerdict, source: str, per_event: bool) -> str:
         first = v.points[0].baseline
         n = min(len(p.baseline.samples) for p in v.points)
         hours = local_label(v.since, self.tz)
         if v.hours > 1:
             hours += f"–{datetime.fromtimestamp(v.until, self.tz).strftime('%H:%M')}"
+        if v.kind is BaselineKind.SHARE:
+            share = first.samples[0] if first.samples else 0.0
+            return (
+                f"the event's usual share of the dataset's {SOURCE_TEXT[source]} at the same "
+                f"hours of the day over the last {n} days ({share:.1%} at {hours} "
+                f"{self.h.timezone}), times the other events' count in each hour"
+            )
         if v.kind is BaselineKind.SEASONAL:
             what = f"median of the same hour of the week over the last {n}+ weeks"
         else:
@@ -346,12 +459,16 @@ class _Judge:
             )
         samples = ", ".join(f"{x:g}" for x in first.samples)
         sum_note = "summed over the window; " if v.hours > 1 else ""
-        level = (
-            f"; the drop measured against {v.level:.2f}x that, the day's level over the "
-            f"{self.rules.level_hours} h before"
-            if v.level != 1
-            else ""
-        )
+        if v.level == 1:
+            level = ""
+        elif v.referenced:
+            ref = "the dataset's other events" if per_event else _REFERENCE_TEXT[source]
+            level = f"; measured against {v.level:.2f}x that, the level of {ref} in the same hours"
+        else:
+            level = (
+                f"; measured against {v.level:.2f}x that, the day's level over the "
+                f"{self.rules.level_hours} h before"
+            )
         return f"{what}, {sum_note}{hours} {self.h.timezone} (samples: {samples}){level}"
 
     # --- ratios ----------------------------------------------------------------------------
@@ -520,6 +637,18 @@ class _Judge:
         )  # fmt: skip
 
 
+def _cached(count: Count) -> Count:
+    """``count`` remembering its answers (a total sums every event name's count)."""
+    seen: dict[int, float | None] = {}
+
+    def cached(hour: int) -> float | None:
+        if hour not in seen:
+            seen[hour] = count(hour)
+        return seen[hour]
+
+    return cached
+
+
 def _key_count(i: int) -> Callable[[Sums], float]:
     def count(r: Sums) -> float:
         return r.key_counts[i]
@@ -555,6 +684,9 @@ def _fold(
             out.append((s, v, []))
     return out
 
+
+# What a series' level is measured against (``_Judge._referenced``), for explanations.
+_REFERENCE_TEXT = {LOGS: "browser events (Meta)", META_BROWSER: "server events (delivery logs)"}
 
 _STOPPED_LOGS = (
     "Find what stopped sending: the server integration (a deploy, a crashed worker or "

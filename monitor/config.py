@@ -263,7 +263,7 @@ class VolumeSettings(_Section):
     cold_start_min_days: int = Field(3, ge=1, le=28)  # fewer: the series is not judged
     min_expected: float = Field(20.0, ge=0)  # expected events per hour to judge a drop/spike
     max_window_hours: int = Field(6, ge=1, le=48)  # longest trailing window judged
-    z: float = Field(4.0, gt=0)  # robust z a drop must reach
+    z: float = Field(3.5, gt=0)  # robust z a drop must reach
     drop_warn: Share = 0.4  # relative drop (observed <= 60 % of expected)
     drop_crit: Share = 0.75
     cold_start_drop: Share = 0.5  # relative drop required under the cold-start rule

@@ -98,6 +98,7 @@ VOLUME_SPIKE = "VOLUME_SPIKE"
 class BaselineKind(StrEnum):
     SEASONAL = "seasonal"  # same hour of the week, previous weeks
     COLD_START = "cold_start"  # same hour of the day, previous days
+    SHARE = "share"  # an event name's usual share of its source's events (``share_baseline``)
 
 
 def hour_start(ts: float) -> int:
@@ -145,10 +146,31 @@ class Baseline:
         return cls(float(m), MAD_SCALE * mad(samples, m), tuple(samples), kind)
 
     def variance(self, overdispersion: float) -> float:
-        """Variance of (observed − expected): see the module docstring."""
+        """Variance of (observed − expected): see the module docstring. A share baseline's
+        ``spread`` is the uncertainty of its share, added to the count's own noise."""
         m = self.expected
         floor = m + (overdispersion * m) ** 2
+        if self.kind is BaselineKind.SHARE:
+            return floor + self.spread**2
         return max(self.spread**2, floor) * (1 + math.pi / (2 * len(self.samples)))
+
+
+def share_baseline(event: float, total: float, rest: float, days: int) -> Baseline | None:
+    """The baseline of one event name in one hour from its usual share of its source's
+    events: ``event`` of ``total`` events in comparable earlier hours (over ``days``
+    days of them), scaled to the ``rest`` (the other events) observed in the hour.
+    A holiday or a promotion moves the rest as much; a breakage of this event does not.
+    ``None`` with fewer than 20 earlier events of the name (``share`` too uncertain)."""
+    if event < 20 or total <= event:
+        return None
+    share = event / total
+    expected = share / (1 - share) * rest
+    # The uncertainty of the expectation: of the share (a ratio of counts) and of the
+    # rest's own count, which it scales (Poisson: variance ``rest``).
+    share_var = expected**2 * (1 / event + 1 / (total - event))
+    rest_var = (share / (1 - share)) ** 2 * rest
+    spread = math.sqrt(share_var + rest_var)
+    return Baseline(expected, spread, (round(share, 4),) * days, BaselineKind.SHARE)
 
 
 def hour_baseline(
@@ -183,12 +205,25 @@ def _samples(
 
 
 @dataclass(frozen=True, slots=True)
+class Reference:
+    """The same hour of a *reference* series: one that moves with the calendar (a
+    holiday, a promotion, real traffic) but not with this series' own breakages (the rest
+    of the dataset's events; the other side, browser or server). ``expected`` and
+    ``variance`` are its baseline's."""
+
+    observed: float
+    expected: float
+    variance: float
+
+
+@dataclass(frozen=True, slots=True)
 class HourPoint:
     """One complete hour of a series: what it held and what it was expected to hold."""
 
     hour: int
     observed: float
     baseline: Baseline
+    reference: Reference | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +240,8 @@ class VolumeVerdict:
     persistence: int  # trailing hours each below expectation (drop) or zero (stopped)
     kind: BaselineKind  # cold start when any hour of the window was judged by it
     points: tuple[HourPoint, ...]
-    level: float = 1.0  # the day's level the baselines were scaled by (``level``)
+    level: float = 1.0  # the level the baselines were scaled by (``level``, ``reference_level``)
+    referenced: bool = False  # the level is the reference series' over the same hours
 
     @property
     def hours(self) -> int:
@@ -226,8 +262,10 @@ def _window_stats(points: Sequence[HourPoint], od: float) -> tuple[float, float,
 
 
 def _kind(points: Sequence[HourPoint]) -> BaselineKind:
-    cold = any(p.baseline.kind is BaselineKind.COLD_START for p in points)
-    return BaselineKind.COLD_START if cold else BaselineKind.SEASONAL
+    kinds = {p.baseline.kind for p in points}
+    if BaselineKind.COLD_START in kinds:
+        return BaselineKind.COLD_START
+    return BaselineKind.SHARE if kinds == {BaselineKind.SHARE} else BaselineKind.SEASONAL
 
 
 def _verdict(
@@ -237,6 +275,7 @@ def _verdict(
     z: float,
     persistence: int,
     level: float = 1.0,
+    referenced: bool = False,
 ) -> VolumeVerdict:
     return VolumeVerdict(
         code=code,
@@ -250,6 +289,7 @@ def _verdict(
         kind=_kind(window),
         points=tuple(window),
         level=level,
+        referenced=referenced,
     )
 
 
@@ -278,8 +318,62 @@ def expected_sum(points: Sequence[HourPoint]) -> float:
     return sum(p.baseline.expected for p in points)
 
 
-def _ratio(p: HourPoint) -> float:
-    return p.observed / p.baseline.expected if p.baseline.expected > 0 else 1.0
+def _ratio(p: HourPoint, min_reference: float = 0.0) -> float:
+    """Observed ÷ expected of one hour; with a ``reference`` expecting at least
+    ``min_reference`` events, relative to the reference's own level (at most 1): on a
+    holiday at −25 % an hour at −25 % is normal."""
+    if p.baseline.expected <= 0:
+        return 1.0
+    ratio = p.observed / p.baseline.expected
+    ref = p.reference
+    if ref is not None and min_reference > 0 and ref.expected >= min_reference:
+        ratio /= max(min(1.0, ref.observed / ref.expected), 0.05)
+    return ratio
+
+
+@dataclass(frozen=True, slots=True)
+class _Scaled:
+    """A window judged against its reference: expectations scaled by ``level``."""
+
+    level: float
+    expected: float  # level × the baselines
+    variance: float
+    z: float
+
+
+def reference_level(
+    window: Sequence[HourPoint], rules: VolumeSettings, low: float, high: float
+) -> _Scaled | None:
+    """The window against its reference series (``Reference``) over the same hours:
+    expected × ``level`` = observed ÷ expected of the reference, moved one standard
+    deviation towards 1 and clipped to ``[low, high]``, its own noise counted in the z.
+    ``None`` when the reference expected fewer than ``2 × min_expected`` events in the
+    hours of the window it covers (too little to tell, or not known yet: Meta's counts
+    arrive later than the logs); then the day's ``level`` before the window stands in."""
+    if all(p.baseline.kind is BaselineKind.SHARE for p in window):
+        # Share baselines follow the other events of each hour already.
+        expected, _, variance, z = _window_stats(window, rules.overdispersion)
+        return _Scaled(1.0, expected, variance, z)
+    refs = [p.reference for p in window if p.reference is not None]
+    ref_expected = sum(r.expected for r in refs)
+    if ref_expected < 2 * rules.min_expected:
+        return None
+    ref_observed = sum(r.observed for r in refs)
+    # The level leaves 1 only by what the reference shows beyond one standard deviation
+    # of its own noise: a small reference moves it little.
+    sd = math.sqrt(sum(r.variance for r in refs)) / ref_expected
+    raw = ref_observed / ref_expected
+    raw = min(1.0, raw + sd) if raw < 1 else max(1.0, raw - sd)
+    f = min(high, max(low, raw))
+    expected = sum(p.baseline.expected for p in window)
+    own = sum(p.baseline.variance(rules.overdispersion) for p in window)
+    # Var(observed − f·expected): this series' noise at the reference's level, plus the
+    # uncertainty of the level itself (only while it is not clipped).
+    ref_var = sum(r.variance for r in refs) / ref_expected**2 if low < raw < high else 0.0
+    variance = f * own + expected**2 * ref_var
+    observed = sum(p.observed for p in window)
+    z = (observed - f * expected) / math.sqrt(variance) if variance > 0 else 0.0
+    return _Scaled(f, f * expected, variance, z)
 
 
 def _beyond(window: Sequence[HourPoint], factor: float, rules: VolumeSettings) -> bool:
@@ -328,38 +422,51 @@ def judge_drop(points: Sequence[HourPoint], rules: VolumeSettings) -> VolumeVerd
     reaches back over recovered hours), and a series back from zero hours is judged only
     on the hours after its first one back (``_since_stop``)."""
     low = 1 - rules.drop_warn / 2
-    if not points or _ratio(points[-1]) > low:
+    ref_min = 2 * rules.min_expected
+    if not points or _ratio(points[-1], ref_min) > low:
         return None  # the latest hour is (about) normal: no ongoing drop
     persistence = 0
-    while persistence < len(points) and _ratio(points[-1 - persistence]) <= 1 - rules.drop_warn:
+    while (
+        persistence < len(points)
+        and _ratio(points[-1 - persistence], ref_min) <= 1 - rules.drop_warn
+    ):
         persistence += 1
-    best: tuple[float, list[HourPoint], float] | None = None
+    best: tuple[float, list[HourPoint], float, bool] | None = None
     for k in range(1, min(rules.max_window_hours, _since_stop(points)) + 1):
-        if _ratio(points[-k]) > low:
+        if _ratio(points[-k], ref_min) > low:
             break  # longer windows would reach back over a normal hour
         if expected_sum(points[-k:]) < rules.min_expected * k:
             continue
         window = list(points[-k:])
         expected, observed, _, z = _window_stats(window, rules.overdispersion)
-        if z > -rules.z or not _beyond(window, 1 - rules.ordinary_dip, rules):
+        scaled = reference_level(window, rules, 0.0, 1.0)
+        if scaled is not None:
+            # Against the reference over the same hours: a holiday lowers it too, a
+            # breakage of this series does not.
+            f, z = scaled.level, scaled.z
+        else:
+            # The size against the day's level before the window (a holiday lowers it,
+            # an incident's own hours never do), the significance against the baseline
+            # and beyond an ordinary dip.
+            if z > -rules.z or not _beyond(window, 1 - rules.ordinary_dip, rules):
+                continue
+            f = level(points, k, rules, 1 - rules.ordinary_dip, 1.0)
+        if z > -rules.z:
             continue
-        # The size of the drop is measured against the day's level (a holiday lowers it,
-        # an incident's own hours never do); its significance against the baseline.
-        f = level(points, k, rules, 1 - rules.ordinary_dip, 1.0)
         cold = _kind(window) is BaselineKind.COLD_START
         needed = max(rules.drop_warn, rules.cold_start_drop) if cold else rules.drop_warn
         if observed > (1 - needed) * expected * f:
             continue
         if best is None or z < best[0]:
-            best = (z, window, f)
+            best = (z, window, f, scaled is not None)
     if best is None:
         return None
-    z, chosen, f = best
+    z, chosen, f, referenced = best
     _, observed, _, _ = _window_stats(chosen, rules.overdispersion)
     severe = observed <= (1 - rules.drop_crit) * expected_sum(chosen)
     lasting = persistence >= rules.persist_crit_hours
     severity = Severity.CRIT if severe or lasting else Severity.WARN
-    return _verdict(VOLUME_DROP, severity, chosen, z, persistence, f)
+    return _verdict(VOLUME_DROP, severity, chosen, z, persistence, f, referenced)
 
 
 def judge_spike(points: Sequence[HourPoint], rules: VolumeSettings) -> VolumeVerdict | None:
@@ -369,25 +476,30 @@ def judge_spike(points: Sequence[HourPoint], rules: VolumeSettings) -> VolumeVer
     n = rules.spike_hours
     if len(points) < n or any(_ratio(p) < high for p in points[-n:]):
         return None
-    best: tuple[float, list[HourPoint], float] | None = None
+    best: tuple[float, list[HourPoint], float, bool] | None = None
     for k in range(n, min(n + 1, len(points)) + 1):
         if expected_sum(points[-k:]) < rules.min_expected * k:
             continue
         surge = 1 + rules.ordinary_surge
-        f = level(points, k, rules, 1.0, surge)
         window = list(points[-k:])
         expected, observed, _, z = _window_stats(window, rules.overdispersion)
+        # A promotion raises the reference as much; duplicate sends of this series do not.
+        scaled = reference_level(window, rules, 1.0, math.inf)
+        if scaled is not None:
+            f, z = scaled.level, scaled.z
+        else:
+            f = level(points, k, rules, 1.0, surge)
+            if not _beyond(window, surge, rules):
+                continue
         if z < rules.spike_z or observed < rules.spike_ratio * expected * f:
             continue
-        if not _beyond(window, surge, rules):
-            continue
         if best is None or z > best[0]:
-            best = (z, window, f)
+            best = (z, window, f, scaled is not None)
     if best is None:
         return None
-    z, chosen, f = best
+    z, chosen, f, referenced = best
     persistence = sum(1 for p in chosen if _ratio(p) >= rules.spike_ratio)
-    return _verdict(VOLUME_SPIKE, Severity.WARN, chosen, z, persistence, f)
+    return _verdict(VOLUME_SPIKE, Severity.WARN, chosen, z, persistence, f, referenced)
 
 
 RECOVERY_MIN_EXPECTED = 10.0  # events expected so far in the hour in progress to trust it
@@ -415,7 +527,7 @@ def pooled(points: Sequence[HourPoint]) -> list[HourPoint]:
         return list(points)
     r = median(rel)
     return [
-        HourPoint(p.hour, p.observed, dc.replace(p.baseline, spread=r * p.baseline.expected))
+        dc.replace(p, baseline=dc.replace(p.baseline, spread=r * p.baseline.expected))
         for p in points
     ]
 

@@ -18,6 +18,8 @@ For each simulated dataset it writes what a real setup would leave behind, plus 
 promotion × holiday × day noise × hour noise``, Poisson counts per event name (the site's
 event mix), sends batched like a real sender (mostly single events, some batches), send
 lags of seconds. The browser side is a share of the same traffic, with its own noise.
+Promotions (two days, ×1.4–1.8) and holidays (one day, ×0.75–0.85) run from local
+midnight to local midnight, as a site's calendar does.
 Two sites alternate: a shop (Europe/Berlin, busy weekends) and a lead-gen site
 (America/New_York, quiet weekends); both cross their DST change in late October.
 
@@ -38,7 +40,7 @@ import math
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from random import Random
 from typing import TYPE_CHECKING, Any
@@ -236,13 +238,24 @@ def plan(
     if quiet is not None:
         for ds in sc.datasets:
             day = rng.randrange(0, 5)  # a promotion of two days on weekdays
-            sc.promotions.append(
-                (ds.dataset_id, quiet[0] + day * DAY, 2 * DAY, rng.uniform(1.4, 1.8))
-            )
+            start, stop = _local_days(quiet[0], day, 2, ds.timezone)
+            sc.promotions.append((ds.dataset_id, start, stop - start, rng.uniform(1.4, 1.8)))
             hday = rng.choice([d for d in range(7) if d not in (day, day + 1)])
-            sc.holidays.append((ds.dataset_id, quiet[0] + hday * DAY, DAY, rng.uniform(0.75, 0.85)))
+            start, stop = _local_days(quiet[0], hday, 1, ds.timezone)
+            sc.holidays.append((ds.dataset_id, start, stop - start, rng.uniform(0.75, 0.85)))
     _plan_incidents(sc, rng)
     return sc
+
+
+def _local_days(week: float, offset: int, days: int, zone: str) -> tuple[float, float]:
+    """Local midnight to local midnight in ``zone``: the ``days`` calendar days from the
+    ``offset``-th day of the week starting at ``week`` (UTC). Holidays and promotions
+    follow the site's own calendar, not UTC's."""
+    first = datetime.fromtimestamp(week, UTC).date() + timedelta(days=offset)
+    tz = ZoneInfo(zone)
+    start = datetime.combine(first, time(), tzinfo=tz)
+    stop = datetime.combine(first + timedelta(days=days), time(), tzinfo=tz)
+    return start.timestamp(), stop.timestamp()
 
 
 def _plan_incidents(sc: Scenario, rng: Random) -> None:

@@ -14,6 +14,7 @@ from monitor.detect import (
     Baseline,
     BaselineKind,
     HourPoint,
+    Reference,
     Window,
     block_sums,
     counts_from,
@@ -22,6 +23,8 @@ from monitor.detect import (
     judge_mean,
     judge_share,
     judge_volume,
+    reference_level,
+    share_baseline,
     shifted_hour,
     window_sums,
 )
@@ -248,6 +251,65 @@ def test_the_days_level_absorbs_holidays_not_incidents(
     assert (v.code if v else None) == code
     if v is not None:
         assert v.level == pytest.approx(level, abs=0.01)
+
+
+def referenced(observed: list[float], expected: float, ref_level: float, ref: float = 2000):
+    """``points`` whose reference series (expecting ``ref`` per hour) ran at ``ref_level``."""
+    out = []
+    for p in points(observed, expected):
+        r = Reference(ref * ref_level, ref, ref + (0.05 * ref) ** 2)
+        out.append(HourPoint(p.hour, p.observed, p.baseline, r))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("observed", "ref_level", "code"),
+    [
+        # intent: a holiday: this series and its reference both at 70 % all day
+        ([280, 285, 275, 280, 280, 285, 280, 275, 280, 280, 285, 280], 0.7, None),
+        # intent: the same series with a reference at its usual level: the series broke
+        ([400, 395, 405, 400, 400, 410, 400, 395, 400, 180, 175, 185], 1.0, DROP),
+        # intent: a holiday (70 %) and a real breakage of this series on top: a drop
+        ([280, 285, 275, 280, 280, 285, 280, 275, 280, 110, 105, 100], 0.7, DROP),
+        # intent: a promotion: reference and series both at 2.6x: no spike
+        ([1040, 1050, 1030, 1040, 1045, 1035, 1040, 1050, 1030, 1040, 1045, 1035], 2.6, None),
+    ],
+)
+def test_a_reference_series_absorbs_the_calendar_not_breakages(
+    observed: list[float], ref_level: float, code: str | None
+) -> None:
+    v = judge_volume(referenced(observed, 400, ref_level), RULES, None)
+    assert (v.code if v else None) == code
+    if v is not None:
+        # the level is the reference's, moved towards 1 by its noise (a few per cent)
+        assert v.referenced and ref_level <= v.level <= ref_level + 0.04
+
+
+def test_the_reference_level_counts_only_what_its_noise_allows() -> None:
+    window = referenced([300, 300], 400, 0.7)
+    scaled = reference_level(window, RULES, 0.0, 1.0)
+    assert scaled is not None
+    # 0.7 moved towards 1 by one standard deviation of the reference's two hours
+    assert scaled.level == pytest.approx(0.7 + (2 * 12000) ** 0.5 / 4000)
+    # a reference expecting fewer than 2 × min_expected events: not used
+    small = referenced([400, 405, 395, 400, 150, 155], 400, 0.7, ref=10)
+    assert reference_level(small[-2:], RULES, 0.0, 1.0) is None
+    v = judge_volume(small, RULES, None)  # the day's level before the window stands in
+    assert v is not None and v.code == DROP and not v.referenced
+
+
+def test_a_share_baseline_scales_the_usual_share_to_the_rest() -> None:
+    # 300 of 1200 events over comparable hours: a share of 25 %; 900 others this hour
+    b = share_baseline(300, 1200, 900, 7)
+    assert b is not None and b.kind is BaselineKind.SHARE
+    assert b.expected == pytest.approx(300)  # 25 % / 75 % × 900
+    # the share's uncertainty and the rest's own noise, on top of this hour's Poisson
+    assert b.variance(0.0) > 300 + 300**2 / 300
+    assert share_baseline(12, 1200, 900, 7) is None  # too few earlier events to tell
+    # a share window follows the rest already: level 1, judged against it as it stands
+    window = [HourPoint(0, 140, b), HourPoint(HOUR, 150, b)]
+    scaled = reference_level(window, RULES, 0.0, 1.0)
+    assert scaled is not None and scaled.level == 1.0 and scaled.z < -RULES.z
 
 
 def test_drop_verdict_explains_itself() -> None:

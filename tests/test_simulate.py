@@ -44,6 +44,19 @@ def test_plans_are_seeded_and_incidents_never_overlap() -> None:
     )
 
 
+def test_calendar_effects_follow_the_local_calendar() -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    sc = plan(5)
+    zones = {d.dataset_id: ZoneInfo(d.timezone) for d in sc.datasets}
+    for ds, start, length, _ in [*sc.promotions, *sc.holidays]:
+        begin = datetime.fromtimestamp(start, zones[ds])
+        end = datetime.fromtimestamp(start + length, zones[ds])
+        assert (begin.hour, begin.minute, end.hour, end.minute) == (0, 0, 0, 0), ds
+        assert (end.date() - begin.date()).days in (1, 2)
+
+
 def test_same_seed_same_bytes(small: Path, tmp_path: Path) -> None:
     simulate(tmp_path, plan(3, weeks=2, datasets=2, scale=0.05))
     # config.toml names its own directory; everything else is byte-identical
