@@ -10,6 +10,13 @@ delivery errors, not volume):
 - server events as Meta counted them, for event names the logs do not carry (a Graph-only
   setup). Meta's hours are judged once ``graph_settle`` (1 h) has passed after them.
 
+**Baselines and references** (``monitor.detect``): an event name's hours are judged by its
+usual share of its source's events times the other events' count (share baselines;
+the seasonal baseline while the share is unknown, then against the other events as a
+reference); all events of the logs against Meta's browser count as a reference, and
+Meta's browser count against the logs. A dataset-wide finding names the event names
+whose own hours moved with it.
+
 **Codes.** ``VOLUME_STOPPED``, ``VOLUME_DROP``, ``VOLUME_SPIKE`` (``monitor.detect``),
 one finding per series; when the all-events series of a source has a code, the per-event
 findings of that code and source fold into it (one dataset-wide alert, the event names in

@@ -32,11 +32,30 @@ the observed spread, floored by Poisson noise plus a relative day-to-day noise (
 relative spread, the median of theirs). Windows of several hours add expectations and
 variances.
 
-**The day's level** (``level``): a holiday or a promotion moves a whole day, an incident
-starts at some hour. The *size* of a drop or a spike is measured against the window's
-baselines scaled by observed ÷ expected over the ``level_hours`` (6) before it, clipped to
-``[1 − ordinary_dip, 1]`` for drops (a holiday at −30 % is taken as −25 %) and
-``[1, 1 + ordinary_surge]`` for spikes; its significance (z) against the baselines.
+**Share baselines** (``share_baseline``, per event name): an event name's usual share of
+its source's events, over the same hour of the day and the hours either side on each of
+the previous ``ratio_days`` (7) days, times the other events' count in the hour judged.
+A holiday or a promotion moves the other events as much; a breakage of this event name
+does not. Its variance adds the uncertainty of the share and of the other events' count
+to the hour's own. Without 20 earlier events of the name the seasonal baseline stands.
+
+**The level** a window is measured against (a holiday or a promotion moves a whole day,
+an incident starts at some hour):
+
+- with a *reference* series known for the window's hours (``reference_level``): the
+  reference's observed ÷ expected over the same hours, moved one standard deviation of
+  its noise towards 1, clipped to ``[0, 1]`` for drops and ``[1, ∞)`` for spikes; size
+  and z are both measured against the scaled baselines. The check's references: for an
+  event name without a share baseline, the other events of its source; for all events of
+  the logs, Meta's browser count, and for Meta's browser count, the logs. A holiday moves
+  both; a broken server integration or pixel one. The reference must expect at least
+  ``2 × min_expected`` events in those hours (Meta's counts arrive an hour or more after
+  the logs: the latest hours of the logs usually have none);
+- otherwise the day's level before the window (``level``): observed ÷ expected over the
+  ``level_hours`` (6) before it, clipped to ``[1 − ordinary_dip, 1]`` for drops and
+  ``[1, 1 + ordinary_surge]`` for spikes; the size is measured against the baselines
+  scaled by it, the significance (z) against the baselines, and the window must be
+  significantly beyond an ordinary dip or surge.
 
 **Volume verdicts** (``judge_volume``) on the trailing *complete* hours (the hour in
 progress is never judged as a drop; it only tells that a series is back: ``recovered``
@@ -47,10 +66,9 @@ volume in it ends a stop or a drop):
   does not show the series ``recovered``;
 - ``VOLUME_DROP``: over a window of the last 1 to ``max_window_hours`` (6) hours, at least
   ``min_expected`` (20) events expected per hour, observed at most ``1 − drop_warn`` (60 %)
-  of expected, robust z ≤ −``z`` (−4), significantly deeper than an ``ordinary_dip``
-  (25 %: a holiday; z ≤ −``dip_z``), and every hour of the window at least half that far
-  down (an ended drop stops alerting; a series back from a stop is judged only on the
-  hours after its first one back, so its partial hour is no new drop).
+  of expected × the level, robust z ≤ −``z`` (−3.5), and every hour of the window at
+  least half that far down (an ended drop stops alerting; a series back from a stop is
+  judged only on the hours after its first one back, so its partial hour is no new drop).
   ``crit`` when observed ≤ ``1 − drop_crit`` (25 %) of expected or the drop has lasted
   ``persist_crit_hours`` (3) hours;
 - ``VOLUME_SPIKE`` (warn): over the last ``spike_hours`` (2) hours or one more, at least
