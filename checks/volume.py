@@ -43,6 +43,7 @@ events are older than ``stale_after`` (an audit of old files is not a stopped st
 from __future__ import annotations
 
 import dataclasses as dc
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -200,7 +201,6 @@ class _Judge:
         self.rules = rules
         self.tz: ZoneInfo = history.tz
         self.judged = 0
-        self._total_counts: dict[str, Count] = {}
         self._seasonal: dict[tuple[str, str | None], list[HourPoint]] = {}
         latest = history.latest_hour()
         self.logs_current = latest is not None and latest + HOUR >= now - rules.stale_after
@@ -294,9 +294,10 @@ class _Judge:
         self._seasonal = {
             (s.source, s.event_name): pts for s, pts in zip(series, points, strict=True)
         }
-        self._total_counts = {s.source: _cached(s.count) for s in series if s.event_name is None}
-        totals = {
-            s.source: {p.hour: p for p in pts}
+        # Per source, its all-events series: hour -> point, and its count (remembered: a
+        # total sums every event name's count, and each event name's share reads it).
+        totals: dict[str, tuple[dict[int, HourPoint], Count]] = {
+            s.source: ({p.hour: p for p in pts}, functools.cache(s.count))
             for s, pts in zip(series, points, strict=True)
             if s.event_name is None
         }
@@ -330,7 +331,10 @@ class _Judge:
         return names
 
     def _referenced(
-        self, s: _Series, points: list[HourPoint], totals: dict[str, dict[int, HourPoint]]
+        self,
+        s: _Series,
+        points: list[HourPoint],
+        totals: dict[str, tuple[dict[int, HourPoint], Count]],
     ) -> list[HourPoint]:
         """``points`` with the same hours of their reference series (``detect.Reference``):
         for one event name, the other events of the same source (a holiday moves them
@@ -341,7 +345,7 @@ class _Judge:
         if s.event_name is not None:
             if s.source not in (LOGS, META_BROWSER) or s.source not in totals:
                 return points
-            total, count = totals[s.source], self._total_counts[s.source]
+            total, count = totals[s.source]
             out = []
             for p in points:
                 t = total.get(p.hour)
@@ -356,7 +360,9 @@ class _Judge:
                 ref = Reference(t.observed - p.observed, rest, t.baseline.variance(od))
                 out.append(dc.replace(p, reference=ref))
             return out
-        other = totals.get({LOGS: META_BROWSER, META_BROWSER: LOGS}.get(s.source, ""), {})
+        other, _ = totals.get(
+            {LOGS: META_BROWSER, META_BROWSER: LOGS}.get(s.source, ""), ({}, None)
+        )
         out = []
         for p in points:
             t = other.get(p.hour)
@@ -642,18 +648,6 @@ class _Judge:
             CHECK_ID, PARITY_RATIO_DRIFT, drift.severity, round(drift.window.den), message,
             remediation, event_names=[name], evidence=evidence,
         )  # fmt: skip
-
-
-def _cached(count: Count) -> Count:
-    """``count`` remembering its answers (a total sums every event name's count)."""
-    seen: dict[int, float | None] = {}
-
-    def cached(hour: int) -> float | None:
-        if hour not in seen:
-            seen[hour] = count(hour)
-        return seen[hour]
-
-    return cached
 
 
 def _key_count(i: int) -> Callable[[Sums], float]:

@@ -351,11 +351,10 @@ def _ratio(p: HourPoint, min_reference: float = 0.0) -> float:
 
 @dataclass(frozen=True, slots=True)
 class _Scaled:
-    """A window judged against its reference: expectations scaled by ``level``."""
+    """A window judged against its reference: its baselines scaled by ``level``, and the
+    z of observed against them."""
 
     level: float
-    expected: float  # level × the baselines
-    variance: float
     z: float
 
 
@@ -368,30 +367,25 @@ def reference_level(
     ``None`` when the reference expected fewer than ``2 × min_expected`` events in the
     hours of the window it covers (too little to tell, or not known yet: Meta's counts
     arrive later than the logs); then the day's ``level`` before the window stands in."""
+    expected, observed, own, z = _window_stats(window, rules.overdispersion)
     if all(p.baseline.kind is BaselineKind.SHARE for p in window):
-        # Share baselines follow the other events of each hour already.
-        expected, _, variance, z = _window_stats(window, rules.overdispersion)
-        return _Scaled(1.0, expected, variance, z)
+        return _Scaled(1.0, z)  # share baselines follow the other events of each hour
     refs = [p.reference for p in window if p.reference is not None]
     ref_expected = sum(r.expected for r in refs)
     if ref_expected < 2 * rules.min_expected:
         return None
-    ref_observed = sum(r.observed for r in refs)
     # The level leaves 1 only by what the reference shows beyond one standard deviation
     # of its own noise: a small reference moves it little.
-    sd = math.sqrt(sum(r.variance for r in refs)) / ref_expected
-    raw = ref_observed / ref_expected
+    level_var = sum(r.variance for r in refs) / ref_expected**2
+    raw = sum(r.observed for r in refs) / ref_expected
+    sd = math.sqrt(level_var)
     raw = min(1.0, raw + sd) if raw < 1 else max(1.0, raw - sd)
     f = min(high, max(low, raw))
-    expected = sum(p.baseline.expected for p in window)
-    own = sum(p.baseline.variance(rules.overdispersion) for p in window)
     # Var(observed − f·expected): this series' noise at the reference's level, plus the
     # uncertainty of the level itself (only while it is not clipped).
-    ref_var = sum(r.variance for r in refs) / ref_expected**2 if low < raw < high else 0.0
-    variance = f * own + expected**2 * ref_var
-    observed = sum(p.observed for p in window)
+    variance = f * own + (expected**2 * level_var if low < raw < high else 0.0)
     z = (observed - f * expected) / math.sqrt(variance) if variance > 0 else 0.0
-    return _Scaled(f, f * expected, variance, z)
+    return _Scaled(f, z)
 
 
 def _beyond(window: Sequence[HourPoint], factor: float, rules: VolumeSettings) -> bool:
