@@ -48,7 +48,7 @@ from typing import Any
 
 import orjson
 
-from benchmarks import genlogs
+from monitor.tools import genlogs
 
 REPO = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO / "benchmarks" / ".data"

@@ -1,13 +1,13 @@
 """Detection benchmark: seeded scenarios through the backtest, scored against ground truth.
 
-For each seed, ``monitor.simulate`` writes weeks of traffic with nine injected incidents
+For each seed, ``monitor.tools.simulate`` writes weeks of traffic with nine injected incidents
 (one of each type) in the last week, a promotion and a holiday in the week before; Meta's
 hourly counts are stored as the daemon's Graph polls would have; then
-``monitor.backtest.run_backtest`` replays the last two weeks through the daemon's checks
+``monitor.tools.backtest.run_backtest`` replays the last two weeks through the daemon's checks
 and alert lifecycle. Scores, per incident type:
 
 - **recall**: an incident is detected when an alert with one of the type's codes
-  (``monitor.simulate.DETECTED_BY``) fires on its dataset (and its event name, or a
+  (``monitor.tools.simulate.DETECTED_BY``) fires on its dataset (and its event name, or a
   dataset-wide alert) between its start and ``GRACE`` after its end;
 - **time to detect** (median, p90): ``fired_at`` of the first such alert minus the start;
   for incidents that requests show (token, plain text, test code, ...) also from the
@@ -41,9 +41,11 @@ from typing import Any
 import orjson
 
 from monitor.alerts.queries import AlertEpisode
-from monitor.backtest import run_backtest
 from monitor.config import load_settings, parse_duration
-from monitor.simulate import (
+from monitor.store import Store
+from monitor.timeutil import parse_iso
+from monitor.tools.backtest import run_backtest
+from monitor.tools.simulate import (
     DETECTED_BY,
     INCIDENT_TYPES,
     Incident,
@@ -51,8 +53,6 @@ from monitor.simulate import (
     plan,
     simulate,
 )
-from monitor.store import Store
-from monitor.timeutil import parse_iso
 
 GRACE = 2 * 3600.0  # an alert this long after an incident's end still detects it
 WEEK = 7 * 86400.0

@@ -31,8 +31,8 @@ from typing import Any
 import httpx
 
 from monitor.config import settings_from_dict
-from monitor.fakegraph import FakeGraph
-from monitor.sources.graph import poll_many
+from monitor.sources.graph.client import poll_many
+from monitor.testing.fakegraph import FakeGraph
 
 RESULTS = Path(__file__).resolve().parent / "results" / "graph_poll.json"
 TOKEN_ENV = "BENCH_GRAPH_TOKEN"
@@ -47,7 +47,15 @@ def fake_server(latency: float, in_process: bool) -> Iterator[tuple[str, Any]]:
             yield fg.url, lambda: fg.max_in_flight
         return
     env = dict(os.environ, **{TOKEN_ENV: TOKEN})
-    cmd = [sys.executable, "-m", "monitor.fakegraph", "--port", "0", "--latency", str(latency)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "monitor.testing.fakegraph",
+        "--port",
+        "0",
+        "--latency",
+        str(latency),
+    ]
     proc = subprocess.Popen(
         [*cmd, "--token-env", TOKEN_ENV], stdout=subprocess.PIPE, text=True, env=env
     )

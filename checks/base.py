@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 from monitor.mask import mask_value
-from monitor.model import CheckResult, Example, Finding, Severity, Status, worst_severity
+from monitor.model.findings import CheckResult, Example, Finding, Severity, Status, worst_severity
 
 if TYPE_CHECKING:
     from monitor.config import ChecksSettings
-    from monitor.observations import Delivery
-    from monitor.series import VolumeHistory
-    from monitor.sources.graph_model import GraphHistory, GraphSnapshot
+    from monitor.engine.series import VolumeHistory
+    from monitor.model.graph import GraphHistory, GraphSnapshot
+    from monitor.model.observations import Delivery
 
 MAX_EXAMPLES = 3
 MAX_EVENT_NAMES = 50

@@ -73,9 +73,9 @@ from checks.graph_common import (
     volume_count,
 )
 from monitor.mask import mask_value
-from monitor.model import CheckResult, Example, Finding, Severity
-from monitor.observations import Delivery
-from monitor.sources.graph_model import EventQuality, GraphSnapshot, Part
+from monitor.model.findings import CheckResult, Example, Finding, Severity
+from monitor.model.graph import EventQuality, GraphSnapshot, Part
+from monitor.model.observations import Delivery
 
 MISSING_EVENT_ID = "MISSING_EVENT_ID"
 EVENT_ID_REUSED = "EVENT_ID_REUSED"

@@ -38,9 +38,8 @@ from checks.graph_common import (
     unreadable,
 )
 from monitor.mask import scrub_text
-from monitor.model import CheckResult, Finding, Severity
-from monitor.observations import Delivery
-from monitor.sources.graph_model import (
+from monitor.model.findings import CheckResult, Finding, Severity
+from monitor.model.graph import (
     DaCheck,
     EmqDiagnostic,
     GraphErrorKind,
@@ -48,6 +47,7 @@ from monitor.sources.graph_model import (
     Part,
     PartError,
 )
+from monitor.model.observations import Delivery
 
 TOKEN_INVALID = "TOKEN_INVALID"
 TOKEN_EXPIRING = "TOKEN_EXPIRING"

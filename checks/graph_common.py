@@ -33,10 +33,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
+from monitor.engine.rollup import HourRollup
 from monitor.mask import scrub_secrets
-from monitor.model import CheckResult, Finding, Severity, Status, worst_severity
-from monitor.rollup import HourRollup
-from monitor.sources.graph_model import GraphErrorKind, GraphSnapshot, Part
+from monitor.model.findings import CheckResult, Finding, Severity, Status, worst_severity
+from monitor.model.graph import GraphErrorKind, GraphSnapshot, Part
 
 _PENALTY = {Severity.INFO: 0, Severity.WARN: 15, Severity.CRIT: 40}
 NOT_CONFIGURED = "no Graph API source for this dataset (needs [meta] and an access token)"
@@ -90,7 +90,7 @@ def unreadable(snapshot: GraphSnapshot, parts: Iterable[Part]) -> list[Part]:
 
 # Which snapshot parts each Graph finding is judged from, by (check id, code): a cycle
 # that did not read them has no verdict on the finding, so its absence then proves
-# nothing (``monitor.graph_jobs`` tells the alert engine). Codes not listed here are log
+# nothing (``monitor.daemon.graph_jobs`` tells the alert engine). Codes not listed here are log
 # findings. Three codes are about the source itself and are judged from the parts that
 # failed, named in their evidence: see ``SOURCE_CODES``.
 CODE_PARTS: dict[tuple[str, str], frozenset[Part]] = {

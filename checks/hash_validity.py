@@ -29,8 +29,8 @@ from checks.base import (
     result_from_findings,
     skipped,
 )
-from monitor.model import CheckResult, Finding, Severity
-from monitor.observations import Delivery
+from monitor.model.findings import CheckResult, Finding, Severity
+from monitor.model.observations import Delivery
 
 
 class HashCode(StrEnum):

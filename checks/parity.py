@@ -61,10 +61,10 @@ from checks.graph_common import (
     skipped_part,
     unreadable,
 )
-from monitor.model import CheckResult, Finding, Severity
-from monitor.observations import Delivery
-from monitor.rollup import OTHER_EVENT, HourRollup
-from monitor.sources.graph_model import GraphSnapshot, Part
+from monitor.engine.rollup import OTHER_EVENT, HourRollup
+from monitor.model.findings import CheckResult, Finding, Severity
+from monitor.model.graph import GraphSnapshot, Part
+from monitor.model.observations import Delivery
 
 PARITY_SERVER_MISSING = "PARITY_SERVER_MISSING"
 PARITY_BROWSER_MISSING = "PARITY_BROWSER_MISSING"

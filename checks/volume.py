@@ -1,6 +1,6 @@
 """The ``volume`` check: hourly volumes against a seasonal baseline, ratios against their
-recent history. A pure function of ``ctx.series`` (``monitor.series.VolumeHistory``); the
-statistics are ``monitor.detect``'s, the thresholds ``[checks.volume]``'s.
+recent history. A pure function of ``ctx.series`` (``monitor.engine.series.VolumeHistory``); the
+statistics are ``checks.detect``'s, the thresholds ``[checks.volume]``'s.
 
 **Series** (per dataset, in its time zone, by send time; events of failed requests are
 delivery errors, not volume):
@@ -10,14 +10,14 @@ delivery errors, not volume):
 - server events as Meta counted them, for event names the logs do not carry (a Graph-only
   setup). Meta's hours are judged once ``graph_settle`` (1 h) has passed after them.
 
-**Baselines and references** (``monitor.detect``): an event name's hours are judged by its
+**Baselines and references** (``checks.detect``): an event name's hours are judged by its
 usual share of its source's events times the other events' count (share baselines;
 the seasonal baseline while the share is unknown, then against the other events as a
 reference); all events of the logs against Meta's browser count as a reference, and
 Meta's browser count against the logs. A dataset-wide finding names the event names
 whose own hours moved with it.
 
-**Codes.** ``VOLUME_STOPPED``, ``VOLUME_DROP``, ``VOLUME_SPIKE`` (``monitor.detect``),
+**Codes.** ``VOLUME_STOPPED``, ``VOLUME_DROP``, ``VOLUME_SPIKE`` (``checks.detect``),
 one finding per series; when the all-events series of a source has a code, the per-event
 findings of that code and source fold into it (one dataset-wide alert, the event names in
 its evidence). Ratio drifts, per event name, over the last ``ratio_hours`` hours against
@@ -51,9 +51,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 from checks.base import CheckContext, skipped
-from checks.graph_common import graph_finding
-from monitor.config import VolumeSettings
-from monitor.detect import (
+from checks.detect import (
     DAY,
     HOUR,
     VOLUME_SPIKE,
@@ -77,11 +75,13 @@ from monitor.detect import (
     shifted_hour,
     window_sums,
 )
-from monitor.model import CheckResult, Finding, Severity, Status, worst_severity
-from monitor.observations import Delivery
-from monitor.results import iso
-from monitor.rollup import MATCH_KEYS, OTHER_EVENT, VALUE_EVENTS, HourRollup
-from monitor.series import Sums, VolumeHistory
+from checks.graph_common import graph_finding
+from monitor.config import VolumeSettings
+from monitor.engine.rollup import MATCH_KEYS, OTHER_EVENT, VALUE_EVENTS, HourRollup
+from monitor.engine.series import Sums, VolumeHistory
+from monitor.model.findings import CheckResult, Finding, Severity, Status, worst_severity
+from monitor.model.observations import Delivery
+from monitor.model.results import iso
 
 CHECK_ID = "volume"
 EVENT_ID_SHARE_DROP = "EVENT_ID_SHARE_DROP"
@@ -106,7 +106,7 @@ Count = Callable[[int], float | None]
 @runtime_checkable
 class UsesSeries(Protocol):
     """A check that judges a dataset's hourly series. The engine calls ``use_series`` when
-    the series become known only after reading (``monitor.audit.run_audit(series=...)``);
+    the series become known only after reading (``monitor.engine.audit.run_audit(series=...)``);
     otherwise they come in ``CheckContext.series``."""
 
     def use_series(self, series: VolumeHistory | None) -> None: ...

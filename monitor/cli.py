@@ -22,13 +22,13 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from monitor import __version__
-from monitor.audit import input_files, run_audit
 from monitor.config import Settings, load_settings, parse_duration
+from monitor.engine.audit import input_files, run_audit
+from monitor.engine.parallel import MAX_AUTO_JOBS, default_jobs
 from monitor.errors import CapiMonitorError, InputError, StoreError
-from monitor.model import Severity
-from monitor.parallel import MAX_AUTO_JOBS, default_jobs
-from monitor.results import AuditReport
-from monitor.sources.logs import InputFile
+from monitor.model.findings import Severity
+from monitor.model.results import AuditReport
+from monitor.sources.logs.reader import InputFile
 from monitor.timeutil import parse_iso
 
 DEFAULT_DB = "sqlite:///capi-monitor.db"
@@ -109,7 +109,7 @@ def audit(
     Without PATH, audits the `logs` of every [[datasets]] entry of --config. With [meta]
     in --config, each dataset that has a token is also read from Meta's Graph API.
     """
-    from monitor import graph_inputs  # deferred: httpx import, --help need not pay
+    from monitor.engine import graph_inputs  # deferred: httpx import, --help need not pay
 
     settings = load_settings(config_path)
     files = input_files(settings, paths)
@@ -152,7 +152,7 @@ def _series_loader(stores: list[Any], settings: Settings, clock: float) -> Any:
     def load(dataset_ids: Sequence[str]) -> Any:
         if not stores:
             return {}
-        from monitor.series import Current, load_volume_history
+        from monitor.engine.series import Current, load_volume_history
 
         return load_volume_history(stores[0], settings, clock, dataset_ids, current=Current.REPLACE)
 
@@ -397,7 +397,7 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 def run(config_path: str, db_url: str | None) -> int:
     """Run the daemon until SIGTERM or SIGINT (then exit 0). Logs: JSON lines on stderr."""
     from monitor import jsonlog
-    from monitor.daemon import Daemon
+    from monitor.daemon.runner import Daemon
 
     settings = load_settings(config_path)
     url = db_url or _store_url(settings)
@@ -421,7 +421,7 @@ def once(config_path: str, db_url: str | None, now: float | None) -> int:
     Exit 0 when every job succeeded, 1 when one failed (see the JSON log on stderr).
     """
     from monitor import jsonlog
-    from monitor.daemon import Daemon
+    from monitor.daemon.runner import Daemon
 
     settings = load_settings(config_path)
     url = db_url or _store_url(settings)
@@ -436,7 +436,7 @@ def once(config_path: str, db_url: str | None, now: float | None) -> int:
 @click.option("--json", "as_json", is_flag=True, help="JSON on stdout.")
 def status_cmd(config_path: str, db_url: str | None, as_json: bool) -> int:
     """Open alerts, active silences, the last run of each job and notifier health."""
-    from monitor.daemon import status, status_lines
+    from monitor.daemon.runner import status, status_lines
 
     settings = load_settings(config_path)
     with _open_store(db_url or _store_url(settings)) as store:
@@ -477,7 +477,7 @@ def report_cmd(
     Without --week or --from/--to: the last complete ISO week. Every page is one
     self-contained file (charts embedded) that opens offline and prints to PDF.
     """
-    from monitor.report.weekly import build_weekly_report, render_pages, write_pages
+    from monitor.report.weekly.build import build_weekly_report, render_pages, write_pages
     from monitor.report.window import WindowError, choose_window
 
     settings = load_settings(config_path)
@@ -527,7 +527,7 @@ def backtest_cmd(
 
     Nothing is sent and the store is not written. Exit 0 when the replay ran.
     """
-    from monitor.backtest import episodes_table, run_backtest
+    from monitor.tools.backtest import episodes_table, run_backtest
 
     settings = load_settings(config_path)
     if end <= start:
@@ -570,7 +570,7 @@ def simulate_cmd(out_dir: str, weeks: int, seed: int, datasets: int, scale: floa
     capi-monitor simulate --out sim/ --weeks 5 --seed 7
     capi-monitor backtest --config sim/config.toml --from ... --to ...
     """
-    from monitor.simulate import write_scenario
+    from monitor.tools.simulate import write_scenario
 
     summary = write_scenario(out_dir, seed, weeks=weeks, datasets=datasets, scale=scale)
     events = sum(summary["events"].values())

@@ -1,6 +1,6 @@
 """Masking of customer data and secrets for everything a user or a store can see.
 
-Rules (tested in tests/test_mask.py): an email keeps its first character, the first
+Rules (tested in tests/cli/test_mask.py): an email keeps its first character, the first
 character of its domain and its top-level domain (``j***@e***.com``); a phone keeps its
 last two digits; names and other words keep their first character; digests keep a short
 prefix; IP addresses keep their network part; tokens become ``[redacted]``. ``scrub_text``

@@ -5,7 +5,7 @@
 Two datasets, 48 hours of traffic ending 2026-11-20T12:00Z, each with a few real-world
 defects planted in known places (the list, with the finding codes an audit should report,
 is in ``samples/README.md``; this script prints what it planted). The traffic itself comes
-from ``benchmarks.genlogs`` and is clean, so every finding traces back to a plant.
+from ``monitor.tools.genlogs`` and is clean, so every finding traces back to a plant.
 
 Running it again rewrites byte-identical files (fixed seeds, gzip without mtime).
 """
@@ -23,7 +23,7 @@ import orjson
 if __package__ in (None, ""):  # run as a script: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.genlogs import LEADGEN, SHOP, TrafficFactory, open_output, parse_iso
+from monitor.tools.genlogs import LEADGEN, SHOP, TrafficFactory, open_output, parse_iso
 
 ROOT = Path(__file__).resolve().parent / "logs"
 END = parse_iso("2026-11-20T12:00:00Z")

@@ -41,7 +41,7 @@ from monitor.alerts.model import AlertKey, AlertState, AlertView, Notification, 
 from monitor.alerts.queries import insert_outbox, load_open, save, store_errors
 from monitor.alerts.silences import Silence, load_active, silence_for, silence_id
 from monitor.config import Settings
-from monitor.results import DatasetReport
+from monitor.model.results import DatasetReport
 
 # Whether a cycle judges an alert: (its key, its stored open record or None) -> bool.
 Judges = Callable[[AlertKey, AlertRecord | None], bool]

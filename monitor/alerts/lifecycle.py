@@ -38,8 +38,8 @@ from typing import Any
 
 from monitor.alerts.model import AlertKey, AlertState, Reason
 from monitor.config import AlertSettings
-from monitor.model import Example, Finding, Severity, Status
-from monitor.results import DatasetReport
+from monitor.model.findings import Example, Finding, Severity, Status
+from monitor.model.results import DatasetReport
 
 # Codes that concern the dataset as a whole: their alert has ``event_name = None`` even
 # when the finding lists event names (the token, throttling, a test code on production

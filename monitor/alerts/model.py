@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from monitor.model import Example, Severity
+from monitor.model.findings import Example, Severity
 
 
 class AlertState(StrEnum):

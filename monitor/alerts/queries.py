@@ -23,9 +23,9 @@ from monitor.alerts.lifecycle import AlertRecord, Seen
 from monitor.alerts.model import AlertKey, AlertState, Notification
 from monitor.errors import StoreError
 from monitor.mask import scrub_secrets
-from monitor.model import Example, Severity
+from monitor.model.findings import Example, Severity
 from monitor.store.db import mask_url
-from monitor.store.tables_alerts import AlertRow, OutboxRow
+from monitor.store.tables.alerts import AlertRow, OutboxRow
 
 ALERTS = AlertRow.__table__  # type: ignore[attr-defined]
 OUTBOX = OutboxRow.__table__  # type: ignore[attr-defined]

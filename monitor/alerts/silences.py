@@ -24,8 +24,8 @@ from monitor.alerts.model import AlertKey
 from monitor.alerts.queries import store_errors
 from monitor.errors import CapiMonitorError
 from monitor.mask import scrub_text
-from monitor.results import iso
-from monitor.store.tables_alerts import SilenceRow
+from monitor.model.results import iso
+from monitor.store.tables.alerts import SilenceRow
 
 MAX_REASON = 500
 SILENCE_PREFIX = "silence:"

@@ -19,7 +19,7 @@ from typing import Protocol, runtime_checkable
 from monitor.alerts.model import AlertView, Notification
 from monitor.errors import CapiMonitorError
 from monitor.mask import scrub_secrets, scrub_text
-from monitor.model import Severity
+from monitor.model.findings import Severity
 
 REDACTED = "[redacted]"
 MAX_ERROR_CHARS = 300

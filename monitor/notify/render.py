@@ -16,7 +16,7 @@ from typing import Any
 
 from monitor.alerts.model import AlertView, Notification, Reason
 from monitor.mask import scrub_secrets
-from monitor.model import Example
+from monitor.model.findings import Example
 from monitor.notify.base import FirstReport, ordered_alerts, top_severity
 from monitor.report.html import fmt_duration, fmt_number, fmt_percent, fmt_utc
 

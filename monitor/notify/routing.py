@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from monitor.alerts.model import Notification
 from monitor.config import NotifySettings, RouteSettings, Settings
 from monitor.errors import ConfigError
-from monitor.model import Severity
+from monitor.model.findings import Severity
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,13 +42,13 @@ from sqlalchemy import Connection, Engine, Table, case, exists, func, insert, se
 from monitor.alerts.model import Notification, Reason
 from monitor.config import NotifySettings, Settings
 from monitor.mask import scrub_text
-from monitor.model import Severity
+from monitor.model.findings import Severity
 from monitor.notify.base import FirstReport, Notifier, NotifierError, at_least
 from monitor.notify.routing import clients_of, decide, notify_settings
 from monitor.report.html import fmt_duration
 from monitor.store.db import store_errors, write_connection
-from monitor.store.tables import metadata
-from monitor.store.tables_notify import DeliveryState
+from monitor.store.tables.core import metadata
+from monitor.store.tables.notify import DeliveryState
 
 log = logging.getLogger(__name__)
 

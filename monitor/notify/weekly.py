@@ -36,8 +36,8 @@ from typing import Any, Protocol
 from monitor.config import Settings, parse_weekly
 from monitor.notify.base import NotifierError
 from monitor.notify.slack import escape
-from monitor.report import weekly_data
-from monitor.report.weekly import (
+from monitor.report.weekly import data as weekly_data
+from monitor.report.weekly.build import (
     WeeklyReport,
     build_weekly_report,
     render_index,

@@ -12,10 +12,10 @@ from __future__ import annotations
 from rich.console import Console
 from rich.markup import escape
 
-from monitor.model import Finding
-from monitor.observations import ReadStats
+from monitor.model.findings import Finding
+from monitor.model.observations import ReadStats
+from monitor.model.results import AuditReport, DatasetReport
 from monitor.report.html import grade, sort_findings
-from monitor.results import AuditReport, DatasetReport
 
 MAX_PROBLEMS = 5
 MAX_EVENT_NAMES = 3

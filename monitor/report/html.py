@@ -22,8 +22,8 @@ from pathlib import Path
 import jinja2
 
 from monitor import __version__
-from monitor.model import Finding, Severity
-from monitor.results import AuditReport, DatasetReport, iso
+from monitor.model.findings import Finding, Severity
+from monitor.model.results import AuditReport, DatasetReport, iso
 
 TEMPLATES_ENV = "CAPI_MONITOR_TEMPLATES"
 TOP_PROBLEMS = 3

@@ -1,10 +1,10 @@
 """The store: audit runs, check results, findings and hourly rollups (SQLite or PostgreSQL).
 
 ``Store.open(url)`` opens and migrates; see ``monitor.store.db`` for the contract and
-``monitor.store.tables`` for the schema conventions.
+``monitor.store.tables.core`` for the schema conventions.
 """
 
 from monitor.store.db import RollupMode, Store
-from monitor.store.tables import AuditRun, CheckResultRow, FindingRow, RollupRow
+from monitor.store.tables.core import AuditRun, CheckResultRow, FindingRow, RollupRow
 
 __all__ = ["AuditRun", "CheckResultRow", "FindingRow", "RollupMode", "RollupRow", "Store"]

@@ -28,13 +28,13 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
+from monitor.engine.rollup import LATENCY_BOUNDS, MATCH_KEYS, HourRollup
 from monitor.errors import StoreError
 from monitor.mask import scrub_secrets
-from monitor.model import CheckResult, Finding
-from monitor.observations import ReadStats
-from monitor.results import AuditReport, DatasetReport
-from monitor.rollup import LATENCY_BOUNDS, MATCH_KEYS, HourRollup
-from monitor.store.tables import AuditRun, CheckResultRow, FindingRow, metadata
+from monitor.model.findings import CheckResult, Finding
+from monitor.model.observations import ReadStats
+from monitor.model.results import AuditReport, DatasetReport
+from monitor.store.tables.core import AuditRun, CheckResultRow, FindingRow, metadata
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -453,7 +453,7 @@ class Store:
     """The capi-monitor database: audit runs, check results, findings, hourly rollups.
 
     Open with ``Store.open(url)``; close with ``close()`` or a ``with`` block. Times are
-    Unix seconds (see ``monitor.store.tables``). Nothing stored is raw event or customer
+    Unix seconds (see ``monitor.store.tables.core``). Nothing stored is raw event or customer
     data.
     """
 

@@ -1,4 +1,4 @@
-"""Writing and reading Graph API snapshots (tables in ``monitor.store.tables_graph``).
+"""Writing and reading Graph API snapshots (tables in ``monitor.store.tables.graph``).
 
 ``record_graph`` stores what one poll observed, in one write transaction:
 
@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Table
 from sqlalchemy import select as select_core
 from sqlalchemy.dialects import postgresql, sqlite
 
-from monitor.sources.graph_model import (
+from monitor.model.graph import (
     ALL_PARTS,
     EventQuality,
     GraphHistory,
@@ -35,7 +35,7 @@ from monitor.sources.graph_model import (
     SourceCounts,
 )
 from monitor.store.db import Store, _scrub, store_errors, write_connection
-from monitor.store.tables import metadata
+from monitor.store.tables.core import metadata
 
 _COUNTS: Table = metadata.tables["graph_source_counts"]
 _QUALITY: Table = metadata.tables["graph_quality"]

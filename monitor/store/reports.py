@@ -28,7 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.mask import scrub_text
 from monitor.store.db import Store, store_errors, write_connection
-from monitor.store.tables import metadata
+from monitor.store.tables.core import metadata
 
 LEASE = 1800.0  # seconds a claim protects a week being generated and sent
 MAX_ATTEMPTS = 5

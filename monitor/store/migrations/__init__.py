@@ -3,5 +3,5 @@
 Run programmatically by ``monitor.store.db.migrate``; no ``alembic.ini`` is needed. Each
 file in ``versions/`` is one revision named ``vNNNN_<what>.py`` with ``revision = "NNNN"``.
 Migrations are written for SQLite (batch mode) and PostgreSQL alike, and must leave the
-schema equal to ``monitor.store.tables.metadata`` (checked by ``tests/test_store.py``).
+schema equal to ``monitor.store.tables.core.metadata`` (checked by ``tests/store/test_store.py``).
 """

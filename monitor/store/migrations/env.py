@@ -12,7 +12,7 @@ from typing import Any
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
-from monitor.store.tables import metadata
+from monitor.store.tables.core import metadata
 
 
 def _configure(**kwargs: Any) -> None:

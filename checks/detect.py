@@ -1,0 +1,727 @@
+"""The statistics of volume and ratio monitoring, as pure functions. No I/O, no clock.
+
+Used by ``checks.volume`` on hourly series (``monitor.engine.series``); the thresholds come from
+``[checks.volume]`` (``monitor.config.VolumeSettings``). Anchors: monitoring-anchors.md §3.
+
+**Hours.** Series are keyed by UTC hour starts (Unix seconds), as the rollups are. The
+*position* of an hour in the day and the week is read in the dataset's time zone, so the
+baseline of "Monday 09:00" follows the local clock across DST changes: the same wall-clock
+hour ``n`` weeks back is converted back to UTC with ``zoneinfo`` (``shifted_hour``). A wall
+time that does not exist (the spring-forward gap) gives no sample; an ambiguous one (the
+repeated hour in autumn) takes its first occurrence. In zones with a half-hour offset an
+hour bucket is placed by the local time it starts at.
+
+**Baseline of one hour** (``hour_baseline``):
+
+- *seasonal*, with at least ``min_weeks`` (3) samples of the same hour of the week within
+  the last ``weeks`` (6): expected = their median, spread = 1.4826 × MAD (robust to an
+  outlier week: a promotion, a holiday, an earlier incident);
+- *cold start*, with fewer weekly samples: week-on-week, the median of the one or two
+  samples of the same hour of the week; in the first week, day-on-day, the same hour of
+  the day over the last ``cold_start_days`` (7) days, at least ``cold_start_min_days`` (3)
+  of them (weekdays and weekends then mix). Either way a drop must also be at least
+  ``cold_start_drop`` (50 %) to count: the anchors' "DoD/WoW −50 %" rule (their −20 %
+  warning is not used: ordinary days differ by that much);
+- none (the hour is not judged) with less history. Hours before the first stored data are
+  unknown, never zero; hours after it without a row had zero events.
+
+**Noise.** An hour's variance is ``max(spread², m + (overdispersion·m)²) × (1 + π/2n)``:
+the observed spread, floored by Poisson noise plus a relative day-to-day noise (a median of
+3 samples has a MAD of 0 surprisingly often), inflated for the uncertainty of a median of
+``n`` samples. The spread of the judged hours of one series is pooled (``pooled``: one
+relative spread, the median of theirs). Windows of several hours add expectations and
+variances.
+
+**Share baselines** (``share_baseline``, per event name): an event name's usual share of
+its source's events, over the same hour of the day and the hours either side on each of
+the previous ``ratio_days`` (7) days, times the other events' count in the hour judged.
+A holiday or a promotion moves the other events as much; a breakage of this event name
+does not. Its variance adds the uncertainty of the share and of the other events' count
+to the hour's own. Without 20 earlier events of the name the seasonal baseline stands.
+
+**The level** a window is measured against (a holiday or a promotion moves a whole day,
+an incident starts at some hour):
+
+- with a *reference* series known for the window's hours (``reference_level``): the
+  reference's observed ÷ expected over the same hours, moved one standard deviation of
+  its noise towards 1, clipped to ``[0, 1]`` for drops and ``[1, ∞)`` for spikes; size
+  and z are both measured against the scaled baselines. The check's references: for an
+  event name without a share baseline, the other events of its source; for all events of
+  the logs, Meta's browser count, and for Meta's browser count, the logs. A holiday moves
+  both; a broken server integration or pixel one. The reference must expect at least
+  ``2 × min_expected`` events in those hours (Meta's counts arrive an hour or more after
+  the logs: the latest hours of the logs usually have none);
+- otherwise the day's level before the window (``level``): observed ÷ expected over the
+  ``level_hours`` (6) before it, clipped to ``[1 − ordinary_dip, 1]`` for drops and
+  ``[1, 1 + ordinary_surge]`` for spikes; the size is measured against the baselines
+  scaled by it, the significance (z) against the baselines, and the window must be
+  significantly beyond an ordinary dip or surge.
+
+**Volume verdicts** (``judge_volume``) on the trailing *complete* hours (the hour in
+progress is never judged as a drop; it only tells that a series is back: ``recovered``
+volume in it ends a stop or a drop):
+
+- ``VOLUME_STOPPED`` (crit): the latest complete hours are all zero and at least
+  ``stopped_min_expected`` (20) events were expected in them, and the hour in progress
+  does not show the series ``recovered``;
+- ``VOLUME_DROP``: over a window of the last 1 to ``max_window_hours`` (6) hours, at least
+  ``min_expected`` (20) events expected per hour, observed at most ``1 − drop_warn`` (60 %)
+  of expected × the level, robust z ≤ −``z`` (−3.5), and every hour of the window at
+  least half that far down (an ended drop stops alerting; a series back from a stop is
+  judged only on the hours after its first one back, so its partial hour is no new drop).
+  ``crit`` when observed ≤ ``1 − drop_crit`` (25 %) of expected or the drop has lasted
+  ``persist_crit_hours`` (3) hours;
+- ``VOLUME_SPIKE`` (warn): over the last ``spike_hours`` (2) hours or one more, at least
+  ``spike_ratio`` (2.5×) expected and z ≥ ``spike_z`` (6), each hour at least half as far
+  up: a promotion doubling the traffic stays below it, duplicate sends of a whole stream
+  do not; a one-hour burst (a newsletter) is not reported.
+
+**Ratio drifts** need no seasonality: a recent window (the last 1 to ``ratio_hours`` (3)
+hours, the one in progress included) against the median of the same ratio over the
+previous ``ratio_days`` (7) days, day by day (``daily_blocks``):
+
+- ``judge_share``: a share (match-key coverage, events with ``event_id``, Meta's server
+  share) fell by at least ``share_drop`` (20 points) with z ≤ −``ratio_z`` (−5: many keys
+  are tested every hour) under a binomial variance plus the day-to-day spread; ``crit``
+  from ``share_drop_crit`` (50 points);
+- ``judge_mean``: a mean (the Purchase value) changed by at least ``value_change`` (50 %)
+  with |z| ≥ ``ratio_z``, the spread of single values estimated from hourly means.
+"""
+
+from __future__ import annotations
+
+import dataclasses as dc
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from functools import lru_cache
+from statistics import median
+from zoneinfo import ZoneInfo
+
+from monitor.config import VolumeSettings
+from monitor.model.findings import Severity
+
+HOUR = 3600
+DAY = 86400
+MAD_SCALE = 1.4826  # MAD -> standard deviation of a normal distribution
+_UTC = ZoneInfo("UTC")
+
+VOLUME_DROP = "VOLUME_DROP"
+VOLUME_STOPPED = "VOLUME_STOPPED"
+VOLUME_SPIKE = "VOLUME_SPIKE"
+
+
+class BaselineKind(StrEnum):
+    SEASONAL = "seasonal"  # same hour of the week, previous weeks
+    COLD_START = "cold_start"  # same hour of the day, previous days
+    SHARE = "share"  # an event name's usual share of its source's events (``share_baseline``)
+
+
+def hour_start(ts: float) -> int:
+    """The UTC hour start (Unix seconds) of the hour containing ``ts``."""
+    return int(ts // HOUR * HOUR)
+
+
+@lru_cache(maxsize=65536)
+def shifted_hour(hour: int, tz: ZoneInfo, days: int) -> int | None:
+    """The UTC hour start of the same local wall-clock hour ``days`` days before ``hour``.
+
+    ``None`` when that wall time does not exist in ``tz`` (skipped by a DST change); an
+    ambiguous one (the hour repeated in autumn) resolves to its first occurrence.
+    """
+    local = datetime.fromtimestamp(hour, tz).replace(tzinfo=None) - timedelta(days=days)
+    aware = local.replace(tzinfo=tz, fold=0)
+    back = aware.astimezone(_UTC).astimezone(tz).replace(tzinfo=None)
+    if back != local:  # the wall time fell into a gap: zoneinfo moved it
+        return None
+    return hour_start(aware.timestamp())
+
+
+def local_label(hour: int, tz: ZoneInfo) -> str:
+    """``Mon 09:00`` in ``tz``: how an hour of the week is named in explanations."""
+    return datetime.fromtimestamp(hour, tz).strftime("%a %H:%M")
+
+
+def mad(values: Sequence[float], center: float) -> float:
+    """Median absolute deviation of ``values`` around ``center``."""
+    return median(abs(v - center) for v in values)
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """What one hour is expected to hold: from ``samples`` of comparable earlier hours."""
+
+    expected: float  # median of the samples
+    spread: float  # 1.4826 × MAD of the samples
+    samples: tuple[float, ...]
+    kind: BaselineKind
+
+    @classmethod
+    def of(cls, samples: Sequence[float], kind: BaselineKind) -> Baseline:
+        m = median(samples)
+        return cls(float(m), MAD_SCALE * mad(samples, m), tuple(samples), kind)
+
+    def variance(self, overdispersion: float) -> float:
+        """Variance of (observed − expected): see the module docstring. A share baseline's
+        ``spread`` is the uncertainty of its share, added to the count's own noise."""
+        m = self.expected
+        floor = m + (overdispersion * m) ** 2
+        if self.kind is BaselineKind.SHARE:
+            return floor + self.spread**2
+        return max(self.spread**2, floor) * (1 + math.pi / (2 * len(self.samples)))
+
+
+def share_baseline(event: float, total: float, rest: float, days: int) -> Baseline | None:
+    """The baseline of one event name in one hour from its usual share of its source's
+    events: ``event`` of ``total`` events in comparable earlier hours (over ``days``
+    days of them), scaled to the ``rest`` (the other events) observed in the hour.
+    A holiday or a promotion moves the rest as much; a breakage of this event does not.
+    ``None`` with fewer than 20 earlier events of the name (``share`` too uncertain)."""
+    if event < 20 or total <= event:
+        return None
+    share = event / total
+    expected = share / (1 - share) * rest
+    # The uncertainty of the expectation: of the share (a ratio of counts) and of the
+    # rest's own count, which it scales (Poisson: variance ``rest``).
+    share_var = expected**2 * (1 / event + 1 / (total - event))
+    rest_var = (share / (1 - share)) ** 2 * rest
+    spread = math.sqrt(share_var + rest_var)
+    return Baseline(expected, spread, (round(share, 4),) * days, BaselineKind.SHARE)
+
+
+def hour_baseline(
+    count: Callable[[int], float | None], hour: int, tz: ZoneInfo, rules: VolumeSettings
+) -> Baseline | None:
+    """The baseline of ``hour`` (module docstring). ``count(h)`` is the series' value at
+    hour ``h``: ``None`` when unknown (before the history starts), else a number."""
+    weekly = _samples(count, hour, tz, [7 * w for w in range(1, rules.weeks + 1)])
+    if len(weekly) >= rules.min_weeks:
+        return Baseline.of(weekly, BaselineKind.SEASONAL)
+    if weekly:  # one or two weeks back: week-on-week (weekends differ from weekdays)
+        return Baseline.of(weekly, BaselineKind.COLD_START)
+    daily = _samples(count, hour, tz, list(range(1, rules.cold_start_days + 1)))
+    if len(daily) >= rules.cold_start_min_days:
+        return Baseline.of(daily, BaselineKind.COLD_START)
+    return None
+
+
+def _samples(
+    count: Callable[[int], float | None], hour: int, tz: ZoneInfo, days: Sequence[int]
+) -> list[float]:
+    out = []
+    for d in days:
+        h = shifted_hour(hour, tz, d)
+        value = None if h is None else count(h)
+        if value is not None:
+            out.append(float(value))
+    return out
+
+
+# --- volume ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """The same hour of a *reference* series: one that moves with the calendar (a
+    holiday, a promotion, real traffic) but not with this series' own breakages (the rest
+    of the dataset's events; the other side, browser or server). ``expected`` and
+    ``variance`` are its baseline's."""
+
+    observed: float
+    expected: float
+    variance: float
+
+
+@dataclass(frozen=True, slots=True)
+class HourPoint:
+    """One complete hour of a series: what it held and what it was expected to hold."""
+
+    hour: int
+    observed: float
+    baseline: Baseline
+    reference: Reference | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeVerdict:
+    """A volume finding's numbers: over the hours ``[since, until)``."""
+
+    code: str
+    severity: Severity
+    since: int
+    until: int
+    expected: float
+    observed: float
+    z: float
+    persistence: int  # trailing hours each below expectation (drop) or zero (stopped)
+    kind: BaselineKind  # cold start when any hour of the window was judged by it
+    points: tuple[HourPoint, ...]
+    level: float = 1.0  # the level the baselines were scaled by (``level``, ``reference_level``)
+    referenced: bool = False  # the level is the reference series' over the same hours
+
+    @property
+    def hours(self) -> int:
+        return (self.until - self.since) // HOUR
+
+    @property
+    def change(self) -> float:
+        """Relative change of observed against expected (−1 = nothing arrived)."""
+        return self.observed / self.expected - 1 if self.expected else 0.0
+
+
+def _window_stats(points: Sequence[HourPoint], od: float) -> tuple[float, float, float, float]:
+    expected = sum(p.baseline.expected for p in points)
+    observed = sum(p.observed for p in points)
+    variance = sum(p.baseline.variance(od) for p in points)
+    z = (observed - expected) / math.sqrt(variance) if variance > 0 else 0.0
+    return expected, observed, variance, z
+
+
+def _kind(points: Sequence[HourPoint]) -> BaselineKind:
+    kinds = {p.baseline.kind for p in points}
+    if BaselineKind.COLD_START in kinds:
+        return BaselineKind.COLD_START
+    return BaselineKind.SHARE if kinds == {BaselineKind.SHARE} else BaselineKind.SEASONAL
+
+
+def _verdict(
+    code: str,
+    severity: Severity,
+    window: Sequence[HourPoint],
+    z: float,
+    persistence: int,
+    level: float = 1.0,
+    referenced: bool = False,
+) -> VolumeVerdict:
+    return VolumeVerdict(
+        code=code,
+        severity=severity,
+        since=window[0].hour,
+        until=window[-1].hour + HOUR,
+        expected=sum(p.baseline.expected for p in window),
+        observed=sum(p.observed for p in window),
+        z=z,
+        persistence=persistence,
+        kind=_kind(window),
+        points=tuple(window),
+        level=level,
+        referenced=referenced,
+    )
+
+
+def judge_stopped(
+    points: Sequence[HourPoint], rules: VolumeSettings, resumed: bool = False
+) -> VolumeVerdict | None:
+    """``VOLUME_STOPPED`` when the trailing complete hours are zero where at least
+    ``stopped_min_expected`` events were expected, unless the hour in progress shows the
+    series ``resumed`` (``recovered``)."""
+    if resumed:
+        return None
+    run = 0
+    while run < len(points) and points[len(points) - 1 - run].observed == 0:
+        run += 1
+    if not run:
+        return None
+    window = points[len(points) - run :]
+    expected = sum(p.baseline.expected for p in window)
+    if expected < rules.stopped_min_expected:
+        return None
+    _, _, _, z = _window_stats(window, rules.overdispersion)
+    return _verdict(VOLUME_STOPPED, Severity.CRIT, window, z, run)
+
+
+def expected_sum(points: Sequence[HourPoint]) -> float:
+    return sum(p.baseline.expected for p in points)
+
+
+def _ratio(p: HourPoint, min_reference: float = 0.0) -> float:
+    """Observed ÷ expected of one hour; with a ``reference`` expecting at least
+    ``min_reference`` events, relative to the reference's own level (at most 1): on a
+    holiday at −25 % an hour at −25 % is normal."""
+    if p.baseline.expected <= 0:
+        return 1.0
+    ratio = p.observed / p.baseline.expected
+    ref = p.reference
+    if ref is not None and min_reference > 0 and ref.expected >= min_reference:
+        ratio /= max(min(1.0, ref.observed / ref.expected), 0.05)
+    return ratio
+
+
+@dataclass(frozen=True, slots=True)
+class _Scaled:
+    """A window judged against its reference: its baselines scaled by ``level``, and the
+    z of observed against them."""
+
+    level: float
+    z: float
+
+
+def reference_level(
+    window: Sequence[HourPoint], rules: VolumeSettings, low: float, high: float
+) -> _Scaled | None:
+    """The window against its reference series (``Reference``) over the same hours:
+    expected × ``level`` = observed ÷ expected of the reference, moved one standard
+    deviation towards 1 and clipped to ``[low, high]``, its own noise counted in the z.
+    ``None`` when the reference expected fewer than ``2 × min_expected`` events in the
+    hours of the window it covers (too little to tell, or not known yet: Meta's counts
+    arrive later than the logs); then the day's ``level`` before the window stands in."""
+    expected, observed, own, z = _window_stats(window, rules.overdispersion)
+    if all(p.baseline.kind is BaselineKind.SHARE for p in window):
+        return _Scaled(1.0, z)  # share baselines follow the other events of each hour
+    refs = [p.reference for p in window if p.reference is not None]
+    ref_expected = sum(r.expected for r in refs)
+    if ref_expected < 2 * rules.min_expected:
+        return None
+    # The level leaves 1 only by what the reference shows beyond one standard deviation
+    # of its own noise: a small reference moves it little.
+    level_var = sum(r.variance for r in refs) / ref_expected**2
+    raw = sum(r.observed for r in refs) / ref_expected
+    sd = math.sqrt(level_var)
+    raw = min(1.0, raw + sd) if raw < 1 else max(1.0, raw - sd)
+    f = min(high, max(low, raw))
+    # Var(observed − f·expected): this series' noise at the reference's level, plus the
+    # uncertainty of the level itself (only while it is not clipped).
+    variance = f * own + (expected**2 * level_var if low < raw < high else 0.0)
+    z = (observed - f * expected) / math.sqrt(variance) if variance > 0 else 0.0
+    return _Scaled(f, z)
+
+
+def _beyond(window: Sequence[HourPoint], factor: float, rules: VolumeSettings) -> bool:
+    """The window moved significantly beyond ``factor`` × expected: z ≤ −``dip_z`` below
+    it (factor < 1: an ordinary dip, a holiday) or z ≥ ``dip_z`` above it (factor > 1: an
+    ordinary surge, a promotion)."""
+    expected = factor * sum(p.baseline.expected for p in window)
+    observed = sum(p.observed for p in window)
+    variance = factor * sum(p.baseline.variance(rules.overdispersion) for p in window)
+    if variance <= 0:
+        return False
+    z = (observed - expected) / math.sqrt(variance)
+    return z <= -rules.dip_z if factor < 1 else z >= rules.dip_z
+
+
+def level(
+    points: Sequence[HourPoint], k: int, rules: VolumeSettings, low: float, high: float
+) -> float:
+    """The day's level before a window of the last ``k`` hours: observed ÷ expected over
+    the ``level_hours`` before it, clipped to ``[low, high]``; 1 when those hours expected
+    too little to tell. A holiday or a promotion shows in the hours before a window; an
+    incident starts in it."""
+    before = points[max(0, len(points) - k - rules.level_hours) : len(points) - k]
+    expected = sum(p.baseline.expected for p in before)
+    if expected < rules.min_expected * 2:
+        return 1.0
+    return min(high, max(low, sum(p.observed for p in before) / expected))
+
+
+def _since_stop(points: Sequence[HourPoint]) -> int:
+    """How many trailing hours a drop window may cover: all of them, unless the series
+    is back from zero hours (a stop, VOLUME_STOPPED's news): then only the hours after
+    the first one back, which was partly stopped."""
+    if points[-1].observed == 0:
+        return len(points)
+    for i in range(len(points) - 1, -1, -1):
+        if points[i].observed == 0:
+            return len(points) - i - 2
+    return len(points)
+
+
+def judge_drop(points: Sequence[HourPoint], rules: VolumeSettings) -> VolumeVerdict | None:
+    """``VOLUME_DROP`` over the most significant trailing window (module docstring).
+
+    Every hour of the window is itself at least ``drop_warn / 2`` down (a window never
+    reaches back over recovered hours), and a series back from zero hours is judged only
+    on the hours after its first one back (``_since_stop``)."""
+    low = 1 - rules.drop_warn / 2
+    ref_min = 2 * rules.min_expected
+    if not points or _ratio(points[-1], ref_min) > low:
+        return None  # the latest hour is (about) normal: no ongoing drop
+    persistence = 0
+    while (
+        persistence < len(points)
+        and _ratio(points[-1 - persistence], ref_min) <= 1 - rules.drop_warn
+    ):
+        persistence += 1
+    best: tuple[float, list[HourPoint], float, bool] | None = None
+    for k in range(1, min(rules.max_window_hours, _since_stop(points)) + 1):
+        if _ratio(points[-k], ref_min) > low:
+            break  # longer windows would reach back over a normal hour
+        if expected_sum(points[-k:]) < rules.min_expected * k:
+            continue
+        window = list(points[-k:])
+        expected, observed, _, z = _window_stats(window, rules.overdispersion)
+        scaled = reference_level(window, rules, 0.0, 1.0)
+        if scaled is not None:
+            # Against the reference over the same hours: a holiday lowers it too, a
+            # breakage of this series does not.
+            f, z = scaled.level, scaled.z
+        else:
+            # The size against the day's level before the window (a holiday lowers it,
+            # an incident's own hours never do), the significance against the baseline
+            # and beyond an ordinary dip.
+            if z > -rules.z or not _beyond(window, 1 - rules.ordinary_dip, rules):
+                continue
+            f = level(points, k, rules, 1 - rules.ordinary_dip, 1.0)
+        if z > -rules.z:
+            continue
+        cold = _kind(window) is BaselineKind.COLD_START
+        needed = max(rules.drop_warn, rules.cold_start_drop) if cold else rules.drop_warn
+        if observed > (1 - needed) * expected * f:
+            continue
+        if best is None or z < best[0]:
+            best = (z, window, f, scaled is not None)
+    if best is None:
+        return None
+    z, chosen, f, referenced = best
+    _, observed, _, _ = _window_stats(chosen, rules.overdispersion)
+    severe = observed <= (1 - rules.drop_crit) * expected_sum(chosen)
+    lasting = persistence >= rules.persist_crit_hours
+    severity = Severity.CRIT if severe or lasting else Severity.WARN
+    return _verdict(VOLUME_DROP, severity, chosen, z, persistence, f, referenced)
+
+
+def judge_spike(points: Sequence[HourPoint], rules: VolumeSettings) -> VolumeVerdict | None:
+    """``VOLUME_SPIKE`` (warn) over the last ``spike_hours`` (2) complete hours or more,
+    every one of them up by at least half the ratio (module docstring)."""
+    high = (1 + rules.spike_ratio) / 2
+    n = rules.spike_hours
+    if len(points) < n or any(_ratio(p) < high for p in points[-n:]):
+        return None
+    best: tuple[float, list[HourPoint], float, bool] | None = None
+    for k in range(n, min(n + 1, len(points)) + 1):
+        if expected_sum(points[-k:]) < rules.min_expected * k:
+            continue
+        surge = 1 + rules.ordinary_surge
+        window = list(points[-k:])
+        expected, observed, _, z = _window_stats(window, rules.overdispersion)
+        # A promotion raises the reference as much; duplicate sends of this series do not.
+        scaled = reference_level(window, rules, 1.0, math.inf)
+        if scaled is not None:
+            f, z = scaled.level, scaled.z
+        else:
+            f = level(points, k, rules, 1.0, surge)
+            if not _beyond(window, surge, rules):
+                continue
+        if z < rules.spike_z or observed < rules.spike_ratio * expected * f:
+            continue
+        if best is None or z > best[0]:
+            best = (z, window, f, scaled is not None)
+    if best is None:
+        return None
+    z, chosen, f, referenced = best
+    persistence = sum(1 for p in chosen if _ratio(p) >= rules.spike_ratio)
+    return _verdict(VOLUME_SPIKE, Severity.WARN, chosen, z, persistence, f, referenced)
+
+
+RECOVERY_MIN_EXPECTED = 10.0  # events expected so far in the hour in progress to trust it
+
+
+def recovered(
+    in_progress: float | None, expected_so_far: float | None, rules: VolumeSettings
+) -> bool:
+    """The hour in progress shows the series back to (nearly) normal: at least
+    ``1 − drop_warn / 2`` of the events expected so far, once enough are expected for
+    that to mean something. It can only end a drop, never start one."""
+    if in_progress is None or expected_so_far is None:
+        return False
+    if expected_so_far < RECOVERY_MIN_EXPECTED:
+        return False
+    return in_progress >= (1 - rules.drop_warn / 2) * expected_so_far
+
+
+def pooled(points: Sequence[HourPoint]) -> list[HourPoint]:
+    """``points`` with one relative spread for all: the median of their own
+    ``spread / expected``. A MAD of 3 to 6 samples is itself very noisy; the relative
+    noise of one series is much the same from hour to hour, so pooling steadies it."""
+    rel = [p.baseline.spread / p.baseline.expected for p in points if p.baseline.expected >= 5]
+    if not rel:
+        return list(points)
+    r = median(rel)
+    return [
+        dc.replace(p, baseline=dc.replace(p.baseline, spread=r * p.baseline.expected))
+        for p in points
+    ]
+
+
+def judge_volume(
+    points: Sequence[HourPoint],
+    rules: VolumeSettings,
+    in_progress: float | None = None,
+    expected_so_far: float | None = None,
+) -> VolumeVerdict | None:
+    """The volume verdict of a series' trailing complete hours (oldest first, contiguous,
+    ending with the last complete hour), if any: stopped, else drop, else spike.
+    ``in_progress``: events so far in the hour in progress, ``expected_so_far`` its
+    baseline pro rata: never judged as a drop, but a recovery there ends one."""
+    points = pooled(points)
+    if recovered(in_progress, expected_so_far, rules):
+        return judge_spike(points, rules)
+    return judge_stopped(points, rules) or judge_drop(points, rules) or judge_spike(points, rules)
+
+
+# --- ratios ------------------------------------------------------------------------------
+
+
+def daily_blocks(end: int, days: int) -> list[tuple[int, int]]:
+    """``days`` consecutive 24-hour blocks ``[start, stop)`` ending at ``end``, newest
+    first: the day-by-day history a recent window is compared with."""
+    return [(end - (d + 1) * DAY, end - d * DAY) for d in range(days)]
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A recent window of a ratio: numerator and denominator over ``[since, until)``."""
+
+    since: float
+    until: float
+    num: float
+    den: float
+
+    @property
+    def value(self) -> float:
+        return self.num / self.den if self.den else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RatioDrift:
+    """A ratio that left its recent history: ``expected`` (median of ``days`` daily
+    values), ``observed`` over ``window``."""
+
+    severity: Severity
+    expected: float
+    observed: float
+    spread: float
+    days: int
+    z: float | None
+    window: Window
+
+    @property
+    def change(self) -> float:
+        return self.observed - self.expected
+
+
+def _daily_values(daily: Sequence[tuple[float, float]], min_den: float) -> list[float]:
+    return [n / d for n, d in daily if d >= min_den and d > 0]
+
+
+def judge_share(
+    windows: Sequence[Window],
+    daily: Sequence[tuple[float, float]],
+    rules: VolumeSettings,
+    *,
+    min_baseline: float = 0.0,
+    both_ways: bool = False,
+) -> RatioDrift | None:
+    """A share that fell (or, ``both_ways``, moved) by at least ``share_drop`` from the
+    median of its ``daily`` ``(num, den)`` values, with |z| ≥ ``z`` (module docstring).
+    Shares usually under ``min_baseline`` are not judged (nothing to lose)."""
+    values = _daily_values(daily, rules.ratio_min_events)
+    if len(values) < rules.ratio_min_days:
+        return None
+    p0 = median(values)
+    if p0 < min_baseline:
+        return None
+    spread = MAD_SCALE * mad(values, p0)
+    best: tuple[float, Window] | None = None
+    for w in windows:
+        if w.den < rules.ratio_min_events:
+            continue
+        binomial = max(p0 * (1 - p0), 0.05) / w.den  # floor: a share of 100 % still varies
+        z = (w.value - p0) / math.sqrt(binomial + spread**2 * (1 + math.pi / (2 * len(values))))
+        moved = abs(w.value - p0) if both_ways else p0 - w.value
+        if moved < rules.share_drop or abs(z) < rules.ratio_z or (not both_ways and z > 0):
+            continue
+        if best is None or abs(z) > abs(best[0]):
+            best = (z, w)
+    if best is None:
+        return None
+    z, w = best
+    severe = abs(w.value - p0) >= rules.share_drop_crit
+    severity = Severity.CRIT if severe else Severity.WARN
+    return RatioDrift(severity, p0, w.value, spread, len(values), z, w)
+
+
+CHI2_1_MEDIAN = 0.4549  # median of a chi-squared variable with one degree of freedom
+
+
+def judge_mean(
+    windows: Sequence[Window],
+    daily: Sequence[tuple[float, float]],
+    hourly: Sequence[tuple[float, float]],
+    rules: VolumeSettings,
+) -> RatioDrift | None:
+    """A mean (``num`` = sum, ``den`` = count) that moved by at least ``value_change`` of
+    the median of its ``daily`` means, with |z| ≥ ``ratio_z``.
+
+    Rollups keep sums and counts, not squares: the spread of single values is estimated
+    from the ``hourly`` means of the same days, robustly: ``n × (mean_h − m0)²`` has the
+    expectation σ², and its median is σ² × 0.455."""
+    values = _daily_values(daily, rules.ratio_min_events)
+    if len(values) < rules.ratio_min_days:
+        return None
+    m0 = median(values)
+    if m0 <= 0:
+        return None
+    spread = MAD_SCALE * mad(values, m0)
+    scaled = [n * (s / n - m0) ** 2 for s, n in hourly if n >= 2]
+    if len(scaled) < 12:
+        return None
+    sigma2 = median(scaled) / CHI2_1_MEDIAN
+    best: tuple[float, Window] | None = None
+    for w in windows:
+        if w.den < rules.ratio_min_events:
+            continue
+        # The hourly means deviate from m0 by day-to-day shifts too: sigma2 holds both.
+        z = (w.value - m0) / math.sqrt(max(sigma2 / w.den, (0.01 * m0) ** 2))
+        if abs(w.value / m0 - 1) < rules.value_change or abs(z) < rules.ratio_z:
+            continue
+        if best is None or abs(z) > abs(best[0]):
+            best = (z, w)
+    if best is None:
+        return None
+    z, w = best
+    return RatioDrift(Severity.WARN, m0, w.value, spread, len(values), z, w)
+
+
+def window_sums(
+    value: Callable[[int], tuple[float, float]], last_hour: int, hours: int, until: float
+) -> list[Window]:
+    """The recent windows of a ratio: the last 1..``hours`` hours ending with the hour
+    starting at ``last_hour`` (for the logs the hour in progress: a ratio is not distorted
+    by a partial hour) and reaching ``until``. ``value(h)`` gives ``(num, den)`` of hour
+    ``h``."""
+    out: list[Window] = []
+    num = den = 0.0
+    for k in range(hours):
+        h = last_hour - k * HOUR
+        n, d = value(h)
+        num, den = num + n, den + d
+        out.append(Window(h, until, num, den))
+    return out
+
+
+def block_sums(
+    value: Callable[[int], tuple[float, float]], blocks: Sequence[tuple[int, int]]
+) -> list[tuple[float, float]]:
+    """``(num, den)`` summed over each block of hours ``[start, stop)``."""
+    out = []
+    for start, stop in blocks:
+        num = den = 0.0
+        for h in range(start, stop, HOUR):
+            n, d = value(h)
+            num, den = num + n, den + d
+        out.append((num, den))
+    return out
+
+
+def counts_from(mapping: Mapping[int, float], first_hour: int) -> Callable[[int], float | None]:
+    """A series lookup for ``hour_baseline``: unknown before ``first_hour``, zero for hours
+    after it without a value."""
+
+    def count(hour: int) -> float | None:
+        if hour < first_hour:
+            return None
+        return mapping.get(hour, 0.0)
+
+    return count

@@ -1,0 +1,315 @@
+"""The audit engine: delivery logs -> checks -> one ``AuditReport``.
+
+Reading streams line by line; each dataset gets its own set of check instances and a
+rollup accumulator, so memory is bounded by datasets × (check state), never by events.
+
+Large inputs may be audited in parallel (``run_audit(jobs=...)``): the inputs are cut into
+contiguous parts (``monitor.engine.parallel``), each part is audited by the same sequential loop
+in a forked worker, and the parent merges the parts in input order. The report is the
+one a sequential run gives (see ``checks.dedup.Dedup.merge`` for the one approximation).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, BinaryIO
+
+from checks import CHECKS, GRAPH_CHECKS, HEALTH_WEIGHTS, CheckContext, registry
+from checks.base import skipped
+from checks.graph_common import UsesRollups
+from checks.volume import UsesSeries
+from monitor.config import DatasetSettings, Settings
+from monitor.engine.parallel import fork_available, plan_parts, run_parts
+from monitor.engine.rollup import HourRollup, RollupAccumulator
+from monitor.engine.series import VolumeHistory
+from monitor.errors import ConfigError
+from monitor.model.findings import CheckResult
+from monitor.model.graph import DatasetGraph
+from monitor.model.observations import Delivery, ReadStats
+from monitor.model.results import AuditReport, DatasetReport
+from monitor.sources.logs.reader import DatasetResolver, InputFile, expand_paths, read_deliveries
+
+# Below this, forking and merging cost more than they save (~1 s of sequential reading).
+PARALLEL_MIN_BYTES = 32 * 1024 * 1024
+
+
+class DatasetAudit:
+    """All check instances and the rollup of one dataset, fed delivery by delivery."""
+
+    def __init__(
+        self,
+        dataset_id: str,
+        settings: Settings,
+        now: float,
+        *,
+        continuation: bool = False,
+        graph: DatasetGraph | None = None,
+        series: VolumeHistory | None = None,
+    ) -> None:
+        """``continuation``: this audit observes a later part of a parallel audit and will
+        be merged into the audit of the part before it (see ``CheckContext``). ``graph``:
+        the dataset's Graph API poll and stored history (None: no Graph source).
+        ``series``: its stored hourly series for ``volume`` (None: no store)."""
+        self.dataset_id = dataset_id
+        self.settings = settings
+        ctx = CheckContext(
+            dataset_id, now, settings.checks, continuation,
+            graph=graph.snapshot if graph else None, history=graph.history if graph else None,
+            series=series,
+        )  # fmt: skip
+        disabled = set(settings.checks.disabled)
+        self.checks = [cls(ctx) for cls in CHECKS if cls.id not in disabled]
+        self.rollup = RollupAccumulator(dataset_id)
+        self.events = 0
+        self._observers = self._bind()
+
+    def _bind(self) -> list[Callable[[Delivery], None]]:
+        # Bound methods, looked up once: this loop runs for every line of every log.
+        return [*(c.observe for c in self.checks), self.rollup.observe]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_observers"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._observers = self._bind()
+
+    def observe(self, delivery: Delivery) -> None:
+        self.events += len(delivery.events)
+        for observe in self._observers:
+            observe(delivery)
+
+    def merge(self, later: DatasetAudit) -> None:
+        """Fold in the audit of the same dataset over the input right after this one
+        (same settings and clock): event counts, each check by id, the rollup."""
+        self.events += later.events
+        theirs = {c.id: c for c in later.checks}
+        for check in self.checks:
+            check.merge(theirs[check.id])
+        self.rollup.merge(later.rollup)
+
+    def use_series(self, series: VolumeHistory | None) -> None:
+        """Hand the checks that judge hourly series (``volume``) the dataset's history,
+        when it is known only after reading (``run_audit(series=...)``)."""
+        for check in self.checks:
+            if isinstance(check, UsesSeries):
+                check.use_series(series)
+
+    def report(self, compare: Sequence[HourRollup] | None = None) -> DatasetReport:
+        """The dataset's results. ``compare``: the hourly rollups the checks compare Meta's
+        counts with (``UsesRollups``), default this audit's own; the daemon's Graph job,
+        which observes no deliveries, passes the stored ones."""
+        rollups = self.rollup.result()
+        for check in self.checks:  # rollups exist only now (checks.graph_common.UsesRollups)
+            if isinstance(check, UsesRollups):
+                check.use_rollups(rollups if compare is None else compare)
+        # No log data is "could not evaluate", never "healthy"; checks with a Graph part
+        # still judge Meta's side (their log part then reports skipped by itself).
+        results = [
+            c.result()
+            if self.events or c.id in GRAPH_CHECKS
+            else skipped(c.id, "no events in the logs for this dataset")
+            for c in self.checks
+        ]
+        ds = self.settings.dataset(self.dataset_id)
+        return DatasetReport(
+            dataset_id=self.dataset_id,
+            name=ds.name if ds else None,
+            health_score=health_score(results),
+            checks=results,
+            events=self.events,
+            rollups=rollups,
+            owner=ds.owner if ds else None,
+            client=ds.client if ds else None,
+        )
+
+
+def health_score(results: Sequence[CheckResult]) -> int | None:
+    """Weighted mean of the scores of checks that ran; None when none could run."""
+    scored = [(HEALTH_WEIGHTS.get(r.id, 1.0), r.score) for r in results if r.score is not None]
+    total = sum(w for w, _ in scored)
+    if not total:
+        return None
+    return round(sum(w * s for w, s in scored if s is not None) / total)
+
+
+def configured_files(datasets: Iterable[DatasetSettings]) -> list[InputFile]:
+    """Files matched by the datasets' ``logs`` globs; a glob matching nothing is no error
+    here (a daemon's log directory may be empty), unlike a PATH given on the command line."""
+    seen: set[str] = set()
+    out: list[InputFile] = []
+    for ds in datasets:
+        for pattern in ds.logs:
+            matches = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
+            for path in matches:
+                if os.path.isfile(path) and path not in seen:
+                    seen.add(path)
+                    out.append(InputFile(path))
+    return out
+
+
+def input_files(settings: Settings, paths: Sequence[str]) -> list[InputFile]:
+    if paths:
+        return expand_paths(paths)
+    if not settings.datasets:
+        raise ConfigError("nothing to audit: give log PATHs or a --config with [[datasets]]")
+    return configured_files(settings.datasets)
+
+
+# What auditing some input yields: its read counts and one audit per dataset seen.
+PartAudit = tuple[ReadStats, dict[str, DatasetAudit]]
+
+
+def audit_files(
+    settings: Settings,
+    files: Sequence[InputFile],
+    *,
+    now: float,
+    since: float | None = None,
+    until: float | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+    stdin: BinaryIO | None = None,
+    continuation: bool = False,
+    graph: Mapping[str, DatasetGraph] | None = None,
+) -> PartAudit:
+    """The sequential audit loop over ``files``: read counts and a ``DatasetAudit`` per
+    dataset that had deliveries (``continuation``, ``graph``: see ``DatasetAudit``)."""
+    graph = graph or {}
+    stats = ReadStats(max_problems=settings.input.max_problems)
+    audits: dict[str, DatasetAudit] = {}
+    deliveries = read_deliveries(
+        files,
+        stats,
+        resolver=DatasetResolver(settings.datasets),
+        max_line_bytes=settings.input.max_line_bytes,
+        since=since,
+        until=until,
+        on_bytes=on_bytes,
+        stdin=stdin,
+    )
+    for delivery in deliveries:
+        audit = audits.get(delivery.dataset_id)
+        if audit is None:
+            audit = audits[delivery.dataset_id] = DatasetAudit(
+                delivery.dataset_id, settings, now, continuation=continuation,
+                graph=graph.get(delivery.dataset_id),
+            )  # fmt: skip
+        audit.observe(delivery)
+    return stats, audits
+
+
+def run_audit(
+    settings: Settings,
+    files: Sequence[InputFile],
+    *,
+    now: float,
+    since: float | None = None,
+    until: float | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+    stdin: BinaryIO | None = None,
+    jobs: int = 1,
+    parallel_min_bytes: int = PARALLEL_MIN_BYTES,
+    graph: Mapping[str, DatasetGraph] | None = None,
+    meanwhile: Callable[[], None] | None = None,
+    series: Callable[[Sequence[str]], Mapping[str, VolumeHistory]] | None = None,
+) -> AuditReport:
+    """Read ``files``, run every enabled check per dataset, return the report (no I/O
+    beyond reading the inputs; storing and rendering are the caller's business).
+
+    With ``jobs > 1``, no stdin among the inputs, at least ``parallel_min_bytes`` of
+    input and fork available, up to ``jobs`` worker processes audit contiguous parts of
+    the input; the report is the one a sequential run gives (``monitor.engine.parallel``).
+
+    ``graph`` maps dataset ids to their Graph API poll (``monitor.engine.graph_inputs``); the
+    Graph-based checks of datasets absent from it are ``skipped``.
+
+    ``meanwhile()``, if given, is called once before the result is built: while the
+    workers read in a parallel audit (the caller's slow set-up, such as opening the
+    store, then costs no wall time), else before reading. Its exception ends the audit.
+
+    ``series(dataset_ids)``, if given, is called after reading (and after ``meanwhile``)
+    and returns the stored hourly series of those datasets for ``volume``
+    (``monitor.engine.series.load_volume_history``); without it ``volume`` is ``skipped``.
+    """
+    graph = graph or {}
+    unknown = set(settings.checks.disabled) - set(registry())
+    if unknown:
+        raise ConfigError(f"checks.disabled: unknown check id {sorted(unknown)[0]!r}")
+    parts = _parts(files, jobs, parallel_min_bytes)
+    if len(parts) > 1:
+        stats, audits = _audit_parallel(
+            settings, parts, now, since, until, on_bytes, graph, meanwhile
+        )
+    else:
+        if meanwhile is not None:
+            meanwhile()
+        stats, audits = audit_files(
+            settings, files, now=now, since=since, until=until, on_bytes=on_bytes, stdin=stdin,
+            graph=graph,
+        )  # fmt: skip
+    for ds in settings.datasets:  # configured datasets are reported even without events
+        if ds.id not in audits:
+            audits[ds.id] = DatasetAudit(ds.id, settings, now, graph=graph.get(ds.id))
+    if series is not None:
+        histories = series(list(audits))
+        for dataset_id, audit in audits.items():
+            audit.use_series(histories.get(dataset_id))
+    order = {ds.id: i for i, ds in enumerate(settings.datasets)}
+    reports = [a.report() for a in audits.values()]
+    reports.sort(key=lambda r: (order.get(r.dataset_id, len(order)), r.dataset_id))
+    return AuditReport(
+        generated_at=time.time(), now=now, inputs=stats, datasets=reports, since=since, until=until
+    )
+
+
+def _parts(files: Sequence[InputFile], jobs: int, min_bytes: int) -> list[list[InputFile]]:
+    """The parts to audit: one (sequential) unless parallelism is asked for and pays."""
+    if jobs <= 1 or any(f.is_stdin for f in files) or not fork_available():
+        return [list(files)]
+    if sum(_size(f) for f in files) < min_bytes:
+        return [list(files)]
+    return plan_parts(files, jobs)
+
+
+def _size(f: InputFile) -> int:
+    try:
+        return os.path.getsize(f.path)
+    except OSError:
+        return 0  # the reader reports it when it gets there
+
+
+def _audit_parallel(
+    settings: Settings,
+    parts: list[list[InputFile]],
+    now: float,
+    since: float | None,
+    until: float | None,
+    on_bytes: Callable[[int], None] | None,
+    graph: Mapping[str, DatasetGraph] | None = None,
+    meanwhile: Callable[[], None] | None = None,
+) -> PartAudit:
+    """Audit each part in a worker; merge the parts in input order as they arrive."""
+    stats = ReadStats(max_problems=settings.input.max_problems)
+    audits: dict[str, DatasetAudit] = {}
+
+    def work(index: int, part: Sequence[InputFile], advance: Callable[[int], None]) -> PartAudit:
+        return audit_files(
+            settings, part, now=now, since=since, until=until, on_bytes=advance,
+            continuation=index > 0, graph=graph,
+        )  # fmt: skip
+
+    def consume(index: int, result: PartAudit) -> None:
+        part_stats, part_audits = result
+        stats.merge(part_stats)
+        for dataset_id, audit in part_audits.items():
+            mine = audits.get(dataset_id)
+            if mine is None:
+                audits[dataset_id] = audit
+            else:
+                mine.merge(audit)
+
+    run_parts(parts, work, consume, on_bytes=on_bytes, meanwhile=meanwhile)
+    return stats, audits

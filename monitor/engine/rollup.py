@@ -1,0 +1,296 @@
+"""Hourly aggregates of server events from the delivery logs (the only history we keep).
+
+One ``HourRollup`` per dataset × event name × source × hour: counts, events with
+``event_id``, match-key coverage counts, a latency histogram and error counts. No raw
+event or customer data ever enters a rollup. Hours are UTC hour starts (Unix seconds).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.model.observations import Delivery
+
+MATCH_KEYS: tuple[str, ...] = (
+    "em", "ph", "fn", "ln", "ct", "st", "zp", "country", "db", "ge",
+    "external_id", "client_ip_address", "client_user_agent", "fbc", "fbp",
+)  # fmt: skip
+_KEY_INDEX = {k: i for i, k in enumerate(MATCH_KEYS)}
+
+# Upper bounds (seconds) of latency buckets: send time - event_time. The last is open.
+LATENCY_BOUNDS: tuple[float, ...] = (
+    60, 300, 900, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 24 * 3600, 48 * 3600, 7 * 86400,
+)  # fmt: skip
+SOURCE_SERVER_LOG = "server_log"
+OTHER_EVENT = "(other)"
+MAX_EVENT_NAMES = 500
+# Events whose numeric ``custom_data.value`` is summed (the ``volume`` check's VALUE_DRIFT).
+VALUE_EVENTS: frozenset[str] = frozenset({"Purchase", "Subscribe", "StartTrial"})
+
+
+@dataclass(slots=True)
+class HourRollup:
+    dataset_id: str
+    event_name: str
+    source: str
+    hour: int  # Unix seconds of the UTC hour start
+    events: int = 0  # accepted or unknown outcome
+    failed: int = 0  # events in requests Meta answered with an error
+    with_event_id: int = 0
+    key_counts: list[int] = field(default_factory=lambda: [0] * len(MATCH_KEYS))
+    latency_hist: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS) + 1))
+    error_codes: dict[str, int] = field(default_factory=dict)
+    value_sum: float = 0.0  # numeric custom_data.value of accepted VALUE_EVENTS
+    value_count: int = 0
+
+    def key_coverage(self) -> dict[str, int]:
+        return dict(zip(MATCH_KEYS, self.key_counts, strict=True))
+
+    def merge(self, other: HourRollup) -> None:
+        self.events += other.events
+        self.failed += other.failed
+        self.with_event_id += other.with_event_id
+        self.key_counts = [a + b for a, b in zip(self.key_counts, other.key_counts, strict=True)]
+        self.latency_hist = [
+            a + b for a, b in zip(self.latency_hist, other.latency_hist, strict=True)
+        ]
+        for code, n in other.error_codes.items():
+            self.error_codes[code] = self.error_codes.get(code, 0) + n
+        self.value_sum += other.value_sum
+        self.value_count += other.value_count
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset_id": self.dataset_id,
+            "event_name": self.event_name,
+            "source": self.source,
+            "hour": self.hour,
+            "events": self.events,
+            "failed": self.failed,
+            "with_event_id": self.with_event_id,
+            "key_counts": self.key_coverage(),
+            "latency_hist": list(self.latency_hist),
+            "error_codes": dict(self.error_codes),
+            "value_sum": self.value_sum,
+            "value_count": self.value_count,
+        }
+
+
+def error_key(delivery: Delivery) -> str:
+    r = delivery.response
+    if r is None:
+        return "unknown"
+    if r.error_code is None:
+        return f"http_{r.status}"
+    return f"{r.error_code}/{r.error_subcode}" if r.error_subcode else str(r.error_code)
+
+
+def present_keys(user_data: dict[Any, Any]) -> tuple[Any, ...]:
+    """The keys of ``user_data`` whose value is present: not null, ``""`` or ``[]``."""
+    return tuple(k for k, v in user_data.items() if v is not None and v != "" and v != [])
+
+
+MAX_LAYOUTS = 64  # distinct key layouts tracked per row before counting key by key
+# Rows this far behind the newest hour have their layouts folded into key_counts: a
+# finished hour then costs no layout memory (~4 KB a row), whatever the span of the logs.
+FOLD_AFTER = 2 * 3600
+# Every finite double is an integer multiple of 2**-1074: value sums are kept as exact
+# integers of that unit, so they do not depend on the order of the additions (a parallel
+# audit sums its parts separately) and round once, when handed out.
+_VALUE_SHIFT = 1074
+
+
+def exact_value(value: float) -> int:
+    """``value`` in units of 2**-1074 (exact); 0 for a non-finite float (JSON has none)."""
+    if value.__class__ is int:
+        return value << _VALUE_SHIFT
+    if not math.isfinite(value):
+        return 0
+    num, den = value.as_integer_ratio()  # den is a power of two <= 2**1074
+    return num << (_VALUE_SHIFT + 1 - den.bit_length())
+
+
+def value_float(units: int) -> float:
+    """An exact sum of ``exact_value`` units, correctly rounded to a float."""
+    try:
+        return units / (1 << _VALUE_SHIFT)
+    except OverflowError:
+        return math.inf if units > 0 else -math.inf
+
+
+class _RowState:
+    """A rollup row being filled, plus the key *layouts* seen in it.
+
+    A sender produces few layouts (the tuple of ``user_data`` keys with a present value),
+    so the hot path is one tuple and one dict update per event instead of a loop over the
+    keys; layouts are folded into ``key_counts`` when the rows are handed out.
+    """
+
+    __slots__ = ("layouts", "row", "value_units")
+
+    def __init__(self, row: HourRollup) -> None:
+        self.row = row
+        self.layouts: dict[tuple[Any, ...], int] = {}
+        self.value_units = 0  # exact sum of the row's values (see exact_value)
+
+    def add_layout(self, layout: tuple[Any, ...]) -> None:
+        if len(self.layouts) < MAX_LAYOUTS:
+            self.layouts[layout] = 1
+            return
+        counts = self.row.key_counts
+        for k in layout:
+            i = _KEY_INDEX.get(k)
+            if i is not None:
+                counts[i] += 1
+
+    def merge(self, later: _RowState) -> None:
+        """Fold in the same row of the input right after this one; layouts beyond the
+        bound are counted key by key, as ``add_layout`` does (the counts are exact)."""
+        self.row.merge(later.row)
+        self.value_units += later.value_units
+        self.row.value_sum = value_float(self.value_units)
+        layouts = self.layouts
+        for layout, n in later.layouts.items():
+            if layout in layouts:
+                layouts[layout] += n
+            elif len(layouts) < MAX_LAYOUTS:
+                layouts[layout] = n
+            else:
+                counts = self.row.key_counts
+                for k in layout:
+                    i = _KEY_INDEX.get(k)
+                    if i is not None:
+                        counts[i] += n
+
+    def finish(self) -> HourRollup:
+        """The row with its layouts folded in; may be called again after more events."""
+        counts = self.row.key_counts
+        for layout, n in self.layouts.items():
+            for k in layout:
+                i = _KEY_INDEX.get(k)
+                if i is not None:
+                    counts[i] += n
+        self.layouts.clear()
+        self.row.value_sum = value_float(self.value_units)
+        return self.row
+
+
+class RollupAccumulator:
+    """Folds deliveries of one dataset into hourly rollups; bounded by hours × names."""
+
+    def __init__(self, dataset_id: str) -> None:
+        self.dataset_id = dataset_id
+        self.rows: dict[tuple[str, int], _RowState] = {}
+        self._names: set[str] = set()
+        self._newest = -1  # the newest hour with a row
+        self._unfolded: list[_RowState] = []  # rows created since they were last folded
+
+    def _row(self, name: str, hour: int) -> _RowState:
+        if name not in self._names:
+            if len(self._names) >= MAX_EVENT_NAMES:
+                name = OTHER_EVENT
+            else:
+                self._names.add(name)
+        state = self.rows.get((name, hour))
+        if state is None:
+            row = HourRollup(self.dataset_id, name, SOURCE_SERVER_LOG, hour)
+            state = self.rows[(name, hour)] = _RowState(row)
+            self._unfolded.append(state)
+            if hour > self._newest:
+                self._newest = hour
+                self._fold_before(hour - FOLD_AFTER)
+        return state
+
+    def _fold_before(self, cutoff: int) -> None:
+        """Fold the layouts of rows older than ``cutoff`` (late events for them start new
+        layouts, folded at ``result``: counts are the same either way)."""
+        keep = []
+        for state in self._unfolded:
+            if state.row.hour < cutoff:
+                state.finish()
+            else:
+                keep.append(state)
+        self._unfolded = keep
+
+    def observe(self, d: Delivery) -> None:
+        # Hot path (every event of every log line): locals and inlined lookups on purpose.
+        events = d.events
+        if not events:
+            return
+        if d.response is not None and d.response.is_error:
+            self._observe_failed(d)
+            return
+        sent_at = d.sent_at
+        rows = self.rows
+        bounds = LATENCY_BOUNDS
+        value_events = VALUE_EVENTS
+        hour = int(sent_at // 3600 * 3600) if sent_at is not None else 0
+        for ev in events:
+            t = ev["event_time"]
+            if sent_at is None:
+                hour = int(t // 3600 * 3600)
+            state = rows.get((ev["event_name"], hour))
+            if state is None:
+                state = self._row(ev["event_name"], hour)
+            row = state.row
+            row.events += 1
+            if ev.get("event_id"):
+                row.with_event_id += 1
+            if row.event_name in value_events:
+                cd = ev.get("custom_data")
+                value = cd.get("value") if cd.__class__ is dict else None
+                # int or float, never bool (a subclass of int) nor a numeric string
+                if value.__class__ is float or value.__class__ is int:
+                    state.value_units += exact_value(value)
+                    row.value_count += 1
+            ud = ev.get("user_data")
+            if ud.__class__ is dict:
+                # Every value truthy means every key present: the C-level all() fast path.
+                layout = tuple(ud) if all(ud.values()) else present_keys(ud)
+                n = state.layouts.get(layout)
+                if n is None:
+                    state.add_layout(layout)
+                else:
+                    state.layouts[layout] = n + 1
+            if sent_at is not None:
+                row.latency_hist[bisect.bisect_left(bounds, sent_at - t)] += 1
+
+    def _observe_failed(self, d: Delivery) -> None:
+        """Events of failed requests are delivery errors, not accepted volume (CONTRACTS §6)."""
+        err = error_key(d)
+        for ev in d.events:
+            t = d.sent_at if d.sent_at is not None else ev["event_time"]
+            row = self._row(ev["event_name"], int(t // 3600 * 3600)).row
+            row.failed += 1
+            row.error_codes[err] = row.error_codes.get(err, 0) + 1
+
+    def merge(self, later: RollupAccumulator) -> None:
+        """Fold in the rollup of the input right after this one (same dataset): rows add
+        up. Event names new to us are admitted under ``MAX_EVENT_NAMES`` in ``later``'s
+        first-seen order, as a sequential run would (exact unless ``later`` overflowed)."""
+        target: dict[str, str] = {}  # later's name -> ours
+        for (name, hour), theirs in later.rows.items():
+            mine_name = target.get(name)
+            if mine_name is None:
+                mine_name = target[name] = self._merged_name(name, later)
+            mine = self.rows.get((mine_name, hour))
+            if mine is None:
+                row = HourRollup(self.dataset_id, mine_name, SOURCE_SERVER_LOG, hour)
+                mine = self.rows[(mine_name, hour)] = _RowState(row)
+            mine.merge(theirs)
+
+    def _merged_name(self, name: str, later: RollupAccumulator) -> str:
+        if name not in later._names:  # later's own overflow row
+            return OTHER_EVENT
+        if name not in self._names:
+            if len(self._names) >= MAX_EVENT_NAMES:
+                return OTHER_EVENT
+            self._names.add(name)
+        return name
+
+    def result(self) -> list[HourRollup]:
+        rows = [state.finish() for state in self.rows.values()]
+        return sorted(rows, key=lambda r: (r.hour, r.event_name))

@@ -1,0 +1,77 @@
+"""The outcome of one audit run, in the shape of the JSON contract (CONTRACTS.md §3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from monitor.engine.rollup import HourRollup
+from monitor.model.findings import CheckResult, Finding, Status
+from monitor.model.observations import ReadStats
+
+SCHEMA_VERSION = 1
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(slots=True)
+class DatasetReport:
+    dataset_id: str
+    name: str | None
+    health_score: int | None
+    checks: list[CheckResult]
+    events: int = 0
+    rollups: list[HourRollup] = field(default_factory=list)
+    owner: str | None = None
+    client: str | None = None
+
+    @property
+    def findings(self) -> list[Finding]:
+        out = [f for c in self.checks for f in c.findings]
+        return sorted(out, key=lambda f: (-f.severity.rank, -f.count, f.code))
+
+    @property
+    def status(self) -> Status:
+        ranks = {Status.CRIT: 3, Status.WARN: 2, Status.ERROR: 1}
+        return max(
+            (c.status for c in self.checks), key=lambda s: ranks.get(s, 0), default=Status.SKIPPED
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset_id": self.dataset_id,
+            "name": self.name,
+            "health_score": self.health_score,
+            "events": self.events,
+            "checks": [c.to_dict() for c in self.checks],
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+@dataclass(slots=True)
+class AuditReport:
+    generated_at: float
+    now: float
+    inputs: ReadStats
+    datasets: list[DatasetReport]
+    since: float | None = None
+    until: float | None = None
+    run_id: int | None = None
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for d in self.datasets for f in d.findings]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "generated_at": iso(self.generated_at),
+            "now": iso(self.now),
+            "since": iso(self.since) if self.since is not None else None,
+            "until": iso(self.until) if self.until is not None else None,
+            "inputs": self.inputs.to_dict(),
+            "datasets": [d.to_dict() for d in self.datasets],
+        }

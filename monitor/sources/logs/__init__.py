@@ -1,0 +1,1 @@
+"""Delivery logs: paths and files -> lines -> ``Delivery`` observations, once or tailed."""

@@ -1,0 +1,267 @@
+"""checks.volume on synthetic hourly series: codes, folding, explanations, ratios."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime
+from random import Random
+from typing import Any
+
+import pytest
+
+from checks.base import CheckContext
+from checks.volume import Volume
+from monitor.config import ChecksSettings, settings_from_dict
+from monitor.engine.audit import run_audit
+from monitor.engine.rollup import MATCH_KEYS, SOURCE_SERVER_LOG, HourRollup
+from monitor.engine.series import Current, VolumeHistory, build_history
+from monitor.model.findings import CheckResult, Finding, Severity, Status
+from monitor.model.graph import SourceCounts
+
+HOUR = 3600
+DAY = 86400
+NOW = 1_795_176_000.0 + 25 * 60  # 2026-11-20T12:25:00Z, a Friday; 12:00 is in progress
+CURRENT = int(NOW // HOUR * HOUR)
+EM = MATCH_KEYS.index("em")
+RATES = {"PageView": 300.0, "AddToCart": 60.0, "Purchase": 30.0}
+
+Tweak = Callable[[str, int, HourRollup], None]
+
+
+def shape(hour: int) -> float:
+    """Daily seasonality (UTC): busy afternoons, quiet nights."""
+    h = (hour // HOUR) % 24
+    return 0.35 + 0.65 * math.sin(math.pi * h / 24) ** 2
+
+
+def make_rollups(days: int = 28, tweak: Tweak | None = None, seed: int = 1) -> list[HourRollup]:
+    """``days`` of hourly rollups up to the hour in progress, Poisson-like noise."""
+    rng = Random(seed)
+    out = []
+    for hour in range(CURRENT - days * DAY, CURRENT + HOUR, HOUR):
+        for name, rate in RATES.items():
+            mean = rate * shape(hour) * (0.42 if hour == CURRENT else 1.0)  # 25 minutes so far
+            n = max(0, round(rng.gauss(mean, math.sqrt(mean))))
+            r = HourRollup("123", name, SOURCE_SERVER_LOG, hour, events=n, with_event_id=n)
+            r.key_counts[EM] = n
+            if name == "Purchase":
+                r.value_sum, r.value_count = 120.0 * n, n
+            if tweak is not None:
+                tweak(name, hour, r)
+            out.append(r)
+    return out
+
+
+def graph_counts(days: int = 28, browser_from: int | None = None) -> list[SourceCounts]:
+    out = []
+    for hour in range(CURRENT - days * DAY, CURRENT + HOUR, HOUR):
+        for name, rate in RATES.items():
+            n = round(rate * shape(hour))
+            browser = 0 if browser_from is not None and hour >= browser_from else round(0.9 * n)
+            out.append(SourceCounts(datetime.fromtimestamp(hour, UTC), name, browser, n))
+    return out
+
+
+def judge(
+    rollups: list[HourRollup],
+    graph: list[SourceCounts] = (),  # type: ignore[assignment]
+    settings: dict[str, Any] | None = None,
+    now: float = NOW,
+) -> CheckResult:
+    history = build_history(settings_from_dict({}), "123", rollups, graph)
+    ctx = CheckContext("123", now, ChecksSettings.model_validate(settings or {}), series=history)
+    return Volume(ctx).result()
+
+
+def codes(result: CheckResult) -> dict[tuple[str, str | None], Finding]:
+    return {(f.code, f.event_names[0] if f.event_names else None): f for f in result.findings}
+
+
+def test_without_a_store_volume_is_skipped() -> None:
+    ctx = CheckContext("123", NOW, ChecksSettings())
+    assert Volume(ctx).result().status is Status.SKIPPED
+
+
+def test_too_little_history_is_skipped_not_ok() -> None:
+    result = judge(make_rollups(days=1))
+    assert result.status is Status.SKIPPED
+    assert "not enough history" in result.summary
+
+
+def test_logs_gone_stale_are_not_judged_as_stopped() -> None:
+    result = judge(make_rollups(), now=NOW + 5 * DAY)
+    assert result.status is Status.SKIPPED
+    assert "only while the logs are current" in result.summary
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_ordinary_weeks_raise_nothing(seed: int) -> None:
+    result = judge(make_rollups(seed=seed), graph_counts())
+    assert result.status is Status.OK, [f.message for f in result.findings]
+    assert result.score == 100
+
+
+def _from(start: int, change: Callable[[str, HourRollup], None]) -> Tweak:
+    def tweak(name: str, hour: int, r: HourRollup) -> None:
+        if hour >= start:
+            change(name, r)
+
+    return tweak
+
+
+def _stop(only: str | None) -> Callable[[str, HourRollup], None]:
+    def change(name: str, r: HourRollup) -> None:
+        if only is None or name == only:
+            r.events = r.with_event_id = r.key_counts[EM] = 0
+            r.value_sum, r.value_count = 0.0, 0
+
+    return change
+
+
+def _scale(factor: float) -> Callable[[str, HourRollup], None]:
+    def change(name: str, r: HourRollup) -> None:
+        r.events = round(r.events * factor)
+        r.with_event_id = r.key_counts[EM] = r.events
+        r.value_count = r.events
+        r.value_sum = 120.0 * r.events
+
+    return change
+
+
+def test_one_event_stops() -> None:
+    result = judge(make_rollups(tweak=_from(CURRENT - 3 * HOUR, _stop("Purchase"))))
+    found = codes(result)
+    assert set(found) == {("VOLUME_STOPPED", "Purchase")}
+    f = found[("VOLUME_STOPPED", "Purchase")]
+    assert f.severity is Severity.CRIT and f.check == "volume"
+    ev = f.evidence
+    assert ev["since"] == "2026-11-20T09:00:00Z" and ev["until"] == "2026-11-20T12:00:00Z"
+    assert ev["observed"] == 0 and ev["expected"] > 20 and ev["window_hours"] == 3
+    # one event name is judged by its usual share of the dataset's events
+    assert ev["baseline_kind"] == "share"
+    assert "usual share" in ev["baseline"] and "UTC" in ev["baseline"]
+    assert "no server events (delivery logs) since Fri 09:00" in f.message
+    assert result.status is Status.CRIT
+
+
+def test_everything_halves_one_dataset_wide_finding_naming_the_events() -> None:
+    result = judge(make_rollups(tweak=_from(CURRENT - 3 * HOUR, _scale(0.45))))
+    found = codes(result)
+    assert ("VOLUME_DROP", None) in found
+    total = found[("VOLUME_DROP", None)]
+    assert total.event_names == []  # one dataset-wide alert
+    assert "PageView" in total.evidence["event_names"]
+    assert total.evidence["change"] == pytest.approx(-0.55, abs=0.06)
+    assert not any(code == "VOLUME_DROP" and name for code, name in found)
+
+
+def test_duplicate_sends_are_a_spike() -> None:
+    found = codes(judge(make_rollups(tweak=_from(CURRENT - 2 * HOUR, _scale(3.0)))))
+    assert ("VOLUME_SPIKE", None) in found
+    assert found[("VOLUME_SPIKE", None)].severity is Severity.WARN
+
+
+def test_the_email_key_disappears() -> None:
+    def drop_em(name: str, r: HourRollup) -> None:
+        r.key_counts[EM] = 0
+
+    result = judge(make_rollups(tweak=_from(CURRENT - 2 * HOUR, drop_em)))
+    found = codes(result)
+    f = found[("MATCH_KEY_DROP", "PageView")]
+    assert f.field == "user_data.em" and f.severity is Severity.CRIT
+    assert f.evidence["expected"] == 1.0 and f.evidence["observed"] == 0.0
+    assert "previous 7 days" in f.evidence["baseline"]
+    assert {name for code, name in found if code == "MATCH_KEY_DROP"} == set(RATES)
+
+
+def test_event_id_disappears() -> None:
+    def no_ids(name: str, r: HourRollup) -> None:
+        if name == "Purchase":
+            r.with_event_id = 0
+
+    found = codes(judge(make_rollups(tweak=_from(CURRENT - 2 * HOUR, no_ids))))
+    assert set(found) == {("EVENT_ID_SHARE_DROP", "Purchase")}
+    assert found[("EVENT_ID_SHARE_DROP", "Purchase")].field == "event_id"
+
+
+def test_value_in_cents_is_a_value_drift() -> None:
+    def cents(name: str, r: HourRollup) -> None:
+        r.value_sum *= 100
+
+    found = codes(judge(make_rollups(tweak=_from(CURRENT - 2 * HOUR, cents))))
+    f = found[("VALUE_DRIFT", "Purchase")]
+    assert f.evidence["expected"] == pytest.approx(120.0)
+    assert f.evidence["observed"] == pytest.approx(12000.0)
+
+
+def test_broken_pixel_from_metas_counts() -> None:
+    graph = graph_counts(browser_from=CURRENT - 5 * HOUR)
+    found = codes(judge(make_rollups(), graph))
+    stopped = found[("VOLUME_STOPPED", None)]
+    assert stopped.evidence["source"] == "meta_browser"
+    # Meta's hours are judged only once settled: 11:00 is not, so the window ends at 11:00
+    assert stopped.evidence["until"] == "2026-11-20T11:00:00Z"
+    assert ("PARITY_RATIO_DRIFT", "Purchase") in found
+    assert "browser side lost events" in found[("PARITY_RATIO_DRIFT", "Purchase")].message
+
+
+@pytest.mark.parametrize(
+    ("mode", "stored_share", "expected_code"),
+    [
+        # audit: its hours replace the stored ones (the store holds the same lines)
+        (Current.REPLACE, 1.0, None),
+        # daemon: the history predates the cycle; the cycle's lines add up
+        (Current.ADD, 0.0, None),
+        (Current.ADD, 2.0, "VOLUME_SPIKE"),
+    ],
+)
+def test_current_rollups_combine_with_the_history(
+    mode: Current, stored_share: float, expected_code: str | None
+) -> None:
+    """The last two complete hours are in both the history (``stored_share`` of them)
+    and the audit's own rollups (all of them)."""
+    last = (CURRENT - 2 * HOUR, CURRENT - HOUR)
+    rollups = make_rollups()
+    own = [r for r in rollups if r.hour in last]
+    stored = [r for r in rollups if r.hour not in last]
+    for r in own:
+        part = HourRollup(r.dataset_id, r.event_name, r.source, r.hour)
+        part.events = round(r.events * stored_share)
+        stored.append(part)
+    history = build_history(settings_from_dict({}), "123", stored, current=mode)
+    check = Volume(CheckContext("123", NOW, ChecksSettings(), series=history))
+    check.use_rollups(own)
+    found = {f.code for f in check.result().findings}
+    assert (expected_code in found) if expected_code else not found
+
+
+def test_cold_start_judges_with_the_last_days() -> None:
+    result = judge(make_rollups(days=10, tweak=_from(CURRENT - 3 * HOUR, _stop(None))))
+    stopped = codes(result)[("VOLUME_STOPPED", None)]
+    assert stopped.evidence["baseline_kind"] == "cold_start"
+    assert "cold start" in stopped.evidence["baseline"]
+
+
+def test_history_time_zone_comes_from_the_dataset() -> None:
+    settings = settings_from_dict(
+        {"datasets": [{"id": "123", "timezone": "Europe/Berlin"}], "schedule": {"timezone": "UTC"}}
+    )
+    assert build_history(settings, "123", []).timezone == "Europe/Berlin"
+    assert build_history(settings, "999", []).timezone == "UTC"
+
+
+def test_run_audit_hands_the_series_after_reading() -> None:
+    rollups = make_rollups(tweak=_from(CURRENT - 3 * HOUR, _stop("Purchase")))
+    settings = settings_from_dict({"datasets": [{"id": "123"}]})
+    asked: list[list[str]] = []
+
+    def series(ids: Any) -> dict[str, VolumeHistory]:
+        asked.append(list(ids))
+        return {"123": build_history(settings, "123", rollups, current=Current.REPLACE)}
+
+    report = run_audit(settings, [], now=NOW, series=series)
+    assert asked == [["123"]]
+    volume = next(c for c in report.datasets[0].checks if c.id == "volume")
+    assert volume.status is Status.CRIT
+    assert [f.code for f in volume.findings] == ["VOLUME_STOPPED"]

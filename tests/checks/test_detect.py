@@ -1,0 +1,400 @@
+"""checks.detect: hour-of-week arithmetic (DST included), baselines, verdicts. Pure."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from checks.detect import (
+    DAY,
+    HOUR,
+    Baseline,
+    BaselineKind,
+    HourPoint,
+    Reference,
+    Window,
+    block_sums,
+    counts_from,
+    daily_blocks,
+    hour_baseline,
+    judge_mean,
+    judge_share,
+    judge_volume,
+    reference_level,
+    share_baseline,
+    shifted_hour,
+    window_sums,
+)
+from monitor.config import VolumeSettings
+from monitor.model.findings import Severity
+
+RULES = VolumeSettings()
+BERLIN = ZoneInfo("Europe/Berlin")
+UTC_ZONE = ZoneInfo("UTC")
+
+
+def ts(text: str) -> int:
+    return int(datetime.fromisoformat(text).astimezone(UTC).timestamp())
+
+
+# --- hours of the week, DST ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("zone", "hour", "days", "expected"),
+    [
+        # UTC: exactly one week back
+        ("UTC", "2026-11-20T12:00:00+00:00", 7, "2026-11-13T12:00:00+00:00"),
+        # Berlin after the autumn change (CET) -> the same wall time a week earlier (CEST):
+        # one hour more than 7 × 24 h in UTC
+        ("Europe/Berlin", "2026-10-26T09:00:00+01:00", 7, "2026-10-19T09:00:00+02:00"),
+        # ... and before the spring change: one hour less
+        ("Europe/Berlin", "2026-04-01T09:00:00+02:00", 7, "2026-03-25T09:00:00+01:00"),
+        # the repeated hour (02:00 twice on 2026-10-25) resolves to its first occurrence
+        ("Europe/Berlin", "2026-11-01T02:00:00+01:00", 7, "2026-10-25T02:00:00+02:00"),
+        # New York changes a week later than Europe
+        ("America/New_York", "2026-11-02T10:00:00-05:00", 7, "2026-10-26T10:00:00-04:00"),
+        # half-hour zone: the hour bucket starting 17:30 local maps to 17:30 local
+        ("Asia/Kolkata", "2026-11-20T12:00:00+00:00", 1, "2026-11-19T12:00:00+00:00"),
+        # day-on-day over the spring change
+        ("Europe/Berlin", "2026-03-29T09:00:00+02:00", 1, "2026-03-28T09:00:00+01:00"),
+    ],
+)
+def test_shifted_hour_follows_the_wall_clock(
+    zone: str, hour: str, days: int, expected: str
+) -> None:
+    assert shifted_hour(ts(hour), ZoneInfo(zone), days) == ts(expected)
+
+
+def test_a_wall_time_skipped_by_dst_has_no_sample() -> None:
+    # 2026-03-29 02:00-03:00 does not exist in Berlin
+    assert shifted_hour(ts("2026-04-05T02:00:00+02:00"), BERLIN, 7) is None
+
+
+def _local_profile(tz: ZoneInfo, start: int, end: int) -> dict[int, float]:
+    """Counts that depend only on the local hour of the day: 100 + 10 × hour."""
+    return {h: 100.0 + 10 * datetime.fromtimestamp(h, tz).hour for h in range(start, end, HOUR)}
+
+
+def test_baseline_in_a_dst_week_keeps_the_local_hour() -> None:
+    """After the autumn change the baseline of 09:00 comes from 09:00 of earlier weeks
+    (value 190), not from the UTC hour that used to be 10:00 (200)."""
+    start, end = ts("2026-09-28T00:00:00+02:00"), ts("2026-10-28T00:00:00+01:00")
+    series = _local_profile(BERLIN, start, end)
+    hour = ts("2026-10-27T09:00:00+01:00")
+    b = hour_baseline(counts_from(series, start), hour, BERLIN, RULES)
+    assert b is not None and b.kind is BaselineKind.SEASONAL
+    assert b.expected == 190.0 and b.spread == 0.0 and len(b.samples) == 4
+    # In UTC terms the same series would look shifted by an hour.
+    utc_b = hour_baseline(counts_from(series, start), hour, UTC_ZONE, RULES)
+    assert utc_b is not None and utc_b.expected == 200.0
+
+
+@pytest.mark.parametrize(
+    ("history_days", "kind", "samples"),
+    [
+        (40, BaselineKind.SEASONAL, 5),  # 5 whole weeks back fit in 40 days
+        (21, BaselineKind.SEASONAL, 3),  # exactly min_weeks
+        (20, BaselineKind.COLD_START, 2),  # under 3 weeks: week-on-week (2 samples)
+        (7, BaselineKind.COLD_START, 1),  # one week back: week-on-week
+        (6, BaselineKind.COLD_START, 6),  # first week: day-on-day, the last 6 days
+        (3, BaselineKind.COLD_START, 3),  # cold_start_min_days
+        (2, None, 0),  # too little history: not judged
+    ],
+)
+def test_baseline_kind_by_history(
+    history_days: int, kind: BaselineKind | None, samples: int
+) -> None:
+    hour = ts("2026-11-20T12:00:00+00:00")
+    first = hour - history_days * DAY
+    b = hour_baseline(counts_from({}, first), hour, UTC_ZONE, RULES)
+    if kind is None:
+        assert b is None
+    else:
+        assert b is not None and b.kind is kind and len(b.samples) == samples
+        assert b.expected == 0.0  # hours without rows after the first hour count as zero
+
+
+def test_baseline_is_robust_to_one_outlier_week() -> None:
+    b = Baseline.of([100, 104, 400, 98], BaselineKind.SEASONAL)
+    assert b.expected == 102.0
+    assert b.spread < 10
+
+
+def test_variance_has_a_poisson_floor_when_the_samples_agree() -> None:
+    b = Baseline.of([50, 50, 50], BaselineKind.SEASONAL)
+    assert b.spread == 0.0
+    assert b.variance(0.0) > 50  # Poisson floor, inflated for a median of three
+
+
+# --- volume verdicts ---------------------------------------------------------------------
+
+
+def points(
+    observed: list[float], expected: float, kind: BaselineKind = BaselineKind.SEASONAL
+) -> list[HourPoint]:
+    """Consecutive hours with a flat baseline (samples ±5 % around ``expected``)."""
+    samples = [expected * f for f in (0.95, 1.0, 1.05, 1.0)]
+    b = Baseline.of(samples, kind)
+    start = ts("2026-11-20T00:00:00+00:00")
+    return [HourPoint(start + i * HOUR, o, b) for i, o in enumerate(observed)]
+
+
+COLD = BaselineKind.COLD_START
+SEAS = BaselineKind.SEASONAL
+STOPPED, DROP, SPIKE = "VOLUME_STOPPED", "VOLUME_DROP", "VOLUME_SPIKE"
+WARN, CRIT = Severity.WARN, Severity.CRIT
+
+
+# fmt: off
+VOLUME_CASES = [
+    # intent: ordinary noise is no finding
+    ([400, 390, 410, 405, 395, 402], 400, 300, SEAS, None, None, None),
+    # intent: a stream that stopped two hours ago, 30 expected per hour
+    ([30, 31, 29, 30, 0, 0], 30, 0, SEAS, STOPPED, CRIT, 4),
+    # intent: a few events in the hour in progress do not end a stop by themselves
+    # (see test_recovery_in_the_hour_in_progress_ends_a_stop)
+    ([30, 31, 29, 30, 30, 0], 30, 2, SEAS, STOPPED, CRIT, 5),
+    # intent: a low-volume series needs enough zero hours before it counts as stopped
+    ([5, 5, 5, 5, 0, 0], 5, 0, SEAS, None, None, None),
+    ([5, 0, 0, 0, 0, 0], 5, 0, SEAS, STOPPED, CRIT, 1),
+    # intent: half the traffic lost for one hour on a big series: a warning
+    ([400, 410, 395, 405, 400, 200], 400, 100, SEAS, DROP, WARN, 5),
+    # intent: ... lasting three hours: critical (persistence)
+    ([400, 410, 395, 200, 190, 210], 400, 100, SEAS, DROP, CRIT, 3),
+    # intent: a fall to under a quarter: critical at once
+    ([400, 410, 395, 405, 400, 60], 400, 30, SEAS, DROP, CRIT, 5),
+    # intent: a 50 % hour on a 20/h series is within noise
+    ([20, 21, 19, 20, 20, 10], 20, 5, SEAS, None, None, None),
+    # intent: a 35 % dip (a holiday) is not a drop, however significant
+    ([1000, 1000, 650, 640, 660, 650], 1000, 500, SEAS, None, None, None),
+    # intent: the drop ended: the latest hour is back to normal
+    ([400, 410, 200, 190, 210, 398], 400, 200, SEAS, None, None, None),
+    # intent: under the cold-start rule a 45 % drop is not enough, 65 % is
+    ([400, 410, 395, 405, 220, 220], 400, 100, COLD, None, None, None),
+    ([400, 410, 395, 405, 140, 140], 400, 100, COLD, DROP, WARN, 4),
+    # intent: three times the usual volume for two hours: a spike; a one-hour burst (a
+    # newsletter) and a promotion at 1.8× are not
+    ([400, 410, 395, 405, 1200, 1250], 400, 600, SEAS, SPIKE, WARN, 4),
+    ([400, 410, 395, 405, 400, 1200], 400, 600, SEAS, None, None, None),
+    ([400, 410, 395, 405, 720, 730], 400, 400, SEAS, None, None, None),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    ("observed", "expected", "in_progress", "kind", "code", "severity", "since_index"),
+    VOLUME_CASES,
+)
+def test_judge_volume(
+    observed: list[float],
+    expected: float,
+    in_progress: float,
+    kind: BaselineKind,
+    code: str | None,
+    severity: Severity | None,
+    since_index: int | None,
+) -> None:
+    pts = points(observed, expected, kind)
+    v = judge_volume(pts, RULES, in_progress)
+    if code is None:
+        assert v is None
+        return
+    assert v is not None and v.code == code and v.severity is severity
+    assert since_index is not None and v.since == pts[since_index].hour
+    assert v.until == pts[-1].hour + HOUR
+    # the baselines follow the day's level in the hours before the window (here ~1)
+    assert v.expected == pytest.approx(expected * len(pts[since_index:]), rel=0.03)
+
+
+@pytest.mark.parametrize(
+    ("observed", "in_progress", "so_far", "code"),
+    [
+        # intent: 20 of 24 expected so far: the stop is over
+        ([30, 31, 29, 30, 0, 0], 20, 24.0, None),
+        # intent: 3 of 24: still stopped (a trickle of retries is no recovery)
+        ([30, 31, 29, 30, 0, 0], 3, 24.0, STOPPED),
+        # intent: too early in the hour to tell (5 expected so far): still stopped
+        ([30, 31, 29, 30, 0, 0], 5, 5.0, STOPPED),
+        # intent: a drop ends the same way
+        ([400, 410, 200, 190, 210, 200], 300, 320.0, None),
+        # intent: the first hour after a stop, partly filled, is no new drop
+        ([30, 31, 29, 0, 0, 14], 0, 1.0, None),
+    ],
+)
+def test_recovery_in_the_hour_in_progress_ends_a_stop(
+    observed: list[float], in_progress: float, so_far: float, code: str | None
+) -> None:
+    expected = 30 if observed[0] == 30 else 400
+    v = judge_volume(points(observed, expected), RULES, in_progress, so_far)
+    assert (v.code if v else None) == code
+
+
+@pytest.mark.parametrize(
+    ("observed", "code", "level"),
+    [
+        # intent: a holiday: the whole day at 62 %, nothing happened at 14:00
+        ([620, 630, 610, 640, 600, 630, 620, 610, 600, 590, 610, 600], None, None),
+        # intent: a normal morning, then half the traffic lost: a drop, level 1
+        ([1000, 990, 1010, 1000, 995, 1005, 500, 480, 510, 490, 505, 500], DROP, 1.0),
+        # intent: a holiday morning (75 %), then a real incident: still a drop, judged
+        # against the holiday's level
+        ([750, 760, 740, 750, 760, 740, 300, 310, 290, 300, 305, 300], DROP, 0.75),
+    ],
+)
+def test_the_days_level_absorbs_holidays_not_incidents(
+    observed: list[float], code: str | None, level: float | None
+) -> None:
+    v = judge_volume(points(observed, 1000), RULES, None)
+    assert (v.code if v else None) == code
+    if v is not None:
+        assert v.level == pytest.approx(level, abs=0.01)
+
+
+def referenced(observed: list[float], expected: float, ref_level: float, ref: float = 2000):
+    """``points`` whose reference series (expecting ``ref`` per hour) ran at ``ref_level``."""
+    out = []
+    for p in points(observed, expected):
+        r = Reference(ref * ref_level, ref, ref + (0.05 * ref) ** 2)
+        out.append(HourPoint(p.hour, p.observed, p.baseline, r))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("observed", "ref_level", "code"),
+    [
+        # intent: a holiday: this series and its reference both at 70 % all day
+        ([280, 285, 275, 280, 280, 285, 280, 275, 280, 280, 285, 280], 0.7, None),
+        # intent: the same series with a reference at its usual level: the series broke
+        ([400, 395, 405, 400, 400, 410, 400, 395, 400, 180, 175, 185], 1.0, DROP),
+        # intent: a holiday (70 %) and a real breakage of this series on top: a drop
+        ([280, 285, 275, 280, 280, 285, 280, 275, 280, 110, 105, 100], 0.7, DROP),
+        # intent: a promotion: reference and series both at 2.6x: no spike
+        ([1040, 1050, 1030, 1040, 1045, 1035, 1040, 1050, 1030, 1040, 1045, 1035], 2.6, None),
+    ],
+)
+def test_a_reference_series_absorbs_the_calendar_not_breakages(
+    observed: list[float], ref_level: float, code: str | None
+) -> None:
+    v = judge_volume(referenced(observed, 400, ref_level), RULES, None)
+    assert (v.code if v else None) == code
+    if v is not None:
+        # the level is the reference's, moved towards 1 by its noise (a few per cent)
+        assert v.referenced and ref_level <= v.level <= ref_level + 0.04
+
+
+def test_the_reference_level_counts_only_what_its_noise_allows() -> None:
+    window = referenced([300, 300], 400, 0.7)
+    scaled = reference_level(window, RULES, 0.0, 1.0)
+    assert scaled is not None
+    # 0.7 moved towards 1 by one standard deviation of the reference's two hours
+    assert scaled.level == pytest.approx(0.7 + (2 * 12000) ** 0.5 / 4000)
+    # a reference expecting fewer than 2 × min_expected events: not used
+    small = referenced([400, 405, 395, 400, 150, 155], 400, 0.7, ref=10)
+    assert reference_level(small[-2:], RULES, 0.0, 1.0) is None
+    v = judge_volume(small, RULES, None)  # the day's level before the window stands in
+    assert v is not None and v.code == DROP and not v.referenced
+
+
+def test_a_share_baseline_scales_the_usual_share_to_the_rest() -> None:
+    # 300 of 1200 events over comparable hours: a share of 25 %; 900 others this hour
+    b = share_baseline(300, 1200, 900, 7)
+    assert b is not None and b.kind is BaselineKind.SHARE
+    assert b.expected == pytest.approx(300)  # 25 % / 75 % × 900
+    # the share's uncertainty and the rest's own noise, on top of this hour's Poisson
+    assert b.variance(0.0) > 300 + 300**2 / 300
+    assert share_baseline(12, 1200, 900, 7) is None  # too few earlier events to tell
+    # a share window follows the rest already: level 1, judged against it as it stands
+    window = [HourPoint(0, 140, b), HourPoint(HOUR, 150, b)]
+    scaled = reference_level(window, RULES, 0.0, 1.0)
+    assert scaled is not None and scaled.level == 1.0 and scaled.z < -RULES.z
+
+
+def test_drop_verdict_explains_itself() -> None:
+    v = judge_volume(points([400, 410, 395, 200, 190, 210], 400), RULES, 100)
+    assert v is not None
+    assert v.observed == 600 and v.hours == 3 and v.persistence == 3
+    assert v.change == pytest.approx(-0.5) and v.z < -RULES.z
+    assert v.kind is BaselineKind.SEASONAL
+
+
+# --- ratios ------------------------------------------------------------------------------
+
+
+def windows(*pairs: tuple[float, float]) -> list[Window]:
+    return [Window(0, HOUR, n, d) for n, d in pairs]
+
+
+@pytest.mark.parametrize(
+    ("recent", "daily", "both_ways", "severity"),
+    [
+        # intent: a key present on every event disappears: critical
+        ([(0, 60)], [(500, 500)] * 7, False, Severity.CRIT),
+        # intent: a 30-point fall of an 85 % share: warning
+        ([(33, 60), (110, 200)], [(425, 500)] * 7, False, Severity.WARN),
+        # intent: sampling noise around 85 % is no finding
+        ([(47, 60)], [(425, 500), (430, 500), (420, 500)] * 2, False, None),
+        # intent: a share that rose is no drop ...
+        ([(60, 60)], [(250, 500)] * 7, False, None),
+        # ... unless both directions count (Meta's server share: a broken pixel)
+        ([(60, 60)], [(250, 500)] * 7, True, Severity.CRIT),
+        # intent: too few events in the window or too few days: not judged
+        ([(0, 10)], [(500, 500)] * 7, False, None),
+        ([(0, 60)], [(500, 500)], False, None),
+    ],
+)
+def test_judge_share(
+    recent: list[tuple[float, float]],
+    daily: list[tuple[float, float]],
+    both_ways: bool,
+    severity: Severity | None,
+) -> None:
+    drift = judge_share(windows(*recent), daily, RULES, both_ways=both_ways)
+    if severity is None:
+        assert drift is None
+    else:
+        assert drift is not None and drift.severity is severity
+        assert drift.days == len(daily)
+
+
+def test_judge_share_ignores_shares_usually_low() -> None:
+    assert judge_share(windows((0, 60)), [(50, 500)] * 7, RULES, min_baseline=0.2) is None
+
+
+@pytest.mark.parametrize(
+    ("recent_mean", "finding"),
+    [(150.0, False), (120.0, False), (1.5, True), (15000.0, True), (60.0, True)],
+)
+def test_judge_mean(recent_mean: float, finding: bool) -> None:
+    daily = [(150.0 * 40 * f, 40.0) for f in (0.9, 1.0, 1.1, 1.05, 0.95, 1.0, 1.0)]
+    # hourly means of 5 values with a standard deviation of 120 around 150
+    hourly = [(5 * (150 + d), 5.0) for d in (-50, 50, -30, 30, 0, -20, 20, 10, -10, 60, -60, 5) * 3]
+    drift = judge_mean(windows((recent_mean * 30, 30)), daily, hourly, RULES)
+    assert (drift is not None) is finding
+
+
+def test_judge_mean_needs_hourly_spread() -> None:
+    daily = [(150.0 * 40, 40.0)] * 7
+    assert judge_mean(windows((15000.0 * 30, 30)), daily, [(750.0, 5.0)] * 5, RULES) is None
+
+
+def test_judge_mean_noisy_values_need_more_than_half() -> None:
+    """With values as spread as baskets (σ ≈ mean), +56 % over 30 purchases is noise."""
+    daily = [(200.0 * 40, 40.0)] * 7
+    hourly = [(5 * (200 + d), 5.0) for d in (-90, 90, -60, 60, 0, -120, 120, 30, -30) * 3]
+    assert judge_mean(windows((312.0 * 30, 30)), daily, hourly, RULES) is None
+
+
+def test_windows_and_blocks_sum_hours() -> None:
+    def value(hour: int) -> tuple[float, float]:
+        return (1.0, 2.0)
+
+    ws = window_sums(value, 10 * HOUR, 3, 10 * HOUR + 600)
+    assert [(w.since, w.num, w.den) for w in ws] == [
+        (10 * HOUR, 1, 2), (9 * HOUR, 2, 4), (8 * HOUR, 3, 6)
+    ]  # fmt: skip
+    blocks = daily_blocks(8 * HOUR + 2 * DAY, 2)
+    assert blocks == [(8 * HOUR + DAY, 8 * HOUR + 2 * DAY), (8 * HOUR, 8 * HOUR + DAY)]
+    assert block_sums(value, blocks) == [(24, 48), (24, 48)]

@@ -1,0 +1,81 @@
+"""Config loading: defaults, durations, and errors that name the file and the key path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.config import load_settings, parse_duration, settings_from_dict
+from monitor.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("30s", 30.0),  # seconds
+        ("5m", 300.0),  # minutes
+        ("1h", 3600.0),  # hours
+        ("2d", 172800.0),  # days
+        ("1w", 604800.0),  # weeks
+        ("1.5h", 5400.0),  # fractions
+        (90, 90.0),  # bare numbers are seconds
+    ],
+)
+def test_parse_duration(text: str | int, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["5 parsecs", "h", "", True, None])
+def test_parse_duration_rejects(bad: object) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(bad)
+
+
+def test_defaults_match_contract() -> None:
+    s = settings_from_dict({})
+    assert s.storage.url == "sqlite:///capi-monitor.db"
+    assert s.schedule.logs_every == 300.0
+    assert s.alerts.resolve_after_cycles == 2
+    assert s.checks.latency.warn_p95 == 3600.0
+    assert s.checks.latency.crit_p95 == 86400.0
+    assert s.meta is None  # no [meta]: no Graph calls
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"datasets": [{"id": "1", "logs": "x.jsonl"}]}, r"datasets\[0\]\.logs"),
+        ({"schedule": {"logs_every": "soon"}}, r"schedule\.logs_every: expected a duration"),
+        ({"storage": {"ur": "x"}}, r"storage\.ur: unknown key"),
+        ({"datasets": [{"id": "1"}, {"id": "1"}]}, r"datasets\[1\]\.id: duplicate"),
+        ({"notify": {"email": {"host": "h", "to": ["a@b.c"]}}}, r"notify\.email\.from"),
+        ({"checks": {"match_quality": {"warn_score": 11}}}, r"checks\.match_quality\.warn_score"),
+    ],
+)
+def test_errors_name_the_key_path(data: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=r"^cfg\.toml: " + message):
+        settings_from_dict(data, source="cfg.toml")
+
+
+def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
+    p = tmp_path / "bad.toml"
+    p.write_text("[storage\nurl = 1\n")
+    with pytest.raises(ConfigError, match=r"bad\.toml: invalid TOML"):
+        load_settings(p)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_settings(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize("name", ["config.example.toml", "samples/config.toml"])
+def test_shipped_configs_are_valid(name: str) -> None:
+    path = REPO / name
+    if not path.exists():
+        pytest.fail(f"{name} is missing")
+    settings = load_settings(path)
+    assert settings.datasets, "the shipped configs describe at least one dataset"
