@@ -17,9 +17,9 @@ from monitor.model.findings import CheckResult, Example, Finding, Severity, Stat
 
 if TYPE_CHECKING:
     from monitor.config import ChecksSettings
-    from monitor.engine.series import VolumeHistory
     from monitor.model.graph import GraphHistory, GraphSnapshot
     from monitor.model.observations import Delivery
+    from monitor.model.series import VolumeHistory
 
 MAX_EXAMPLES = 3
 MAX_EVENT_NAMES = 50

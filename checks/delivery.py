@@ -40,10 +40,10 @@ from checks.base import (
     result_from_findings,
     skipped,
 )
-from monitor.engine.rollup import error_key
 from monitor.mask import MAX_SHOWN, scrub_text
 from monitor.model.findings import CheckResult, Example, Finding, Severity
 from monitor.model.observations import Delivery, ResponseInfo
+from monitor.model.rollup import error_key
 
 TOKEN_INVALID = "TOKEN_INVALID"
 RATE_LIMITED = "RATE_LIMITED"

@@ -1,6 +1,6 @@
 """The statistics of volume and ratio monitoring, as pure functions. No I/O, no clock.
 
-Used by ``checks.volume`` on hourly series (``monitor.engine.series``); the thresholds come from
+Used by ``checks.volume`` on hourly series (``monitor.model.series``); the thresholds come from
 ``[checks.volume]`` (``monitor.config.VolumeSettings``). Anchors: monitoring-anchors.md §3.
 
 **Hours.** Series are keyed by UTC hour starts (Unix seconds), as the rollups are. The

@@ -33,10 +33,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
-from monitor.engine.rollup import HourRollup
 from monitor.mask import scrub_secrets
 from monitor.model.findings import CheckResult, Finding, Severity, Status, worst_severity
 from monitor.model.graph import GraphErrorKind, GraphSnapshot, Part
+from monitor.model.rollup import HourRollup
 
 _PENALTY = {Severity.INFO: 0, Severity.WARN: 15, Severity.CRIT: 40}
 NOT_CONFIGURED = "no Graph API source for this dataset (needs [meta] and an access token)"

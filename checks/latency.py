@@ -60,10 +60,10 @@ from checks.graph_common import (
     skipped_part,
     volume_count,
 )
-from monitor.engine.rollup import OTHER_EVENT
 from monitor.model.findings import CheckResult, Example, Finding, Severity
 from monitor.model.graph import Part
 from monitor.model.observations import Delivery
+from monitor.model.rollup import OTHER_EVENT
 
 LATENCY_HIGH = "LATENCY_HIGH"
 FIELD = "event_time"

@@ -3,7 +3,7 @@
 Meta publishes no EMQ formula (meta-capi.md §9), so this is a local heuristic, labelled
 "estimated" everywhere; Meta's own ``composite_score`` is the ground truth when the Graph
 API is available. Per event name we measure the coverage of each key in
-``monitor.engine.rollup.MATCH_KEYS``: the share of events whose ``user_data`` holds a present
+``monitor.model.rollup.MATCH_KEYS``: the share of events whose ``user_data`` holds a present
 value (not null, ``""`` or ``[]``, the same rule as the hourly rollups). Then::
 
     estimate = min(10, Σ WEIGHTS[key] × coverage[key])      coverage in 0..1
@@ -66,11 +66,11 @@ from checks.graph_common import (
     skipped_part,
     volume_count,
 )
-from monitor.engine.rollup import MATCH_KEYS, OTHER_EVENT
 from monitor.mask import MAX_SHOWN
 from monitor.model.findings import CheckResult, Example, Finding, Severity
 from monitor.model.graph import EventQuality, Part
 from monitor.model.observations import Delivery
+from monitor.model.rollup import MATCH_KEYS, OTHER_EVENT
 
 MATCH_KEY_COVERAGE_LOW = "MATCH_KEY_COVERAGE_LOW"
 MAX_EVENT_NAMES = 100

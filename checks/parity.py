@@ -61,10 +61,10 @@ from checks.graph_common import (
     skipped_part,
     unreadable,
 )
-from monitor.engine.rollup import OTHER_EVENT, HourRollup
 from monitor.model.findings import CheckResult, Finding, Severity
 from monitor.model.graph import GraphSnapshot, Part
 from monitor.model.observations import Delivery
+from monitor.model.rollup import OTHER_EVENT, HourRollup
 
 PARITY_SERVER_MISSING = "PARITY_SERVER_MISSING"
 PARITY_BROWSER_MISSING = "PARITY_BROWSER_MISSING"

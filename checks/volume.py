@@ -1,5 +1,5 @@
 """The ``volume`` check: hourly volumes against a seasonal baseline, ratios against their
-recent history. A pure function of ``ctx.series`` (``monitor.engine.series.VolumeHistory``); the
+recent history. A pure function of ``ctx.series`` (``monitor.model.series.VolumeHistory``); the
 statistics are ``checks.detect``'s, the thresholds ``[checks.volume]``'s.
 
 **Series** (per dataset, in its time zone, by send time; events of failed requests are
@@ -77,11 +77,11 @@ from checks.detect import (
 )
 from checks.graph_common import graph_finding
 from monitor.config import VolumeSettings
-from monitor.engine.rollup import MATCH_KEYS, OTHER_EVENT, VALUE_EVENTS, HourRollup
-from monitor.engine.series import Sums, VolumeHistory
 from monitor.model.findings import CheckResult, Finding, Severity, Status, worst_severity
 from monitor.model.observations import Delivery
 from monitor.model.results import iso
+from monitor.model.rollup import MATCH_KEYS, OTHER_EVENT, VALUE_EVENTS, HourRollup
+from monitor.model.series import Sums, VolumeHistory
 
 CHECK_ID = "volume"
 EVENT_ID_SHARE_DROP = "EVENT_ID_SHARE_DROP"

@@ -152,7 +152,8 @@ def _series_loader(stores: list[Any], settings: Settings, clock: float) -> Any:
     def load(dataset_ids: Sequence[str]) -> Any:
         if not stores:
             return {}
-        from monitor.engine.series import Current, load_volume_history
+        from monitor.engine.series import load_volume_history
+        from monitor.model.series import Current
 
         return load_volume_history(stores[0], settings, clock, dataset_ids, current=Current.REPLACE)
 

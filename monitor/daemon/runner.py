@@ -64,13 +64,15 @@ from monitor.daemon.graph_jobs import (
 )
 from monitor.engine.audit import DatasetAudit
 from monitor.engine.graph_inputs import poll_graph
-from monitor.engine.rollup import HourRollup, RollupAccumulator
-from monitor.engine.series import Current, VolumeHistory, load_volume_history
+from monitor.engine.rollup import RollupAccumulator
+from monitor.engine.series import load_volume_history
 from monitor.errors import ConfigError, StoreError
 from monitor.mask import scrub_text
 from monitor.model.graph import GraphSnapshot, Part
 from monitor.model.observations import Delivery, ReadStats
 from monitor.model.results import AuditReport, DatasetReport
+from monitor.model.rollup import HourRollup
+from monitor.model.series import Current, VolumeHistory
 from monitor.sources.logs.tail import LogTailer, TailRead, load_cursors
 from monitor.store import Store
 from monitor.store.db import upsert_rollups, write_connection

@@ -23,13 +23,14 @@ from checks.graph_common import UsesRollups
 from checks.volume import UsesSeries
 from monitor.config import DatasetSettings, Settings
 from monitor.engine.parallel import fork_available, plan_parts, run_parts
-from monitor.engine.rollup import HourRollup, RollupAccumulator
-from monitor.engine.series import VolumeHistory
+from monitor.engine.rollup import RollupAccumulator
 from monitor.errors import ConfigError
 from monitor.model.findings import CheckResult
 from monitor.model.graph import DatasetGraph
 from monitor.model.observations import Delivery, ReadStats
 from monitor.model.results import AuditReport, DatasetReport
+from monitor.model.rollup import HourRollup
+from monitor.model.series import VolumeHistory
 from monitor.sources.logs.reader import DatasetResolver, InputFile, expand_paths, read_deliveries
 
 # Below this, forking and merging cost more than they save (~1 s of sequential reading).

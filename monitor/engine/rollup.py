@@ -1,97 +1,29 @@
-"""Hourly aggregates of server events from the delivery logs (the only history we keep).
+"""Filling hourly rollups (``monitor.model.rollup``) from delivery observations.
 
-One ``HourRollup`` per dataset × event name × source × hour: counts, events with
-``event_id``, match-key coverage counts, a latency histogram and error counts. No raw
-event or customer data ever enters a rollup. Hours are UTC hour starts (Unix seconds).
+The rollups are the only history of the logs we keep; no raw event or customer data
+ever enters one.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.model.observations import Delivery
+from monitor.model.rollup import (
+    LATENCY_BOUNDS,
+    MATCH_KEYS,
+    MAX_EVENT_NAMES,
+    OTHER_EVENT,
+    SOURCE_SERVER_LOG,
+    VALUE_EVENTS,
+    HourRollup,
+    error_key,
+    present_keys,
+)
 
-MATCH_KEYS: tuple[str, ...] = (
-    "em", "ph", "fn", "ln", "ct", "st", "zp", "country", "db", "ge",
-    "external_id", "client_ip_address", "client_user_agent", "fbc", "fbp",
-)  # fmt: skip
 _KEY_INDEX = {k: i for i, k in enumerate(MATCH_KEYS)}
-
-# Upper bounds (seconds) of latency buckets: send time - event_time. The last is open.
-LATENCY_BOUNDS: tuple[float, ...] = (
-    60, 300, 900, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 24 * 3600, 48 * 3600, 7 * 86400,
-)  # fmt: skip
-SOURCE_SERVER_LOG = "server_log"
-OTHER_EVENT = "(other)"
-MAX_EVENT_NAMES = 500
-# Events whose numeric ``custom_data.value`` is summed (the ``volume`` check's VALUE_DRIFT).
-VALUE_EVENTS: frozenset[str] = frozenset({"Purchase", "Subscribe", "StartTrial"})
-
-
-@dataclass(slots=True)
-class HourRollup:
-    dataset_id: str
-    event_name: str
-    source: str
-    hour: int  # Unix seconds of the UTC hour start
-    events: int = 0  # accepted or unknown outcome
-    failed: int = 0  # events in requests Meta answered with an error
-    with_event_id: int = 0
-    key_counts: list[int] = field(default_factory=lambda: [0] * len(MATCH_KEYS))
-    latency_hist: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS) + 1))
-    error_codes: dict[str, int] = field(default_factory=dict)
-    value_sum: float = 0.0  # numeric custom_data.value of accepted VALUE_EVENTS
-    value_count: int = 0
-
-    def key_coverage(self) -> dict[str, int]:
-        return dict(zip(MATCH_KEYS, self.key_counts, strict=True))
-
-    def merge(self, other: HourRollup) -> None:
-        self.events += other.events
-        self.failed += other.failed
-        self.with_event_id += other.with_event_id
-        self.key_counts = [a + b for a, b in zip(self.key_counts, other.key_counts, strict=True)]
-        self.latency_hist = [
-            a + b for a, b in zip(self.latency_hist, other.latency_hist, strict=True)
-        ]
-        for code, n in other.error_codes.items():
-            self.error_codes[code] = self.error_codes.get(code, 0) + n
-        self.value_sum += other.value_sum
-        self.value_count += other.value_count
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "dataset_id": self.dataset_id,
-            "event_name": self.event_name,
-            "source": self.source,
-            "hour": self.hour,
-            "events": self.events,
-            "failed": self.failed,
-            "with_event_id": self.with_event_id,
-            "key_counts": self.key_coverage(),
-            "latency_hist": list(self.latency_hist),
-            "error_codes": dict(self.error_codes),
-            "value_sum": self.value_sum,
-            "value_count": self.value_count,
-        }
-
-
-def error_key(delivery: Delivery) -> str:
-    r = delivery.response
-    if r is None:
-        return "unknown"
-    if r.error_code is None:
-        return f"http_{r.status}"
-    return f"{r.error_code}/{r.error_subcode}" if r.error_subcode else str(r.error_code)
-
-
-def present_keys(user_data: dict[Any, Any]) -> tuple[Any, ...]:
-    """The keys of ``user_data`` whose value is present: not null, ``""`` or ``[]``."""
-    return tuple(k for k, v in user_data.items() if v is not None and v != "" and v != [])
-
 
 MAX_LAYOUTS = 64  # distinct key layouts tracked per row before counting key by key
 # Rows this far behind the newest hour have their layouts folded into key_counts: a

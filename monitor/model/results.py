@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor.engine.rollup import HourRollup
 from monitor.model.findings import CheckResult, Finding, Status
 from monitor.model.observations import ReadStats
+from monitor.model.rollup import HourRollup
 
 SCHEMA_VERSION = 1
 

@@ -28,12 +28,12 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from monitor.engine.rollup import LATENCY_BOUNDS, MATCH_KEYS, HourRollup
 from monitor.errors import StoreError
 from monitor.mask import scrub_secrets
 from monitor.model.findings import CheckResult, Finding
 from monitor.model.observations import ReadStats
 from monitor.model.results import AuditReport, DatasetReport
+from monitor.model.rollup import LATENCY_BOUNDS, MATCH_KEYS, HourRollup
 from monitor.store.tables.core import AuditRun, CheckResultRow, FindingRow, metadata
 
 if TYPE_CHECKING:

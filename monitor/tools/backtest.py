@@ -46,17 +46,12 @@ from monitor.alerts.queries import AlertEpisode, alert_episodes
 from monitor.config import Settings
 from monitor.daemon.runner import CycleBatch
 from monitor.engine.audit import DatasetAudit, configured_files
-from monitor.engine.rollup import SOURCE_SERVER_LOG, HourRollup, RollupAccumulator
-from monitor.engine.series import (
-    Current,
-    Sums,
-    VolumeHistory,
-    dataset_timezone,
-    index_graph,
-    lookback,
-)
+from monitor.engine.rollup import RollupAccumulator
+from monitor.engine.series import dataset_timezone, index_graph, lookback
 from monitor.errors import ConfigError
 from monitor.model.observations import Delivery, ReadStats
+from monitor.model.rollup import SOURCE_SERVER_LOG, HourRollup
+from monitor.model.series import Current, Sums, VolumeHistory
 from monitor.sources.logs.reader import DatasetResolver, InputFile, read_deliveries
 from monitor.store.db import Store, parse_url, write_connection
 from monitor.store.graph import stored_source_counts

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from checks.latency import LATENCY_HIGH, MAX_EVENT_NAMES, Latency, bucket_bounds
-from monitor.engine.rollup import OTHER_EVENT
 from monitor.model.findings import Severity, Status
+from monitor.model.rollup import OTHER_EVENT
 from tests.support.checkutil import (
     HOUR,
     NOW,

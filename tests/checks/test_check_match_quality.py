@@ -14,8 +14,8 @@ from checks.match_quality import (
     MatchQuality,
     estimate,
 )
-from monitor.engine.rollup import MATCH_KEYS
 from monitor.model.findings import Severity, Status
+from monitor.model.rollup import MATCH_KEYS
 from tests.support.checkutil import (
     NOW,
     WEIRD_VALUES,

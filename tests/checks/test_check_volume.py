@@ -14,10 +14,11 @@ from checks.base import CheckContext
 from checks.volume import Volume
 from monitor.config import ChecksSettings, settings_from_dict
 from monitor.engine.audit import run_audit
-from monitor.engine.rollup import MATCH_KEYS, SOURCE_SERVER_LOG, HourRollup
-from monitor.engine.series import Current, VolumeHistory, build_history
+from monitor.engine.series import build_history
 from monitor.model.findings import CheckResult, Finding, Severity, Status
 from monitor.model.graph import SourceCounts
+from monitor.model.rollup import MATCH_KEYS, SOURCE_SERVER_LOG, HourRollup
+from monitor.model.series import Current, VolumeHistory
 
 HOUR = 3600
 DAY = 86400

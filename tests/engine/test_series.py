@@ -9,12 +9,13 @@ import orjson
 import pytest
 
 from monitor.config import settings_from_dict
-from monitor.engine.rollup import SOURCE_SERVER_LOG, HourRollup
-from monitor.engine.series import Current, build_history, load_volume_history
+from monitor.engine.series import build_history, load_volume_history
 from monitor.errors import ConfigError
 from monitor.model.graph import GraphSnapshot, SourceCounts
 from monitor.model.observations import ReadStats
 from monitor.model.results import AuditReport, DatasetReport
+from monitor.model.rollup import SOURCE_SERVER_LOG, HourRollup
+from monitor.model.series import Current
 from monitor.store import Store
 from monitor.store.graph import record_graph
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.engine.rollup import LATENCY_BOUNDS
+from monitor.model.rollup import LATENCY_BOUNDS
 from monitor.report import charts
 from monitor.report.weekly.build import (
     WeeklyReport,

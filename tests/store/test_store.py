@@ -21,12 +21,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
-from monitor.engine.rollup import LATENCY_BOUNDS, MATCH_KEYS, HourRollup
 from monitor.errors import StoreError
 from monitor.mask import mask_value
 from monitor.model.findings import CheckResult, Example, Finding, Severity, Status
 from monitor.model.observations import ReadStats
 from monitor.model.results import AuditReport, DatasetReport
+from monitor.model.rollup import LATENCY_BOUNDS, MATCH_KEYS, HourRollup
 from monitor.store import Store
 from monitor.store.db import alembic_config, create_store_engine, parse_url
 from monitor.store.tables.core import metadata

@@ -12,7 +12,6 @@ from typing import Any
 
 from checks.base import Check, CheckContext
 from monitor.config import ChecksSettings
-from monitor.engine.rollup import HourRollup
 from monitor.model.findings import CheckResult
 from monitor.model.graph import (
     DaCheck,
@@ -29,6 +28,7 @@ from monitor.model.graph import (
     StatsBucket,
     TokenInfo,
 )
+from monitor.model.rollup import HourRollup
 from monitor.sources.graph.client import stats_window
 
 NOW = 1_795_176_000.0  # 2026-11-20T12:00:00Z

@@ -21,7 +21,6 @@ from monitor.alerts.model import AlertKey, AlertState
 from monitor.alerts.queries import save
 from monitor.alerts.silences import add_silence
 from monitor.config import Settings, settings_from_dict
-from monitor.engine.rollup import LATENCY_BOUNDS, MATCH_KEYS, HourRollup
 from monitor.model.findings import CheckResult, Example, Finding, Severity, Status
 from monitor.model.graph import (
     DaCheck,
@@ -34,6 +33,7 @@ from monitor.model.graph import (
 )
 from monitor.model.observations import ReadStats
 from monitor.model.results import AuditReport, DatasetReport
+from monitor.model.rollup import LATENCY_BOUNDS, MATCH_KEYS, HourRollup
 from monitor.store import Store
 from monitor.store.db import write_connection
 from monitor.store.graph import record_graph

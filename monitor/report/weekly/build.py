@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from monitor.config import Settings
-from monitor.engine.rollup import LATENCY_BOUNDS, MATCH_KEYS, HourRollup
 from monitor.model.findings import Example, Severity
+from monitor.model.rollup import LATENCY_BOUNDS, MATCH_KEYS, HourRollup
 from monitor.report import charts
 from monitor.report.charts import Chart
 from monitor.report.html import environment, fmt_duration, fmt_number, fmt_percent, grade

@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy import Table, and_, func, inspect, select
 
 from monitor.alerts.silences import Silence, list_silences
-from monitor.engine.rollup import HourRollup
 from monitor.model.findings import Severity
+from monitor.model.rollup import HourRollup
 from monitor.store import Store
 from monitor.store.db import store_errors
 from monitor.store.tables.core import metadata
