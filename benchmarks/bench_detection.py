@@ -45,11 +45,11 @@ from monitor.config import load_settings, parse_duration
 from monitor.store import Store
 from monitor.timeutil import parse_iso
 from monitor.tools.backtest import run_backtest
+from monitor.tools.graph_counts import load_graph_counts
 from monitor.tools.simulate import (
     DETECTED_BY,
     INCIDENT_TYPES,
     Incident,
-    load_graph_counts,
     plan,
     simulate,
 )

@@ -7,7 +7,8 @@ For each simulated dataset it writes what a real setup would leave behind, plus 
   cookies, products, ``event_id``), so that healthy traffic raises no finding;
 - ``graph_counts.jsonl``: Meta's hourly browser/server counts per event name, as the
   fake Graph API serves them (``python -m monitor.testing.fakegraph --counts FILE``) and as
-  ``load_graph_counts`` stores them (what the daemon's Graph polls would have stored);
+  ``monitor.tools.graph_counts.load_graph_counts`` stores them (what the daemon's Graph
+  polls would have stored);
 - ``ground_truth.json``: every incident (type, dataset, event name or ``null`` for all,
   start, end, expected events per hour of the affected series) and the weeks: warm-up,
   the incident-free ``quiet_week`` (with a promotion and a holiday) and the
@@ -50,7 +51,7 @@ from monitor.errors import ConfigError
 from monitor.tools import genlogs
 
 if TYPE_CHECKING:
-    from monitor.store.db import Store
+    pass
 
 HOUR = 3600
 DAY = 86400
@@ -557,55 +558,6 @@ def _graph_rows(
                 }
 
 
-# --- reading the outputs back ------------------------------------------------------------
-
-
-def read_graph_counts(path: str | Path) -> list[dict[str, Any]]:
-    """The rows of a ``graph_counts.jsonl`` (``hour`` as Unix seconds)."""
-    from monitor.timeutil import parse_iso
-
-    rows = []
-    with open(path, "rb") as f:
-        for line in f:
-            if line.strip():
-                row = orjson.loads(line)
-                row["hour"] = int(parse_iso(row["hour"]))
-                rows.append(row)
-    return rows
-
-
-def load_graph_counts(store: Store, path: str | Path, *, until: float | None = None) -> int:
-    """Store Meta's counts of ``path`` (hours before ``until``) as the daemon's Graph polls
-    would have: one snapshot per dataset, polled when the last hour was complete."""
-    from monitor.model.graph import GraphSnapshot, SourceCounts
-    from monitor.store.graph import record_graph
-
-    by_ds: dict[str, list[SourceCounts]] = {}
-    last: dict[str, int] = {}
-    for row in read_graph_counts(path):
-        if until is not None and row["hour"] >= until:
-            continue
-        sc = SourceCounts(
-            datetime.fromtimestamp(row["hour"], UTC),
-            row["event_name"],
-            row["browser"],
-            row["server"],
-        )
-        by_ds.setdefault(row["dataset_id"], []).append(sc)
-        last[row["dataset_id"]] = max(last.get(row["dataset_id"], 0), row["hour"])
-    snaps = [
-        GraphSnapshot(
-            ds,
-            last[ds] + HOUR,
-            min(c.hour.timestamp() for c in cs),
-            last[ds] + HOUR,
-            source_counts=cs,
-        )
-        for ds, cs in by_ds.items()
-    ]
-    return record_graph(store, snaps)
-
-
 def write_scenario(
     out: str | Path, seed: int, *, weeks: int = 5, datasets: int = 2, scale: float = 1.0
 ) -> dict[str, Any]:
@@ -618,7 +570,6 @@ __all__: Sequence[str] = (
     "INCIDENT_TYPES",
     "Incident",
     "Scenario",
-    "load_graph_counts",
     "plan",
     "simulate",
     "write_scenario",

@@ -17,7 +17,8 @@ from monitor.engine.audit import configured_files, run_audit
 from monitor.model.findings import Severity
 from monitor.testing.fakegraph import FakeGraph, Scenario
 from monitor.timeutil import parse_iso
-from monitor.tools.simulate import INCIDENT_TYPES, plan, read_graph_counts, simulate
+from monitor.tools.graph_counts import read_graph_counts
+from monitor.tools.simulate import INCIDENT_TYPES, plan, simulate
 
 HOUR = 3600
 
