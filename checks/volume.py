@@ -1,6 +1,7 @@
 """The ``volume`` check: hourly volumes against a seasonal baseline, ratios against their
 recent history. A pure function of ``ctx.series`` (``monitor.model.series.VolumeHistory``); the
-statistics are ``checks.detect``'s, the thresholds ``[checks.volume]``'s.
+statistics are ``checks.baseline``'s and ``checks.detect``'s, the thresholds
+``[checks.volume]``'s.
 
 **Series** (per dataset, in its time zone, by send time; events of failed requests are
 delivery errors, not volume):
@@ -10,25 +11,18 @@ delivery errors, not volume):
 - server events as Meta counted them, for event names the logs do not carry (a Graph-only
   setup). Meta's hours are judged once ``graph_settle`` (1 h) has passed after them.
 
-**Baselines and references** (``checks.detect``): an event name's hours are judged by its
-usual share of its source's events times the other events' count (share baselines;
-the seasonal baseline while the share is unknown, then against the other events as a
-reference); all events of the logs against Meta's browser count as a reference, and
-Meta's browser count against the logs. A dataset-wide finding names the event names
+**Baselines and references** (``checks.baseline``, ``checks.detect``): an event name's
+hours are judged by its usual share of its source's events times the other events' count
+(share baselines; the seasonal baseline while the share is unknown, then against the
+other events as a reference); all events of the logs against Meta's browser count as a
+reference, and Meta's browser count against the logs. A dataset-wide finding names the event names
 whose own hours moved with it.
 
 **Codes.** ``VOLUME_STOPPED``, ``VOLUME_DROP``, ``VOLUME_SPIKE`` (``checks.detect``),
 one finding per series; when the all-events series of a source has a code, the per-event
 findings of that code and source fold into it (one dataset-wide alert, the event names in
-its evidence). Ratio drifts, per event name, over the last ``ratio_hours`` hours against
-the median of the previous ``ratio_days`` days:
-
-- ``MATCH_KEY_DROP`` (the contract's code, from the logs here; from Meta in
-  ``match_quality``): the coverage of a match key fell; ``field`` is the key that fell most;
-- ``EVENT_ID_SHARE_DROP``: fewer events carry ``event_id`` (deduplication breaks);
-- ``VALUE_DRIFT``: the mean ``custom_data.value`` of Purchase-like events moved by half;
-- ``PARITY_RATIO_DRIFT``: Meta's server share of an event name (server ÷ (server +
-  browser)) moved: a broken pixel pushes it up, a broken server integration down.
+its evidence). Ratio drifts (``MATCH_KEY_DROP``, ``EVENT_ID_SHARE_DROP``, ``VALUE_DRIFT``,
+``PARITY_RATIO_DRIFT``) are ``checks.volume_ratios``'.
 
 Every finding explains itself in ``evidence``: ``expected``, ``observed``, ``since`` (ISO
 8601), ``until``, ``baseline`` (in words) and ``baseline_kind``, plus ``z``, ``change`` and
@@ -51,45 +45,34 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 from checks.base import CheckContext, skipped
-from checks.detect import (
-    DAY,
+from checks.baseline import (
     HOUR,
-    VOLUME_SPIKE,
     Baseline,
     BaselineKind,
-    HourPoint,
-    RatioDrift,
-    Reference,
-    VolumeVerdict,
-    Window,
-    block_sums,
-    daily_blocks,
-    expected_sum,
     hour_baseline,
     hour_start,
-    judge_mean,
-    judge_share,
-    judge_volume,
     local_label,
     share_baseline,
     shifted_hour,
-    window_sums,
+)
+from checks.detect import (
+    VOLUME_SPIKE,
+    HourPoint,
+    Reference,
+    VolumeVerdict,
+    expected_sum,
+    judge_volume,
 )
 from checks.graph_common import graph_finding
+from checks.volume_ratios import LOGS, RatioJudge, local_iso
 from monitor.config import VolumeSettings
 from monitor.model.findings import CheckResult, Finding, Severity, Status, worst_severity
 from monitor.model.observations import Delivery
 from monitor.model.results import iso
-from monitor.model.rollup import MATCH_KEYS, OTHER_EVENT, VALUE_EVENTS, HourRollup
-from monitor.model.series import Sums, VolumeHistory
+from monitor.model.rollup import OTHER_EVENT, HourRollup
+from monitor.model.series import VolumeHistory
 
 CHECK_ID = "volume"
-EVENT_ID_SHARE_DROP = "EVENT_ID_SHARE_DROP"
-MATCH_KEY_DROP = "MATCH_KEY_DROP"
-VALUE_DRIFT = "VALUE_DRIFT"
-PARITY_RATIO_DRIFT = "PARITY_RATIO_DRIFT"
-
-LOGS = "server_log"
 META_SERVER = "meta_server"
 META_BROWSER = "meta_browser"
 SOURCE_TEXT = {
@@ -223,12 +206,16 @@ class _Judge:
             if s.event_name is None:
                 folded = sorted({*folded, *self._moved_with(s, v)})
             out.append(self._volume_finding(s, v, folded))
+        ratios = RatioJudge(self.h, self.now, self.rules)
         if self.logs_current:
             for name in sorted(self.h.rollups):
                 if name != OTHER_EVENT:
-                    out.extend(self._log_ratios(name))
-        for name in sorted(self.h.graph):
-            out.extend(self._parity(name))
+                    out.extend(ratios.log_ratios(name))
+        self.judged += ratios.judged
+        last = self._graph_last()
+        if last is not None:
+            for name in sorted(self.h.graph):
+                out.extend(ratios.parity(name, last))
         return out
 
     # --- volume ----------------------------------------------------------------------------
@@ -428,7 +415,7 @@ class _Judge:
             "z": round(v.z, 2),
             "since": iso(v.since),
             "until": iso(v.until),
-            "since_local": _local_iso(v.since, self.tz),
+            "since_local": local_iso(v.since, self.tz),
             "window_hours": v.hours,
             "persistence_hours": v.persistence,
             "baseline": self._describe(v, s.source, s.event_name is not None),
@@ -483,188 +470,6 @@ class _Judge:
                 f"{self.rules.level_hours} h before"
             )
         return f"{what}, {sum_note}{hours} {self.h.timezone} (samples: {samples}){level}"
-
-    # --- ratios ----------------------------------------------------------------------------
-
-    def _windows_and_days(
-        self, value: Callable[[int], tuple[float, float]], last: int, until: float
-    ) -> tuple[list[Any], list[tuple[float, float]]]:
-        rules = self.rules
-        windows = window_sums(value, last, rules.ratio_hours, until)
-        oldest = last - (rules.ratio_hours - 1) * HOUR
-        days = block_sums(value, daily_blocks(oldest, rules.ratio_days))
-        return windows, days
-
-    def _log_ratios(self, name: str) -> list[Finding]:
-        rules = self.rules
-        hours = self.h.rollups[name]
-        last = hour_start(self.now)
-        oldest = last - (rules.ratio_hours - 1) * HOUR
-        # Sum the rows once per window and per day; every ratio reads these sums.
-        windows: list[tuple[int, Sums]] = []
-        acc = Sums()
-        for k in range(rules.ratio_hours):
-            h = last - k * HOUR
-            if (r := hours.get(h)) is not None:
-                acc.add(r)
-            windows.append((h, acc.copy()))
-        days = [self.h.block(name, a, b) for a, b in daily_blocks(oldest, rules.ratio_days)]
-        if sum(d.events >= rules.ratio_min_events for d in days) < rules.ratio_min_days:
-            return []  # too little history for any ratio of this event name
-        self.judged += 1
-
-        def judge(num: Callable[[Sums], float], min_baseline: float) -> RatioDrift | None:
-            ws = [Window(h, self.now, num(a), a.events) for h, a in windows]
-            ds = [(num(d), float(d.events)) for d in days]
-            return judge_share(ws, ds, rules, min_baseline=min_baseline)
-
-        out: list[Finding] = []
-        drift = judge(lambda a: a.with_event_id, rules.key_min_share)
-        if drift is not None:
-            out.append(self._event_id_finding(name, drift))
-        keys: list[tuple[str, RatioDrift]] = []
-        for i, key in enumerate(MATCH_KEYS):
-            drift = judge(_key_count(i), rules.key_min_share)
-            if drift is not None:
-                keys.append((key, drift))
-        if keys:
-            out.append(self._key_finding(name, keys))
-        if name in VALUE_EVENTS:
-            ws = [Window(h, self.now, a.value_sum, a.value_count) for h, a in windows]
-            ds = [(d.value_sum, float(d.value_count)) for d in days]
-            start = oldest - rules.ratio_days * DAY
-            rows = (hours.get(h) for h in range(start, oldest, HOUR))
-            hourly = [(r.value_sum, float(r.value_count)) for r in rows if r is not None]
-            drift = judge_mean(ws, ds, hourly, rules)
-            if drift is not None:
-                out.append(self._value_finding(name, drift))
-        return out
-
-    def _parity(self, name: str) -> list[Finding]:
-        last = self._graph_last()
-        if last is None:
-            return []
-        hours = self.h.graph[name]
-
-        def value(hour: int) -> tuple[float, float]:
-            pair = hours.get(hour)
-            return (pair[1], pair[0] + pair[1]) if pair is not None else (0.0, 0.0)
-
-        windows, days = self._windows_and_days(value, last, last + HOUR)
-        drift = judge_share(windows, days, self.rules, min_baseline=0.0, both_ways=True)
-        if drift is None:
-            return []
-        return [self._parity_finding(name, drift)]
-
-    def _ratio_evidence(self, drift: RatioDrift, source: str, what: str) -> dict[str, Any]:
-        w = drift.window
-        evidence: dict[str, Any] = {
-            "source": source,
-            "expected": round(drift.expected, 4),
-            "observed": round(drift.observed, 4),
-            "change": round(drift.change, 4),
-            "since": iso(w.since),
-            "until": iso(w.until),
-            "since_local": _local_iso(w.since, self.tz),
-            "window_events": int(w.den),
-            "baseline": f"median of the {what} over the previous {drift.days} days, day by day "
-            f"(day-to-day spread {drift.spread:.3g})",
-            "baseline_kind": "recent_days",
-        }
-        if drift.z is not None:
-            evidence["z"] = round(drift.z, 2)
-        return evidence
-
-    def _since_text(self, drift: RatioDrift) -> str:
-        return f"since {local_label(int(drift.window.since), self.tz)} ({self.h.timezone})"
-
-    def _event_id_finding(self, name: str, drift: RatioDrift) -> Finding:
-        missing = round(drift.window.den - drift.window.num)
-        message = (
-            f"{name}: {drift.observed:.0%} of server events carry event_id "
-            f"{self._since_text(drift)}, against {drift.expected:.0%} usually."
-        )
-        return graph_finding(
-            CHECK_ID, EVENT_ID_SHARE_DROP, drift.severity, missing, message,
-            "Restore event_id on every server event, with the same value the pixel sends for "
-            "the same action: without it Meta cannot deduplicate browser and server events.",
-            event_names=[name], field_name="event_id",
-            evidence=self._ratio_evidence(drift, LOGS, "share of events with event_id"),
-        )  # fmt: skip
-
-    def _key_finding(self, name: str, keys: list[tuple[str, RatioDrift]]) -> Finding:
-        key, drift = max(keys, key=lambda kd: (kd[1].expected - kd[1].observed, kd[0]))
-        severity = max((d.severity for _, d in keys), key=lambda s: s.rank)
-        missing = round(drift.window.den - drift.window.num)
-        others = [k for k, _ in keys if k != key]
-        message = (
-            f"{name}: user_data.{key} is present on {drift.observed:.0%} of server events "
-            f"{self._since_text(drift)}, against {drift.expected:.0%} usually"
-            + (f"; also fell: {', '.join(others)}." if others else ".")
-        )
-        evidence = self._ratio_evidence(drift, LOGS, f"coverage of {key}")
-        evidence["keys"] = {
-            k: {"expected": round(d.expected, 4), "observed": round(d.observed, 4)} for k, d in keys
-        }
-        return graph_finding(
-            CHECK_ID, MATCH_KEY_DROP, severity, missing, message,
-            f"A change stopped sending {key}: check the last deploy of the server integration "
-            "(checkout, login and form handlers) and the consent logic that fills user_data.",
-            event_names=[name], field_name=f"user_data.{key}", evidence=evidence,
-        )  # fmt: skip
-
-    def _value_finding(self, name: str, drift: RatioDrift) -> Finding:
-        change = drift.observed / drift.expected - 1
-        message = (
-            f"{name}: the mean custom_data.value is {drift.observed:,.2f} "
-            f"{self._since_text(drift)}, against {drift.expected:,.2f} usually ({change:+.0%})."
-        )
-        evidence = self._ratio_evidence(drift, LOGS, "mean value")
-        evidence["change"] = round(change, 4)
-        return graph_finding(
-            CHECK_ID, VALUE_DRIFT, drift.severity, round(drift.window.den), message,
-            "Check how the value is computed: currency units vs cents, tax or shipping "
-            "included, a fixed placeholder value, or the currency field.",
-            event_names=[name], field_name="custom_data.value", evidence=evidence,
-        )  # fmt: skip
-
-    def _parity_finding(self, name: str, drift: RatioDrift) -> Finding:
-        ratio = _odds(drift.observed)
-        usual = _odds(drift.expected)
-        side = "server" if drift.observed < drift.expected else "browser"
-        message = (
-            f"{name}: Meta counts {ratio} server events per browser event "
-            f"{self._since_text(drift)}, against {usual} usually: the {side} side lost events."
-        )
-        evidence = self._ratio_evidence(drift, "meta", "server share (server ÷ (server + browser))")
-        evidence["server_per_browser"] = {"expected": usual, "observed": ratio}
-        remediation = (
-            "Check the server integration (deploys, token, queue) of this event."
-            if side == "server"
-            else "Check the pixel: tag manager changes, consent banner, a removed or broken "
-            "fbq('track') call on the page."
-        )
-        return graph_finding(
-            CHECK_ID, PARITY_RATIO_DRIFT, drift.severity, round(drift.window.den), message,
-            remediation, event_names=[name], evidence=evidence,
-        )  # fmt: skip
-
-
-def _key_count(i: int) -> Callable[[Sums], float]:
-    def count(r: Sums) -> float:
-        return r.key_counts[i]
-
-    return count
-
-
-def _odds(share: float) -> str:
-    if share >= 1:
-        return "∞"
-    return f"{share / (1 - share):.2f}"
-
-
-def _local_iso(ts: float, tz: ZoneInfo) -> str:
-    return datetime.fromtimestamp(ts, tz).isoformat()
 
 
 def _fold(

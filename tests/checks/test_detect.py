@@ -1,4 +1,5 @@
-"""checks.detect: hour-of-week arithmetic (DST included), baselines, verdicts. Pure."""
+"""checks.baseline, checks.detect, checks.drift: hour-of-week arithmetic (DST included),
+baselines, verdicts. Pure."""
 
 from __future__ import annotations
 
@@ -7,24 +8,23 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from checks.detect import (
+from checks.baseline import (
     DAY,
     HOUR,
     Baseline,
     BaselineKind,
-    HourPoint,
-    Reference,
-    Window,
-    block_sums,
     counts_from,
-    daily_blocks,
     hour_baseline,
-    judge_mean,
-    judge_share,
-    judge_volume,
-    reference_level,
     share_baseline,
     shifted_hour,
+)
+from checks.detect import HourPoint, Reference, judge_volume, reference_level
+from checks.drift import (
+    Window,
+    block_sums,
+    daily_blocks,
+    judge_mean,
+    judge_share,
     window_sums,
 )
 from monitor.config import VolumeSettings

@@ -1,0 +1,177 @@
+"""Hourly baselines of volume monitoring, as pure functions. No I/O, no clock.
+
+Used by ``checks.detect`` and ``checks.volume`` on hourly series (``monitor.model.series``);
+the thresholds come from ``[checks.volume]`` (``monitor.config.VolumeSettings``).
+
+**Hours.** Series are keyed by UTC hour starts (Unix seconds), as the rollups are. The
+*position* of an hour in the day and the week is read in the dataset's time zone, so the
+baseline of "Monday 09:00" follows the local clock across DST changes: the same wall-clock
+hour ``n`` weeks back is converted back to UTC with ``zoneinfo`` (``shifted_hour``). A wall
+time that does not exist (the spring-forward gap) gives no sample; an ambiguous one (the
+repeated hour in autumn) takes its first occurrence. In zones with a half-hour offset an
+hour bucket is placed by the local time it starts at.
+
+**Baseline of one hour** (``hour_baseline``):
+
+- *seasonal*, with at least ``min_weeks`` (3) samples of the same hour of the week within
+  the last ``weeks`` (6): expected = their median, spread = 1.4826 × MAD (robust to an
+  outlier week: a promotion, a holiday, an earlier incident);
+- *cold start*, with fewer weekly samples: week-on-week, the median of the one or two
+  samples of the same hour of the week; in the first week, day-on-day, the same hour of
+  the day over the last ``cold_start_days`` (7) days, at least ``cold_start_min_days`` (3)
+  of them (weekdays and weekends then mix). Either way a drop must also be at least
+  ``cold_start_drop`` (50 %) to count: the anchors' "DoD/WoW −50 %" rule (their −20 %
+  warning is not used: ordinary days differ by that much);
+- none (the hour is not judged) with less history. Hours before the first stored data are
+  unknown, never zero; hours after it without a row had zero events.
+
+**Noise.** An hour's variance is ``max(spread², m + (overdispersion·m)²) × (1 + π/2n)``:
+the observed spread, floored by Poisson noise plus a relative day-to-day noise (a median of
+3 samples has a MAD of 0 surprisingly often), inflated for the uncertainty of a median of
+``n`` samples. The spread of the judged hours of one series is pooled (``pooled``: one
+relative spread, the median of theirs). Windows of several hours add expectations and
+variances.
+
+**Share baselines** (``share_baseline``, per event name): an event name's usual share of
+its source's events, over the same hour of the day and the hours either side on each of
+the previous ``ratio_days`` (7) days, times the other events' count in the hour judged.
+A holiday or a promotion moves the other events as much; a breakage of this event name
+does not. Its variance adds the uncertainty of the share and of the other events' count
+to the hour's own. Without 20 earlier events of the name the seasonal baseline stands.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from functools import lru_cache
+from statistics import median
+from zoneinfo import ZoneInfo
+
+from monitor.config import VolumeSettings
+
+HOUR = 3600
+DAY = 86400
+MAD_SCALE = 1.4826  # MAD -> standard deviation of a normal distribution
+_UTC = ZoneInfo("UTC")
+
+
+class BaselineKind(StrEnum):
+    SEASONAL = "seasonal"  # same hour of the week, previous weeks
+    COLD_START = "cold_start"  # same hour of the day, previous days
+    SHARE = "share"  # an event name's usual share of its source's events (``share_baseline``)
+
+
+def hour_start(ts: float) -> int:
+    """The UTC hour start (Unix seconds) of the hour containing ``ts``."""
+    return int(ts // HOUR * HOUR)
+
+
+@lru_cache(maxsize=65536)
+def shifted_hour(hour: int, tz: ZoneInfo, days: int) -> int | None:
+    """The UTC hour start of the same local wall-clock hour ``days`` days before ``hour``.
+
+    ``None`` when that wall time does not exist in ``tz`` (skipped by a DST change); an
+    ambiguous one (the hour repeated in autumn) resolves to its first occurrence.
+    """
+    local = datetime.fromtimestamp(hour, tz).replace(tzinfo=None) - timedelta(days=days)
+    aware = local.replace(tzinfo=tz, fold=0)
+    back = aware.astimezone(_UTC).astimezone(tz).replace(tzinfo=None)
+    if back != local:  # the wall time fell into a gap: zoneinfo moved it
+        return None
+    return hour_start(aware.timestamp())
+
+
+def local_label(hour: int, tz: ZoneInfo) -> str:
+    """``Mon 09:00`` in ``tz``: how an hour of the week is named in explanations."""
+    return datetime.fromtimestamp(hour, tz).strftime("%a %H:%M")
+
+
+def mad(values: Sequence[float], center: float) -> float:
+    """Median absolute deviation of ``values`` around ``center``."""
+    return median(abs(v - center) for v in values)
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """What one hour is expected to hold: from ``samples`` of comparable earlier hours."""
+
+    expected: float  # median of the samples
+    spread: float  # 1.4826 × MAD of the samples
+    samples: tuple[float, ...]
+    kind: BaselineKind
+
+    @classmethod
+    def of(cls, samples: Sequence[float], kind: BaselineKind) -> Baseline:
+        m = median(samples)
+        return cls(float(m), MAD_SCALE * mad(samples, m), tuple(samples), kind)
+
+    def variance(self, overdispersion: float) -> float:
+        """Variance of (observed − expected): see the module docstring. A share baseline's
+        ``spread`` is the uncertainty of its share, added to the count's own noise."""
+        m = self.expected
+        floor = m + (overdispersion * m) ** 2
+        if self.kind is BaselineKind.SHARE:
+            return floor + self.spread**2
+        return max(self.spread**2, floor) * (1 + math.pi / (2 * len(self.samples)))
+
+
+def share_baseline(event: float, total: float, rest: float, days: int) -> Baseline | None:
+    """The baseline of one event name in one hour from its usual share of its source's
+    events: ``event`` of ``total`` events in comparable earlier hours (over ``days``
+    days of them), scaled to the ``rest`` (the other events) observed in the hour.
+    A holiday or a promotion moves the rest as much; a breakage of this event does not.
+    ``None`` with fewer than 20 earlier events of the name (``share`` too uncertain)."""
+    if event < 20 or total <= event:
+        return None
+    share = event / total
+    expected = share / (1 - share) * rest
+    # The uncertainty of the expectation: of the share (a ratio of counts) and of the
+    # rest's own count, which it scales (Poisson: variance ``rest``).
+    share_var = expected**2 * (1 / event + 1 / (total - event))
+    rest_var = (share / (1 - share)) ** 2 * rest
+    spread = math.sqrt(share_var + rest_var)
+    return Baseline(expected, spread, (round(share, 4),) * days, BaselineKind.SHARE)
+
+
+def hour_baseline(
+    count: Callable[[int], float | None], hour: int, tz: ZoneInfo, rules: VolumeSettings
+) -> Baseline | None:
+    """The baseline of ``hour`` (module docstring). ``count(h)`` is the series' value at
+    hour ``h``: ``None`` when unknown (before the history starts), else a number."""
+    weekly = _samples(count, hour, tz, [7 * w for w in range(1, rules.weeks + 1)])
+    if len(weekly) >= rules.min_weeks:
+        return Baseline.of(weekly, BaselineKind.SEASONAL)
+    if weekly:  # one or two weeks back: week-on-week (weekends differ from weekdays)
+        return Baseline.of(weekly, BaselineKind.COLD_START)
+    daily = _samples(count, hour, tz, list(range(1, rules.cold_start_days + 1)))
+    if len(daily) >= rules.cold_start_min_days:
+        return Baseline.of(daily, BaselineKind.COLD_START)
+    return None
+
+
+def _samples(
+    count: Callable[[int], float | None], hour: int, tz: ZoneInfo, days: Sequence[int]
+) -> list[float]:
+    out = []
+    for d in days:
+        h = shifted_hour(hour, tz, d)
+        value = None if h is None else count(h)
+        if value is not None:
+            out.append(float(value))
+    return out
+
+
+def counts_from(mapping: Mapping[int, float], first_hour: int) -> Callable[[int], float | None]:
+    """A series lookup for ``hour_baseline``: unknown before ``first_hour``, zero for hours
+    after it without a value."""
+
+    def count(hour: int) -> float | None:
+        if hour < first_hour:
+            return None
+        return mapping.get(hour, 0.0)
+
+    return count
