@@ -22,7 +22,7 @@ from monitor.engine.audit import input_files, run_audit
 from monitor.engine.parallel import MAX_AUTO_JOBS, default_jobs
 from monitor.model.findings import Severity
 from monitor.model.results import AuditReport
-from monitor.sources.logs.reader import InputFile
+from monitor.sources.logs.paths import InputFile
 
 PROGRESS_MIN_BYTES = 32 * 1024 * 1024  # below this, reading takes about a second: no bar
 

@@ -31,7 +31,8 @@ from monitor.model.observations import Delivery, ReadStats
 from monitor.model.results import AuditReport, DatasetReport
 from monitor.model.rollup import HourRollup
 from monitor.model.series import VolumeHistory
-from monitor.sources.logs.reader import DatasetResolver, InputFile, expand_paths, read_deliveries
+from monitor.sources.logs.paths import DatasetResolver, InputFile, expand_paths
+from monitor.sources.logs.reader import read_deliveries
 
 # Below this, forking and merging cost more than they save (~1 s of sequential reading).
 PARALLEL_MIN_BYTES = 32 * 1024 * 1024

@@ -30,7 +30,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any, NamedTuple, TypeVar
 
 from monitor.errors import CapiMonitorError, WorkerError
-from monitor.sources.logs.reader import InputFile
+from monitor.sources.logs.paths import InputFile
 
 T = TypeVar("T")
 

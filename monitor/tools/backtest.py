@@ -52,7 +52,8 @@ from monitor.errors import ConfigError
 from monitor.model.observations import Delivery, ReadStats
 from monitor.model.rollup import SOURCE_SERVER_LOG, HourRollup
 from monitor.model.series import Current, Sums, VolumeHistory
-from monitor.sources.logs.reader import DatasetResolver, InputFile, read_deliveries
+from monitor.sources.logs.paths import DatasetResolver, InputFile
+from monitor.sources.logs.reader import read_deliveries
 from monitor.store.db import Store, parse_url, write_connection
 from monitor.store.graph import stored_source_counts
 

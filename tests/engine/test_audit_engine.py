@@ -12,7 +12,7 @@ from monitor.config import settings_from_dict
 from monitor.engine.audit import configured_files, health_score, input_files, run_audit
 from monitor.errors import ConfigError
 from monitor.model.findings import CheckResult, Status
-from monitor.sources.logs.reader import InputFile
+from monitor.sources.logs.paths import InputFile
 
 NOW = 1795176000.0
 

@@ -22,7 +22,7 @@ from monitor.engine.audit import run_audit
 from monitor.engine.graph_inputs import collect_graph, store_graph
 from monitor.model.findings import Severity, Status
 from monitor.model.results import AuditReport, DatasetReport
-from monitor.sources.logs.reader import InputFile
+from monitor.sources.logs.paths import InputFile
 from monitor.store import Store
 from monitor.store.graph import stored_polls
 from monitor.testing.fakegraph import FakeGraph

@@ -31,7 +31,8 @@ from monitor.engine.rollup import exact_value, value_float
 from monitor.errors import InputError, StoreError, WorkerError
 from monitor.model.observations import ReadStats
 from monitor.model.results import AuditReport
-from monitor.sources.logs.reader import InputFile, read_deliveries
+from monitor.sources.logs.paths import InputFile
+from monitor.sources.logs.reader import read_deliveries
 from monitor.tools import genlogs
 from tests.checks.test_check_dedup import REUSE_CASES
 from tests.support.checkutil import context, delivery

@@ -12,7 +12,8 @@ import orjson
 import pytest
 
 from monitor.model.observations import ReadStats
-from monitor.sources.logs.reader import InputFile, read_deliveries
+from monitor.sources.logs.paths import InputFile
+from monitor.sources.logs.reader import read_deliveries
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "delivery-log-v1.schema.json"
 T0 = 1795176000

@@ -18,13 +18,9 @@ import pytest
 from monitor.config import DatasetSettings
 from monitor.errors import InputError
 from monitor.model.observations import Delivery, ReadStats, ResponseInfo, Shape
-from monitor.sources.logs.reader import (
-    DatasetResolver,
-    InputFile,
-    expand_paths,
-    parse_timestamp,
-    read_deliveries,
-)
+from monitor.sources.logs.fields import parse_timestamp
+from monitor.sources.logs.paths import DatasetResolver, InputFile, expand_paths
+from monitor.sources.logs.reader import read_deliveries
 
 T0 = 1795176000  # 2026-11-20T12:00:00Z
 SECRET = "jane.secret@example.com"  # must never show up in a problem reason

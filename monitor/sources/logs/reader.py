@@ -1,4 +1,4 @@
-"""Delivery-log format v1: paths -> files -> lines -> ``Delivery`` observations.
+"""Delivery-log format v1: files -> lines -> ``Delivery`` observations.
 
 Contract: CONTRACTS.md §1 and §6 "Reading"; user-facing description: docs/log-format.md;
 one line as JSON Schema: schemas/delivery-log-v1.schema.json.
@@ -13,27 +13,30 @@ cannot be opened or read at all raises ``InputError``.
 from __future__ import annotations
 
 import contextlib
-import glob
 import gzip
 import io
-import os
 import sys
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from fnmatch import fnmatchcase
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO, Protocol, cast
 
 import orjson
 
-from monitor.config import DatasetSettings
 from monitor.errors import InputError
-from monitor.model.observations import Delivery, ReadStats, ResponseInfo, Shape
-
-STDIN_NAME = "<stdin>"
-UNKNOWN_DATASET = "unknown"
-LOG_SUFFIXES = (".jsonl", ".ndjson", ".log")  # each optionally followed by ".gz"
+from monitor.model.observations import Delivery, ReadStats, Shape
+from monitor.sources.logs.fields import (
+    Malformed,
+    data_list,
+    decode_event,
+    event_defect,
+    label_text,
+    optional_number,
+    own_dataset,
+    parse_timestamp,
+    response_info,
+    unix_seconds,
+)
+from monitor.sources.logs.paths import UNKNOWN_DATASET, DatasetResolver, InputFile
 
 # A large buffer keeps syscalls (and, for gzip, Python-level refills) rare; 1 MiB measured
 # as fast as anything larger on ~1 KB/event lines.
@@ -43,172 +46,10 @@ _SKIP_CHUNK = 1 << 20  # an over-long line is discarded in chunks of this size
 _COUNT_CHUNK = 4 << 20  # newlines before a range's start are counted in chunks of this size
 _GZIP_MAGIC = b"\x1f\x8b"
 _NEWLINE = 0x0A
-# Unix times above this are milliseconds: 1e11 s is the year 5138, 1e11 ms is 1973.
-_MILLIS_ABOVE = 1e11
-_GLOB_MAGIC = frozenset("*?[")
 
 # What a damaged gzip stream raises mid-read. BadGzipFile is an OSError, so these must be
 # caught before OSError (which means the disk, not the content, failed).
 _GZIP_DAMAGE: tuple[type[Exception], ...] = (EOFError, zlib.error, gzip.BadGzipFile)
-
-
-@dataclass(frozen=True, slots=True)
-class InputFile:
-    """One input: ``path`` as the user should see it (``"<stdin>"`` for ``-``).
-
-    ``start``/``end`` select a byte range of a plain (uncompressed) file, for a parallel
-    audit: the lines that *start* in ``[start, end)`` are read (``end=None``: to the end of
-    the file), so ranges cut at line starts cover every line exactly once. ``first_line``
-    is the physical line number of the line at ``start`` (blank lines count); ``None``
-    makes the reader count the newlines before ``start``. Only the range that starts at
-    byte 0 counts in ``ReadStats.files``. A gzip file or stdin is always read whole:
-    a range of one raises ``ValueError``.
-    """
-
-    path: str
-    is_stdin: bool = False
-    start: int = 0
-    end: int | None = None
-    first_line: int | None = 1
-
-    @property
-    def is_whole(self) -> bool:
-        return self.start == 0 and self.end is None
-
-
-# ----------------------------------------------------------------------------- paths
-
-
-def expand_paths(paths: Sequence[str]) -> list[InputFile]:
-    """Expand command-line PATHs into input files.
-
-    Files are taken as given; directories are searched recursively for ``*.jsonl``,
-    ``*.ndjson`` and ``*.log`` (each optionally ``.gz``); globs are matched as written
-    (``**`` recursive), a directory they match is searched like a given directory; ``-``
-    is stdin. Order: as given, directory and glob contents sorted. Duplicates (the same
-    real file reached twice) are removed.
-
-    Raises ``InputError("<path>: no such file or directory")`` for a path that does not
-    exist or a glob that matches nothing, and ``InputError`` for an unreadable directory.
-    """
-    out: list[InputFile] = []
-    seen: set[str] = set()
-    for given in paths:
-        for found in _expand_one(given):
-            key = STDIN_NAME if found.is_stdin else os.path.realpath(found.path)
-            if key not in seen:
-                seen.add(key)
-                out.append(found)
-    return out
-
-
-def _expand_one(given: str) -> list[InputFile]:
-    if given == "-":
-        return [InputFile(STDIN_NAME, is_stdin=True)]
-    path = os.path.expanduser(given)
-    if os.path.isdir(path):
-        return _walk(path)
-    if os.path.exists(path):
-        return [InputFile(path)]
-    if _has_magic(path):
-        matches = sorted(glob.glob(path, recursive=True))
-        if matches:
-            return [f for m in matches for f in (_walk(m) if os.path.isdir(m) else [InputFile(m)])]
-    raise InputError(f"{given}: no such file or directory")
-
-
-def _walk(top: str) -> list[InputFile]:
-    def fail(err: OSError) -> None:
-        raise InputError(f"{err.filename or top}: cannot read directory: {err.strerror}")
-
-    found = [
-        os.path.join(folder, name)
-        for folder, _dirs, names in os.walk(top, onerror=fail)
-        for name in names
-        if is_log_name(name)
-    ]
-    return [InputFile(p) for p in sorted(found)]
-
-
-def is_log_name(name: str) -> bool:
-    """Whether a directory search picks up this file name (``.jsonl``, ``.ndjson``, ``.log``,
-    each optionally ``.gz``; case-insensitive)."""
-    return name.lower().removesuffix(".gz").endswith(LOG_SUFFIXES)
-
-
-def _has_magic(text: str) -> bool:
-    return not _GLOB_MAGIC.isdisjoint(text)
-
-
-# ----------------------------------------------------------------------------- datasets
-
-
-class DatasetResolver:
-    """Maps a log file to the first config dataset whose ``logs`` globs match it.
-
-    Globs follow ``glob`` semantics (``*``/``?``/``[...]`` stay within one path component,
-    ``**`` spans any number of them); relative globs are relative to the current directory
-    at construction. Paths are compared absolute and normalised, and also with symlinks
-    resolved on both sides. Answers are cached per path.
-    """
-
-    def __init__(self, datasets: Sequence[DatasetSettings]) -> None:
-        cwd = glob.escape(os.getcwd())  # the cwd is literal text even if it contains "["
-        self._patterns = [
-            (ds.id, [parts for p in ds.logs for parts in _pattern_variants(p, cwd)])
-            for ds in datasets
-        ]
-        self._cache: dict[str, str | None] = {}
-
-    def for_file(self, path: str) -> str | None:
-        """The id of the dataset whose ``logs`` match ``path``, or None."""
-        try:
-            return self._cache[path]
-        except KeyError:
-            pass
-        found = self._match(path)
-        self._cache[path] = found
-        return found
-
-    def _match(self, path: str) -> str | None:
-        if path == STDIN_NAME or not self._patterns:
-            return None
-        absolute = os.path.normpath(os.path.abspath(path))
-        candidates = {_split(absolute), _split(os.path.realpath(path))}
-        for ds_id, patterns in self._patterns:
-            if any(_match_parts(p, c) for p in patterns for c in candidates):
-                return ds_id
-        return None
-
-
-def _split(path: str) -> tuple[str, ...]:
-    return tuple(path.split(os.sep))
-
-
-def _pattern_variants(pattern: str, escaped_cwd: str) -> list[tuple[str, ...]]:
-    """The pattern made absolute, plus a variant with its literal directory prefix resolved
-    through symlinks (``/var/log -> /data/log``) when that differs."""
-    absolute = os.path.normpath(os.path.join(escaped_cwd, os.path.expanduser(pattern)))
-    parts = _split(absolute)
-    first_magic = next((i for i, part in enumerate(parts) if _has_magic(part)), len(parts))
-    prefix = os.sep.join(parts[:first_magic]) or os.sep
-    real = os.path.realpath(prefix)
-    if real == prefix:
-        return [parts]
-    return [parts, (*_split(glob.escape(real)), *parts[first_magic:])]
-
-
-def _match_parts(pattern: tuple[str, ...], parts: tuple[str, ...]) -> bool:
-    """Glob match component by component; ``**`` matches zero or more components."""
-    if not pattern:
-        return not parts
-    head, rest = pattern[0], pattern[1:]
-    if head == "**":
-        return any(_match_parts(rest, parts[k:]) for k in range(len(parts) + 1))
-    return bool(parts) and fnmatchcase(parts[0], head) and _match_parts(rest, parts[1:])
-
-
-# ----------------------------------------------------------------------------- reading
 
 
 class _LineSource(Protocol):
@@ -218,10 +59,6 @@ class _LineSource(Protocol):
 # (lines, function returning on-disk bytes consumed so far or None to count line bytes,
 #  physical line number of the first line)
 _Opened = tuple[_LineSource, Callable[[], int] | None, int]
-
-
-class _Malformed(Exception):
-    """A line-level defect; ``args[0]`` is a short reason that never quotes line content."""
 
 
 def read_deliveries(
@@ -448,7 +285,7 @@ class _Reader:
                         continue
                 try:
                     delivery = parse(obj, name, lineno, dataset)
-                except _Malformed as err:
+                except Malformed as err:
                     stats.problem(name, lineno, err.args[0])
                     continue
                 if delivery is not None:
@@ -485,10 +322,10 @@ class _Reader:
 
     def _parse(self, obj: Any, name: str, lineno: int, dataset: str) -> Delivery | None:
         """A decoded line -> Delivery (None when the time window removes every event).
-        Raises ``_Malformed``. Line-level fields are validated before the events so that
+        Raises ``Malformed``. Line-level fields are validated before the events so that
         a malformed line never counts malformed events."""
         if type(obj) is not dict:
-            raise _Malformed("not a JSON object")
+            raise Malformed("not a JSON object")
         if "request" in obj:
             delivery = self._record(obj, name, lineno, dataset)
         elif "event_name" in obj:
@@ -496,7 +333,7 @@ class _Reader:
         elif "data" in obj:
             delivery = self._bare_request(obj, name, lineno, dataset)
         else:
-            raise _Malformed("not a delivery record, request body or event")
+            raise Malformed("not a delivery record, request body or event")
         return self._window(delivery) if self.filtering else delivery
 
     # Delivery and ResponseInfo are built with positional arguments: on CPython 3.11 a
@@ -506,24 +343,24 @@ class _Reader:
     def _record(self, obj: dict[str, Any], name: str, lineno: int, dataset: str) -> Delivery:
         request = obj["request"]
         if type(request) is not dict:
-            raise _Malformed("request: expected an object")
+            raise Malformed("request: expected an object")
         own = obj.get("dataset_id")
         if type(own) is not str or not own:
-            own = _own_dataset(obj)
+            own = own_dataset(obj)
         sent_at = self._sent_at(obj)
-        response = _response(obj.get("response"))
+        response = response_info(obj.get("response"))
         duration = obj.get("duration_ms")
         if duration is not None:
-            duration = _number(duration)
+            duration = optional_number(duration)
         data = request.get("data")
         if type(data) is not list:
-            data = _data_list(data, "request.data")
+            data = data_list(data, "request.data")
         test_code = request.get("test_event_code")
         if test_code is not None:
-            test_code = _text(test_code)
+            test_code = label_text(test_code)
         agent = request.get("partner_agent")
         if agent is not None:
-            agent = _text(agent)
+            agent = label_text(agent)
         events = self._events(data, "request.data", name, lineno)
         return Delivery(
             name,
@@ -540,17 +377,17 @@ class _Reader:
         )
 
     def _bare_request(self, obj: dict[str, Any], name: str, lineno: int, dataset: str) -> Delivery:
-        own = _own_dataset(obj)
-        data = _data_list(obj["data"], "data")
+        own = own_dataset(obj)
+        data = data_list(obj["data"], "data")
         events = self._events(data, "data", name, lineno)
-        test_code = _text(obj.get("test_event_code"))
-        agent = _text(obj.get("partner_agent"))
+        test_code = label_text(obj.get("test_event_code"))
+        agent = label_text(obj.get("partner_agent"))
         return Delivery(
             name, lineno, own or dataset, Shape.REQUEST, events, len(data), None, test_code, agent
         )
 
     def _bare_event(self, obj: dict[str, Any], name: str, lineno: int, dataset: str) -> Delivery:
-        own = _own_dataset(obj)
+        own = own_dataset(obj)
         events = self._events([obj], "", name, lineno)
         return Delivery(name, lineno, own or dataset, Shape.EVENT, events, 1)
 
@@ -559,7 +396,7 @@ class _Reader:
         events: list[dict[str, Any]] = []
         for index, item in enumerate(data):
             if type(item) is not dict:
-                item = _decode_event(item)
+                item = decode_event(item)
                 if item is None:
                     self._bad_event(name, lineno, field, index, "not a JSON object")
                     continue
@@ -569,7 +406,7 @@ class _Reader:
             ):
                 events.append(item)
             else:
-                self._bad_event(name, lineno, field, index, _event_defect(item))
+                self._bad_event(name, lineno, field, index, event_defect(item))
         return events
 
     def _bad_event(self, name: str, lineno: int, field: str, index: int, why: str) -> None:
@@ -588,18 +425,18 @@ class _Reader:
                 return self._last_sent_ts
             ts = parse_timestamp(value)
             if ts is None:
-                raise _Malformed("sent_at: unparsable timestamp")
+                raise Malformed("sent_at: unparsable timestamp")
             self._last_sent_raw, self._last_sent_ts = value, ts
             return ts
         if kind is int or kind is float:
-            return _seconds(value)
-        raise _Malformed("sent_at: expected an ISO 8601 string or Unix seconds")
+            return unix_seconds(value)
+        raise Malformed("sent_at: expected an ISO 8601 string or Unix seconds")
 
     def _window(self, delivery: Delivery) -> Delivery | None:
         if delivery.sent_at is not None:
             inside = self._inside(delivery.sent_at)
             return delivery if inside and delivery.events else None
-        kept = [e for e in delivery.events if self._inside(_seconds(e["event_time"]))]
+        kept = [e for e in delivery.events if self._inside(unix_seconds(e["event_time"]))]
         if not kept:
             return None
         delivery.events = kept  # sent_count keeps the request's size for EVENTS_DROPPED
@@ -647,180 +484,3 @@ def _skip_rest(readline: Callable[[int], bytes]) -> int:
         skipped += len(chunk)
         if not chunk or chunk[-1] == _NEWLINE:
             return skipped
-
-
-# ----------------------------------------------------------------------------- fields
-
-
-def parse_timestamp(text: str) -> float | None:
-    """ISO 8601 (any offset: ``Z``, ``+00:00``, ``+0000``; none means UTC) or a string of
-    Unix seconds -> Unix seconds; None when unparsable."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return _parse_timestamp_slow(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
-def _parse_timestamp_slow(text: str) -> float | None:
-    cleaned = text.strip()
-    try:
-        number = float(cleaned)
-    except ValueError:
-        pass
-    else:
-        return _seconds(number) if number == number and abs(number) != float("inf") else None
-    upper = cleaned.upper()  # "z" suffix, "t" separator
-    if upper.endswith(" UTC"):
-        upper = upper[:-4] + "Z"
-    try:
-        moment = datetime.fromisoformat(upper)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
-def _seconds(value: float) -> float:
-    number = float(value)
-    return number / 1000.0 if number > _MILLIS_ABOVE else number
-
-
-def _own_dataset(obj: dict[str, Any]) -> str | None:
-    """The line's own dataset (``dataset_id``, alias ``pixel_id``; a string or an integer)."""
-    value = obj.get("dataset_id")
-    if value is None or value == "":
-        value = obj.get("pixel_id")
-    if value is None or value == "":
-        return None
-    if type(value) is str:
-        return value
-    if type(value) is int:
-        return str(value)
-    raise _Malformed("dataset_id: expected a string or an integer")
-
-
-def _data_list(value: Any, field: str) -> list[Any]:
-    """``data`` as a list: a list, or one JSON string holding the list (an SDK quirk)."""
-    if type(value) is list:
-        return value
-    if type(value) is str:
-        try:
-            value = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            raise _Malformed(f"{field}: string is not a JSON list") from None
-        if type(value) is list:
-            return value
-    if value is None:
-        raise _Malformed(f"{field}: missing")
-    raise _Malformed(f"{field}: expected a list of events")
-
-
-def _decode_event(item: Any) -> dict[str, Any] | None:
-    """A data item given as a JSON-encoded string (the facebook-business SDK's form)."""
-    if type(item) is not str:
-        return None
-    try:
-        decoded = orjson.loads(item)
-    except orjson.JSONDecodeError:
-        return None
-    return decoded if type(decoded) is dict else None
-
-
-def _event_defect(event: dict[str, Any]) -> str:
-    if "event_name" not in event:
-        return "event_name: missing"
-    if type(event["event_name"]) is not str:
-        return "event_name: expected a string"
-    if "event_time" not in event:
-        return "event_time: missing"
-    return "event_time: expected a number"
-
-
-def _response(raw: Any) -> ResponseInfo | None:
-    """``response`` -> ResponseInfo: ``status`` plus a success body or an error envelope
-    (meta-capi.md §8). A body that is text but not JSON (a proxy's HTML error page) is
-    kept as "status only"; any other non-object body makes the line malformed."""
-    if raw is None:
-        return None
-    if type(raw) is not dict:
-        raise _Malformed("response: expected an object")
-    status = raw.get("status")
-    if status is not None and type(status) is not int:
-        raise _Malformed("response.status: expected an integer")
-    body = raw.get("body")
-    if type(body) is not dict:
-        if type(body) is str:
-            body = _decode_object(body)
-        elif body is not None:
-            raise _Malformed("response.body: expected an object or a string")
-        if body is None:
-            return ResponseInfo(status)
-    error = body.get("error")
-    if error is not None:
-        return _error_response(status, body, error)
-    received = body.get("events_received")
-    if type(received) is not int:
-        received = _int(received)
-    return ResponseInfo(
-        status, received, None, None, None, None, None, _str(body.get("fbtrace_id"))
-    )
-
-
-def _error_response(status: int | None, body: dict[str, Any], error: Any) -> ResponseInfo:
-    received = _int(body.get("events_received"))
-    trace = _str(body.get("fbtrace_id"))
-    if type(error) is str:
-        return ResponseInfo(status, received, error_message=error, fbtrace_id=trace)
-    if type(error) is not dict:
-        return ResponseInfo(status, received, fbtrace_id=trace)
-    return ResponseInfo(
-        status=status,
-        events_received=received,
-        error_code=_int(error.get("code")),
-        error_subcode=_int(error.get("error_subcode")),
-        error_type=_str(error.get("type")),
-        error_title=_str(error.get("error_user_title")),
-        error_message=_str(error.get("message")),
-        fbtrace_id=_str(error.get("fbtrace_id")) or trace,
-    )
-
-
-def _decode_object(text: str) -> dict[str, Any] | None:
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return None
-    return value if type(value) is dict else None
-
-
-def _int(value: Any) -> int | None:
-    """An integer field; numeric strings are tolerated (some proxies stringify codes)."""
-    if type(value) is int:
-        return value
-    if type(value) is str and value.strip().isdigit():
-        return int(value)
-    return None
-
-
-def _str(value: Any) -> str | None:
-    return value if type(value) is str else None
-
-
-def _text(value: Any) -> str | None:
-    """A request-level label (test_event_code, partner_agent); a number is stringified,
-    any other type is ignored rather than making the line malformed."""
-    kind = type(value)
-    if kind is str:
-        return value
-    if kind is int or kind is float:
-        return str(value)
-    return None
-
-
-def _number(value: Any) -> float | None:
-    kind = type(value)
-    return float(value) if kind is int or kind is float else None

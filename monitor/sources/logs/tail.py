@@ -40,7 +40,6 @@ import logging
 import os
 import stat
 import time
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -48,22 +47,28 @@ from typing import Any, BinaryIO
 from sqlalchemy import Connection, Table, delete, insert, select, update
 
 from monitor.config import DatasetSettings
-from monitor.errors import InputError
 from monitor.model.observations import Delivery, ReadStats
-from monitor.sources.logs.reader import UNKNOWN_DATASET, InputFile, read_deliveries
+from monitor.sources.logs.paths import UNKNOWN_DATASET, InputFile
+from monitor.sources.logs.reader import read_deliveries
+from monitor.sources.logs.tailio import (
+    GZIP_DAMAGE,
+    HEAD_BYTES,
+    CountingReader,
+    first_newline_end,
+    gzip_head,
+    last_newline_end,
+    pread,
+    skip_bytes,
+)
 from monitor.store.tables.core import metadata
 
-HEAD_BYTES = 1024  # the fingerprinted head of a file
 # Bytes read per TailRead (then ``exhausted``): bounds how long one transaction holds the
 # database's write lock while a first start reads a large history.
 MAX_BYTES_PER_READ = 64 * 1024 * 1024
 RETIRED_KEEP = 7 * 86400.0
 GZIP_SETTLE = 5.0
 _GZIP_MAGIC = b"\x1f\x8b"
-_TAIL_CHUNK = 64 * 1024  # backwards search for the last newline
-_SKIP_CHUNK = 1 << 20
 _READ_BUFFER = 1 << 20
-_GZIP_DAMAGE: tuple[type[Exception], ...] = (EOFError, zlib.error, gzip.BadGzipFile)
 
 _TABLE: Table = metadata.tables["log_cursors"]
 _COLUMNS = tuple(c.name for c in _TABLE.columns if c.name != "id")
@@ -335,7 +340,7 @@ class TailRead:
         Refreshes the fingerprint while the head is shorter than ``HEAD_BYTES``."""
         if size < cursor.offset or size < cursor.head_bytes:
             return False
-        head = _pread(raw, 0, HEAD_BYTES)
+        head = pread(raw, 0, HEAD_BYTES)
         if _sha(head[: cursor.head_bytes]) != cursor.fingerprint:
             return False
         if len(head) > cursor.head_bytes:
@@ -351,10 +356,10 @@ class TailRead:
         with self._open(watched, opened) as raw:
             if raw is None or self._out_of_budget():
                 return  # no cursor yet: the file is still new next time
-            compressed = _pread(raw, 0, 2) == _GZIP_MAGIC
+            compressed = pread(raw, 0, 2) == _GZIP_MAGIC
             if compressed and self._unsettled(watched):
                 return
-            head = _gzip_head(raw) if compressed else _pread(raw, 0, HEAD_BYTES)
+            head = gzip_head(raw) if compressed else pread(raw, 0, HEAD_BYTES)
             origin = self._origin(head, raw, watched, compressed)
             cursor = self._new_cursor(watched, compressed, head, origin)
             self._cursors.append(cursor)
@@ -383,7 +388,7 @@ class TailRead:
             if digest != c.fingerprint or (best is not None and best.offset >= c.offset):
                 continue
             # A plain copy must hold the cursor's lines: long enough, a newline before it.
-            if compressed or (c.offset <= watched.size and _pread(raw, c.offset - 1, 1) == b"\n"):
+            if compressed or (c.offset <= watched.size and pread(raw, c.offset - 1, 1) == b"\n"):
                 best = c
         return best
 
@@ -419,7 +424,7 @@ class TailRead:
         if end <= cursor.offset:
             return
         raw.seek(cursor.offset)
-        stream = _CountingReader(raw, limit=end - cursor.offset)
+        stream = CountingReader(raw, limit=end - cursor.offset)
         yield from self._deliveries(cursor, stream)
         self._advance(cursor, stream.total, stream.newlines)
 
@@ -427,11 +432,11 @@ class TailRead:
         """A whole archive, from the cursor's (decompressed) offset to its end."""
         raw.seek(0)
         unzipped = gzip.GzipFile(fileobj=raw, mode="rb")
-        stream = _CountingReader(unzipped)
+        stream = CountingReader(unzipped)
         try:
-            _skip(unzipped, cursor.offset)
+            skip_bytes(unzipped, cursor.offset)
             yield from self._deliveries(cursor, stream)
-        except _GZIP_DAMAGE:
+        except GZIP_DAMAGE:
             # Damage before the first line (the reader reports damage after it).
             self.stats.problem(cursor.path, cursor.line + 1, "gzip: damaged archive")
         finally:
@@ -440,7 +445,7 @@ class TailRead:
         trailing = int(complete > stream.last_newline)  # a last line without "\n"
         self._advance(cursor, complete, stream.newlines + trailing)
 
-    def _deliveries(self, cursor: Cursor, stream: _CountingReader) -> Iterator[Delivery]:
+    def _deliveries(self, cursor: Cursor, stream: CountingReader) -> Iterator[Delivery]:
         """Parse ``stream`` with the log reader; line numbers and the dataset are those of
         the file (the reader sees a stream that starts at the cursor)."""
         base, dataset = cursor.line, cursor.dataset_id
@@ -464,12 +469,12 @@ class TailRead:
         """Where this read of ``[start, size)`` stops: after the last newline, or within
         the byte budget (at least one whole line, however long)."""
         if self._left is None or start + self._left >= size:
-            return _last_newline_end(raw, start, size)
+            return last_newline_end(raw, start, size)
         self.exhausted = True
-        end = _last_newline_end(raw, start, start + self._left)
+        end = last_newline_end(raw, start, start + self._left)
         if end > start:
             return end
-        return _first_newline_end(raw, start + self._left, size) or start
+        return first_newline_end(raw, start + self._left, size) or start
 
     def _out_of_budget(self) -> bool:
         if self._left is not None and self._left <= 0:
@@ -542,108 +547,3 @@ class _Opened:
     def __exit__(self, *exc: object) -> None:
         if self._owned and self._file is not None:
             self._file.close()
-
-
-class _CountingReader(io.RawIOBase):
-    """A raw stream over ``inner`` (at most ``limit`` bytes) that counts what it hands
-    out: bytes, newlines and the end of the last newline; notes gzip damage and EOF."""
-
-    def __init__(self, inner: Any, limit: int | None = None) -> None:
-        super().__init__()
-        # read1: a gzip stream then hands out what it decompressed before any damage,
-        # instead of raising and losing the lines of the whole request.
-        self._read = getattr(inner, "read1", inner.read)
-        self._left = limit
-        self.total = 0
-        self.newlines = 0
-        self.last_newline = 0  # bytes up to and including the last "\n" handed out
-        self.at_eof = False
-        self.damaged = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        want = len(buffer) if self._left is None else min(len(buffer), self._left)
-        if want <= 0:
-            self.at_eof = True
-            return 0
-        try:
-            data = self._read(want)
-        except _GZIP_DAMAGE:
-            self.damaged = True
-            raise
-        if not data:
-            self.at_eof = True
-            return 0
-        n = len(data)
-        buffer[:n] = data
-        count = data.count(b"\n")
-        if count:
-            self.newlines += count
-            self.last_newline = self.total + data.rindex(b"\n") + 1
-        self.total += n
-        if self._left is not None:
-            self._left -= n
-        return n
-
-
-def _pread(raw: BinaryIO, offset: int, size: int) -> bytes:
-    if offset < 0 or size <= 0:
-        return b""
-    try:
-        return os.pread(raw.fileno(), size, offset)
-    except OSError as err:
-        raise InputError(f"{raw.name}: cannot read: {(err.strerror or 'error').lower()}") from None
-
-
-def _gzip_head(raw: BinaryIO) -> bytes:
-    """The first ``HEAD_BYTES`` decompressed bytes (fewer if shorter or damaged)."""
-    raw.seek(0)
-    out = b""
-    try:
-        with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
-            while len(out) < HEAD_BYTES:
-                chunk = unzipped.read(HEAD_BYTES - len(out))
-                if not chunk:
-                    break
-                out += chunk
-    except _GZIP_DAMAGE:
-        pass  # the read reports the damage with file and line
-    return out
-
-
-def _skip(stream: Any, count: int) -> None:
-    """Discard ``count`` decompressed bytes (GzipFile.seek would do the same, slower)."""
-    while count > 0:
-        chunk = stream.read(min(_SKIP_CHUNK, count))
-        if not chunk:
-            return
-        count -= len(chunk)
-
-
-def _first_newline_end(raw: BinaryIO, start: int, size: int) -> int | None:
-    """The offset just after the first ``"\n"`` in ``[start, size)``, if any."""
-    while start < size:
-        chunk = _pread(raw, start, min(_TAIL_CHUNK, size - start))
-        if not chunk:
-            return None
-        found = chunk.find(b"\n")
-        if found >= 0:
-            return start + found + 1
-        start += len(chunk)
-    return None
-
-
-def _last_newline_end(raw: BinaryIO, start: int, size: int) -> int:
-    """The offset just after the last ``"\\n"`` in ``[start, size)``; ``start`` if none.
-    Searches backwards: only the unfinished last line is scanned."""
-    end = size
-    while end > start:
-        begin = max(start, end - _TAIL_CHUNK)
-        chunk = _pread(raw, begin, end - begin)
-        found = chunk.rfind(b"\n")
-        if found >= 0:
-            return begin + found + 1
-        end = begin
-    return start

@@ -1,0 +1,196 @@
+"""Fields of a delivery-log line: coercion of each key to its typed value, timestamps.
+
+Contract: CONTRACTS.md §1 (the three shapes, aliases, types) and §6 "Reading" (what makes
+a line or an event malformed). Every function here is pure; a line-level defect raises
+``Malformed`` with a short reason that never quotes the line's content.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from monitor.model.observations import ResponseInfo
+
+# Unix times above this are milliseconds: 1e11 s is the year 5138, 1e11 ms is 1973.
+_MILLIS_ABOVE = 1e11
+
+
+class Malformed(Exception):
+    """A line-level defect; ``args[0]`` is a short reason that never quotes line content."""
+
+
+def parse_timestamp(text: str) -> float | None:
+    """ISO 8601 (any offset: ``Z``, ``+00:00``, ``+0000``; none means UTC) or a string of
+    Unix seconds -> Unix seconds; None when unparsable."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return _parse_timestamp_slow(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _parse_timestamp_slow(text: str) -> float | None:
+    cleaned = text.strip()
+    try:
+        number = float(cleaned)
+    except ValueError:
+        pass
+    else:
+        return unix_seconds(number) if number == number and abs(number) != float("inf") else None
+    upper = cleaned.upper()  # "z" suffix, "t" separator
+    if upper.endswith(" UTC"):
+        upper = upper[:-4] + "Z"
+    try:
+        moment = datetime.fromisoformat(upper)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def unix_seconds(value: float) -> float:
+    number = float(value)
+    return number / 1000.0 if number > _MILLIS_ABOVE else number
+
+
+def own_dataset(obj: dict[str, Any]) -> str | None:
+    """The line's own dataset (``dataset_id``, alias ``pixel_id``; a string or an integer)."""
+    value = obj.get("dataset_id")
+    if value is None or value == "":
+        value = obj.get("pixel_id")
+    if value is None or value == "":
+        return None
+    if type(value) is str:
+        return value
+    if type(value) is int:
+        return str(value)
+    raise Malformed("dataset_id: expected a string or an integer")
+
+
+def data_list(value: Any, field: str) -> list[Any]:
+    """``data`` as a list: a list, or one JSON string holding the list (an SDK quirk)."""
+    if type(value) is list:
+        return value
+    if type(value) is str:
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise Malformed(f"{field}: string is not a JSON list") from None
+        if type(value) is list:
+            return value
+    if value is None:
+        raise Malformed(f"{field}: missing")
+    raise Malformed(f"{field}: expected a list of events")
+
+
+def decode_event(item: Any) -> dict[str, Any] | None:
+    """A data item given as a JSON-encoded string (the facebook-business SDK's form)."""
+    if type(item) is not str:
+        return None
+    try:
+        decoded = orjson.loads(item)
+    except orjson.JSONDecodeError:
+        return None
+    return decoded if type(decoded) is dict else None
+
+
+def event_defect(event: dict[str, Any]) -> str:
+    if "event_name" not in event:
+        return "event_name: missing"
+    if type(event["event_name"]) is not str:
+        return "event_name: expected a string"
+    if "event_time" not in event:
+        return "event_time: missing"
+    return "event_time: expected a number"
+
+
+def response_info(raw: Any) -> ResponseInfo | None:
+    """``response`` -> ResponseInfo: ``status`` plus a success body or an error envelope
+    (meta-capi.md §8). A body that is text but not JSON (a proxy's HTML error page) is
+    kept as "status only"; any other non-object body makes the line malformed."""
+    if raw is None:
+        return None
+    if type(raw) is not dict:
+        raise Malformed("response: expected an object")
+    status = raw.get("status")
+    if status is not None and type(status) is not int:
+        raise Malformed("response.status: expected an integer")
+    body = raw.get("body")
+    if type(body) is not dict:
+        if type(body) is str:
+            body = _decode_object(body)
+        elif body is not None:
+            raise Malformed("response.body: expected an object or a string")
+        if body is None:
+            return ResponseInfo(status)
+    error = body.get("error")
+    if error is not None:
+        return _error_response(status, body, error)
+    received = body.get("events_received")
+    if type(received) is not int:
+        received = _int(received)
+    return ResponseInfo(
+        status, received, None, None, None, None, None, _str(body.get("fbtrace_id"))
+    )
+
+
+def _error_response(status: int | None, body: dict[str, Any], error: Any) -> ResponseInfo:
+    received = _int(body.get("events_received"))
+    trace = _str(body.get("fbtrace_id"))
+    if type(error) is str:
+        return ResponseInfo(status, received, error_message=error, fbtrace_id=trace)
+    if type(error) is not dict:
+        return ResponseInfo(status, received, fbtrace_id=trace)
+    return ResponseInfo(
+        status=status,
+        events_received=received,
+        error_code=_int(error.get("code")),
+        error_subcode=_int(error.get("error_subcode")),
+        error_type=_str(error.get("type")),
+        error_title=_str(error.get("error_user_title")),
+        error_message=_str(error.get("message")),
+        fbtrace_id=_str(error.get("fbtrace_id")) or trace,
+    )
+
+
+def _decode_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return value if type(value) is dict else None
+
+
+def _int(value: Any) -> int | None:
+    """An integer field; numeric strings are tolerated (some proxies stringify codes)."""
+    if type(value) is int:
+        return value
+    if type(value) is str and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def _str(value: Any) -> str | None:
+    return value if type(value) is str else None
+
+
+def label_text(value: Any) -> str | None:
+    """A request-level label (test_event_code, partner_agent); a number is stringified,
+    any other type is ignored rather than making the line malformed."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is int or kind is float:
+        return str(value)
+    return None
+
+
+def optional_number(value: Any) -> float | None:
+    kind = type(value)
+    return float(value) if kind is int or kind is float else None
