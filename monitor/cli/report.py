@@ -37,7 +37,8 @@ def report_cmd(
     Without --week or --from/--to: the last complete ISO week. Every page is one
     self-contained file (charts embedded) that opens offline and prints to PDF.
     """
-    from monitor.report.weekly.build import build_weekly_report, render_pages, write_pages
+    from monitor.report.weekly.load import build_weekly_report
+    from monitor.report.weekly.render import render_pages, write_pages
     from monitor.report.window import WindowError, choose_window
 
     settings = load_settings(config_path)

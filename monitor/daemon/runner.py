@@ -22,7 +22,7 @@ engine, outbox sender) and runs the jobs of ``JOBS``:
   (``monitor.notify.sender.OutboxSender``).
 - ``weekly_report`` (looks every 5 minutes whether ``[schedule] weekly_report`` has come):
   claims the due week in the store, writes, emails and posts the weekly report
-  (``monitor.notify.weekly``); each week once, across restarts and processes. Not
+  (``monitor.daemon.weekly``); each week once, across restarts and processes. Not
   scheduled with ``weekly_report = "off"`` or without a destination.
 
 ``run(stop)`` schedules the jobs with APScheduler in ``[schedule] timezone`` and returns
@@ -603,18 +603,18 @@ def _quality_job(daemon: Daemon, now: float, stop: threading.Event) -> dict[str,
 
 
 # The weekly job only looks whether a week is due (one SELECT) this often; the report
-# time itself is [schedule] weekly_report ("mon 08:00"), see monitor.notify.weekly.
+# time itself is [schedule] weekly_report ("mon 08:00"), see monitor.daemon.weekly.
 WEEKLY_CHECK_EVERY = 300.0
 
 
 def _weekly_job(daemon: Daemon, now: float, stop: threading.Event) -> dict[str, Any]:
-    from monitor.notify.weekly import run_weekly
+    from monitor.daemon.weekly import run_weekly
 
     return run_weekly(daemon.store, daemon.settings, now, daemon.notifiers, clock=daemon.clock)
 
 
 def _weekly_enabled(settings: Settings) -> bool:
-    from monitor.notify.weekly import enabled
+    from monitor.daemon.weekly import enabled
 
     return enabled(settings)
 

@@ -35,7 +35,9 @@ def _secret(env: Mapping[str, str], var: str, key: str, what: str, source: str) 
     return value
 
 
-def build_slack(settings: NotifySettings, env: Mapping[str, str], source: str) -> Notifier | None:
+def build_slack_notifier(
+    settings: NotifySettings, env: Mapping[str, str], source: str
+) -> Notifier | None:
     """``[notify.slack]``: an incoming webhook if ``webhook_url_env`` is set, else a bot."""
     s = settings.slack
     if s is None:
@@ -53,7 +55,9 @@ def build_slack(settings: NotifySettings, env: Mapping[str, str], source: str) -
     return SlackNotifier(token, s.channel, api_url=s.api_url, timeout=settings.timeout)
 
 
-def build_email(settings: NotifySettings, env: Mapping[str, str], source: str) -> Notifier | None:
+def build_email_notifier(
+    settings: NotifySettings, env: Mapping[str, str], source: str
+) -> Notifier | None:
     """``[notify.email]``: the password is read only when ``username`` is set."""
     s = settings.email
     if s is None:
@@ -71,7 +75,7 @@ def build_email(settings: NotifySettings, env: Mapping[str, str], source: str) -
 
 
 NOTIFIERS: Mapping[str, NotifierFactory] = MappingProxyType(
-    {"slack": build_slack, "email": build_email}
+    {"slack": build_slack_notifier, "email": build_email_notifier}
 )
 
 

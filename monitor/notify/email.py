@@ -40,7 +40,7 @@ from monitor.notify.base import (
     scrub,
 )
 from monitor.notify.render import alert_lines, headline
-from monitor.report.html import environment
+from monitor.report.format import environment
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def render_bodies(
     return text, html
 
 
-def build_email(
+def build_alert_email(
     n: Notification,
     key: str,
     *,
@@ -165,7 +165,7 @@ class EmailNotifier:
         returns the ``Message-ID``."""
         recipients = [a.strip() for a in target.split(",")] if target else list(self.settings.to)
         recipients = [a for a in recipients if a]
-        msg = build_email(
+        msg = build_alert_email(
             n,
             key,
             sender=self.settings.from_,

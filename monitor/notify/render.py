@@ -18,7 +18,7 @@ from monitor.alerts.model import AlertView, Notification, Reason
 from monitor.mask import scrub_secrets
 from monitor.model.findings import Example
 from monitor.notify.base import FirstReport, ordered_alerts, top_severity
-from monitor.report.html import fmt_duration, fmt_number, fmt_percent, fmt_utc
+from monitor.report.format import fmt_duration, fmt_number, fmt_percent, fmt_utc
 
 MAX_EVIDENCE_ITEMS = 6
 MAX_EXAMPLES = 3

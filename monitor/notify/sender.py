@@ -45,7 +45,7 @@ from monitor.mask import scrub_text
 from monitor.model.findings import Severity
 from monitor.notify.base import FirstReport, Notifier, NotifierError, at_least
 from monitor.notify.routing import clients_of, decide, notify_settings
-from monitor.report.html import fmt_duration
+from monitor.report.format import fmt_duration
 from monitor.store.db import store_errors, write_connection
 from monitor.store.tables.core import metadata
 from monitor.store.tables.notify import DeliveryState

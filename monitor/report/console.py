@@ -15,7 +15,8 @@ from rich.markup import escape
 from monitor.model.findings import Finding
 from monitor.model.observations import ReadStats
 from monitor.model.results import AuditReport, DatasetReport
-from monitor.report.html import grade, sort_findings
+from monitor.report.format import grade
+from monitor.report.html import sort_findings
 
 MAX_PROBLEMS = 5
 MAX_EVENT_NAMES = 3

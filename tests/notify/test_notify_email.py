@@ -11,7 +11,7 @@ from monitor.alerts.model import Notification
 from monitor.config import EmailSettings
 from monitor.model.findings import Severity
 from monitor.notify.base import FirstReport, NotifierError
-from monitor.notify.email import EmailNotifier, build_email, message_id, subject
+from monitor.notify.email import EmailNotifier, build_alert_email, message_id, subject
 from tests.support.notifyutil import (
     T0,
     Handler,
@@ -142,7 +142,7 @@ def test_resolution_replies_to_the_first_email() -> None:
     first = "<capi-monitor.abc@example.com>"
     n = notification(alert(state="RESOLVED", resolved_at=T0 + 3600))
     fp = n.alerts[0].fingerprint
-    msg = build_email(
+    msg = build_alert_email(
         n, "n9/email", sender="a@example.com", recipients=["b@example.com"],
         first_reports={fp: FirstReport(first, T0 + 60)}, now=T0 + 3600,
     )  # fmt: skip

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.report.weekly.build import build_weekly_report, render_pages, write_pages
+from monitor.report.weekly.load import build_weekly_report
+from monitor.report.weekly.render import render_pages, write_pages
 from monitor.report.window import iso_week
 from monitor.store import Store
 from tests.support import weeklyutil as wu

@@ -13,11 +13,12 @@ import pytest
 
 from monitor.config import Settings, settings_from_dict
 from monitor.daemon.runner import JOBS, Daemon
+from monitor.daemon.weekly import build_weekly_email, due_weeks, enabled, run_weekly
 from monitor.notify import build_notifiers
 from monitor.notify.email import EmailNotifier
 from monitor.notify.slack import SlackNotifier
-from monitor.notify.weekly import build_email, due_weeks, enabled, run_weekly
-from monitor.report.weekly.build import build_weekly_report, render_pages
+from monitor.report.weekly.load import build_weekly_report
+from monitor.report.weekly.render import render_pages
 from monitor.report.window import iso_week
 from monitor.store import Store
 from monitor.store.reports import ClaimState, claim_week, claims, finish, get_claim
@@ -118,7 +119,7 @@ def test_the_email_carries_inline_charts_and_the_pages(populated: Store, tmp_pat
         populated, config(tmp_path), iso_week("2026-W47", "UTC"), now=wu.NOW
     )
     pages = render_pages(report)
-    msg = build_email(
+    msg = build_weekly_email(
         report, pages, sender="c@example.com", recipients=["o@example.com"], now=wu.NOW
     )
     with smtp_server() as (controller, handler):

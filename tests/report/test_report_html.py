@@ -12,16 +12,16 @@ import pytest
 from monitor.model.findings import CheckResult, Example, Finding, Severity, Status
 from monitor.model.observations import Problem, ReadStats
 from monitor.model.results import AuditReport, DatasetReport
-from monitor.report import html as report_html
-from monitor.report.html import (
+from monitor.report import format as report_format
+from monitor.report.format import (
     environment,
     fmt_duration,
     fmt_number,
     fmt_percent,
     grade,
-    render_audit_html,
     template_dir,
 )
+from monitor.report.html import render_audit_html
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'
@@ -293,7 +293,7 @@ def test_environment_is_strict_and_autoescapes() -> None:
 
 def test_template_dir_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert (template_dir() / "audit.html.j2").is_file()
-    monkeypatch.setenv(report_html.TEMPLATES_ENV, str(tmp_path))
+    monkeypatch.setenv(report_format.TEMPLATES_ENV, str(tmp_path))
     assert template_dir() == tmp_path
     (tmp_path / "audit.html.j2").write_text("custom {{ title }}", encoding="utf-8")
     assert render_audit_html(sample_report(), title="<x>") == "custom &lt;x&gt;"

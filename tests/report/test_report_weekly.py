@@ -14,13 +14,10 @@ import pytest
 
 from monitor.model.rollup import LATENCY_BOUNDS
 from monitor.report import charts
-from monitor.report.weekly.build import (
-    WeeklyReport,
-    build_weekly_report,
-    page_name,
-    percentile,
-    render_pages,
-)
+from monitor.report.weekly.builders import percentile
+from monitor.report.weekly.load import build_weekly_report
+from monitor.report.weekly.render import render_pages
+from monitor.report.weekly.view import WeeklyReport, page_name
 from monitor.report.window import (
     WindowError,
     choose_window,

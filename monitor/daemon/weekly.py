@@ -37,13 +37,9 @@ from monitor.config import Settings, parse_weekly
 from monitor.notify.base import NotifierError
 from monitor.notify.slack import escape
 from monitor.report.weekly import data as weekly_data
-from monitor.report.weekly.build import (
-    WeeklyReport,
-    build_weekly_report,
-    render_index,
-    render_pages,
-    write_pages,
-)
+from monitor.report.weekly.load import build_weekly_report
+from monitor.report.weekly.render import render_index, render_pages, write_pages
+from monitor.report.weekly.view import WeeklyReport
 from monitor.report.window import ReportWindow, latest_due_week
 from monitor.store import Store
 from monitor.store.reports import ClaimState, claim_week, claims, finish, record_delivery
@@ -101,7 +97,7 @@ def text_body(report: WeeklyReport, not_attached: Sequence[str] = ()) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build_email(
+def build_weekly_email(
     report: WeeklyReport,
     pages: Mapping[str, str],
     *,
@@ -298,5 +294,5 @@ def _send_email(
     conf = settings.notify.email
     assert conf is not None
     recipients = settings.report.email_to or conf.to
-    msg = build_email(report, pages, sender=conf.from_, recipients=recipients, now=now)
+    msg = build_weekly_email(report, pages, sender=conf.from_, recipients=recipients, now=now)
     return email.send_message(msg, recipients)
