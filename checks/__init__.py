@@ -15,6 +15,7 @@ from checks.latency import Latency
 from checks.match_quality import MatchQuality
 from checks.parity import Parity
 from checks.payload import Payload
+from checks.reconcile import ReconcileCheck
 from checks.volume import Volume
 
 CHECKS: tuple[type[Check], ...] = (
@@ -27,6 +28,7 @@ CHECKS: tuple[type[Check], ...] = (
     Parity,
     Diagnostics,
     Volume,
+    ReconcileCheck,
 )
 
 # How much each check weighs in a dataset's health score (checks not listed weigh 1).
@@ -40,6 +42,7 @@ HEALTH_WEIGHTS: dict[str, float] = {
     "parity": 1.5,
     "diagnostics": 1.0,
     "volume": 1.5,
+    "reconcile": 1.5,
 }
 
 # Checks with a Graph API part (``checks.graph_common``): the engine asks them for a result

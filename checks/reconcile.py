@@ -58,19 +58,19 @@ from __future__ import annotations
 
 import dataclasses as dc
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 from checks.base import MAX_EXAMPLES, CheckContext, escalate, score_findings, skipped
 from monitor.mask import MAX_SHOWN, scrub_text
-from monitor.model import CheckResult, Example, Finding, Severity, Status, worst_severity
-from monitor.observations import Delivery
-from monitor.sources.orders.model import Order, OrderSnapshot, order_key
+from monitor.model.findings import CheckResult, Example, Finding, Severity, Status, worst_severity
+from monitor.model.observations import Delivery
+from monitor.model.orders import Order, OrderSnapshot, order_key
 
 CHECK_ID = "reconcile"
 ORDER_NOT_SENT = "ORDER_NOT_SENT"
@@ -544,9 +544,20 @@ _TEXTS = {
 # ----------------------------------------------------------------------------- check
 
 
+@runtime_checkable
+class UsesOrders(Protocol):
+    """A check that needs the dataset's orders, known only once the logs are read (the
+    window to read starts at the earliest send time): ``run_audit(orders=...)``."""
+
+    def use_orders(
+        self, snapshot: OrderSnapshot | None, rules: ReconcileRules, since: float | None
+    ) -> None: ...
+
+
 class ReconcileCheck:
     """Folds a dataset's deliveries into Purchases (and the earliest send time); the
-    result compares them with the orders snapshot given at construction."""
+    result compares them with the orders snapshot handed over by ``use_orders`` (or at
+    construction). Without a snapshot the check is ``skipped``."""
 
     id: ClassVar[str] = CHECK_ID
     title: ClassVar[str] = "Reconciliation with payments"
@@ -566,6 +577,16 @@ class ReconcileCheck:
         self.first_sent: float | None = None
         self._last: Reconciliation | None = None
 
+    def use_orders(
+        self, snapshot: OrderSnapshot | None, rules: ReconcileRules, since: float | None
+    ) -> None:
+        """The orders to compare with, the dataset's rules and ``--since`` (if given).
+        ``rules.match_field`` must be the one the Purchases were folded with (the default
+        unless the rules were given at construction): the engine reads it from config
+        before observing."""
+        self.orders, self.since, self._last = snapshot, since, None
+        self.rules = dc.replace(rules, match_field=self.rules.match_field)
+
     def observe(self, delivery: Delivery) -> None:
         t = delivery.sent_at
         if t is None and delivery.events:
@@ -580,6 +601,7 @@ class ReconcileCheck:
             self.first_sent is None or later.first_sent < self.first_sent
         ):
             self.first_sent = later.first_sent
+        self._last = None
 
     @property
     def window_start(self) -> float | None:
@@ -593,15 +615,40 @@ class ReconcileCheck:
         return self._last
 
     def result(self) -> CheckResult:
-        return self.reconciliation().result
+        result = self.reconciliation().result
+        metrics = self.metrics()
+        if metrics:
+            result = dc.replace(result, metrics=metrics)
+        return result
 
     def metrics(self) -> dict[str, Any]:
         """``orders_paid``, ``orders_sent``, ``accuracy`` (empty when not evaluated)."""
         m = self.reconciliation().metrics
         return {k: m[k] for k in ("orders_paid", "orders_sent", "accuracy") if k in m}
 
+    def funnel(self, timezone: str, meta: MetaCounts | None = None) -> list[dict[str, Any]]:
+        """The per-day funnel from the window start to ``now`` (``build_funnel``); empty
+        before any delivery was seen."""
+        start = self.window_start
+        if start is None:
+            return []
+        return build_funnel(
+            self.orders, self.purchases, start=start, end=self.ctx.now, timezone=timezone,
+            meta=meta,
+        )  # fmt: skip
+
 
 # ----------------------------------------------------------------------------- funnel
+
+
+@dataclass(frozen=True, slots=True)
+class MetaCounts:
+    """Meta's hourly Purchase counts by source (Graph ``/stats`` ``event_source``) over
+    the window ``since``.. that the poll covered: ``(hour start, server, browser)``."""
+
+    since: float
+    hourly: tuple[tuple[float, int, int], ...]
+
 
 FUNNEL_KEYS = (
     "day",
@@ -620,13 +667,13 @@ def build_funnel(
     start: float,
     end: float,
     timezone: str = "UTC",
-    meta_daily: Mapping[str, tuple[int, int]] | None = None,
+    meta: MetaCounts | None = None,
 ) -> list[dict[str, Any]]:
     """One row per day of ``[start, end]`` in ``timezone``: paid orders (by creation),
     Purchases sent (any outcome), accepted by Meta (2xx) and sent unconfirmed (by
-    ``event_time``), and Meta's server/browser Purchase counts from ``meta_daily``
-    (``"YYYY-MM-DD" -> (server, browser)``). A stage whose source was not read is
-    ``None``; days with no data are 0."""
+    ``event_time``), and Meta's server/browser Purchase counts (``meta``, for the days
+    its window covers). A stage whose source was not read is ``None``; days with no data
+    are 0."""
     tz = ZoneInfo(timezone)
     first, last = _day(start, tz), _day(end, tz)
     if (last - first).days >= MAX_FUNNEL_DAYS:
@@ -640,10 +687,15 @@ def build_funnel(
     counts: dict[Outcome, dict[date, int]] = {o: defaultdict(int) for o in Outcome}
     for p in purchases:
         counts[p.outcome][_day(p.event_time, tz)] += 1
+    meta_daily = daily_counts(meta.hourly, timezone) if meta is not None else None
+    meta_first = _day(meta.since, tz) if meta is not None else None
     rows = []
     for d in days:
         key = d.isoformat()
-        server, browser = (None, None) if meta_daily is None else meta_daily.get(key, (0, 0))
+        server: int | None = None
+        browser: int | None = None
+        if meta_daily is not None and meta_first is not None and d >= meta_first:
+            server, browser = meta_daily.get(key, (0, 0))
         rows.append(
             {
                 "day": key,

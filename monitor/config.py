@@ -11,7 +11,14 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from monitor.errors import ConfigError
 
@@ -62,10 +69,64 @@ class DatasetSettings(_Section):
     timezone: str | None = None
     owner: str | None = None
     client: str | None = None
+    orders: str | None = None  # the name of an [[orders]] entry to reconcile Purchases with
 
     @property
     def label(self) -> str:
         return self.name or self.id
+
+
+_ORDER_COLUMNS = ("order_id", "created_at", "amount", "currency", "status")
+
+
+class OrdersSettings(_Section):
+    """One ``[[orders]]`` entry: a payment or shop source (docs/contracts.md §8).
+
+    Keys by kind: stripe ``api_key_env`` (required), ``api_url``, ``order_id_from``
+    (``metadata.<key>`` or ``id``); shopify ``shop`` and ``token_env`` (required),
+    ``api_url`` (default ``https://{shop}``), ``api_version``; file ``paths`` (required),
+    ``columns``, ``paid_statuses``. Secrets are named by environment variable only."""
+
+    name: str
+    kind: Literal["stripe", "shopify", "file"]
+    api_key_env: str | None = None
+    api_url: str | None = None
+    order_id_from: str = "metadata.order_id"
+    shop: str | None = None
+    token_env: str | None = None
+    api_version: str = "2025-10"
+    paths: list[str] = Field(default_factory=list)
+    columns: dict[str, str] = Field(default_factory=dict)
+    paid_statuses: list[str] = Field(
+        default_factory=lambda: ["paid", "succeeded", "completed", "refunded"]
+    )
+    match_field: str = "custom_data.order_id"
+    grace: Duration = 7200.0
+    value_tolerance: float = Field(0.01, ge=0)
+    timeout: Duration = 30.0
+    max_retries: int = Field(4, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _kind_keys(self) -> OrdersSettings:
+        required = {
+            "stripe": ("api_key_env",),
+            "shopify": ("shop", "token_env"),
+            "file": ("paths",),
+        }[self.kind]
+        for key in required:
+            if not getattr(self, key):
+                raise ValueError(f"kind = {self.kind!r} needs {key}")
+        unknown = set(self.columns) - set(_ORDER_COLUMNS)
+        if unknown:
+            raise ValueError(
+                f"columns: unknown column {sorted(unknown)[0]!r} "
+                f"(one of {', '.join(_ORDER_COLUMNS)})"
+            )
+        if self.kind == "stripe" and not (
+            self.order_id_from == "id" or self.order_id_from.startswith("metadata.")
+        ):
+            raise ValueError("order_id_from must be 'id' or 'metadata.<key>'")
+        return self
 
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -101,6 +162,7 @@ class ScheduleSettings(_Section):
     weekly_report: Annotated[str, BeforeValidator(_weekly)] = "mon 08:00"  # or "off"
     timezone: str = "UTC"
     notify_every: Duration = 5.0  # how often the daemon drains the notification outbox
+    orders_every: Duration = 900.0  # how often the daemon reads the [[orders]] sources
 
 
 class AlertSettings(_Section):
@@ -307,6 +369,7 @@ class Settings(_Section):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     meta: MetaSettings | None = None
     datasets: list[DatasetSettings] = Field(default_factory=list)
+    orders: list[OrdersSettings] = Field(default_factory=list)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
@@ -317,6 +380,9 @@ class Settings(_Section):
 
     def dataset(self, dataset_id: str) -> DatasetSettings | None:
         return next((d for d in self.datasets if d.id == dataset_id), None)
+
+    def orders_source(self, name: str | None) -> OrdersSettings | None:
+        return next((o for o in self.orders if o.name == name), None) if name else None
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:
@@ -341,6 +407,16 @@ def settings_from_dict(data: dict[str, Any], *, source: str = "config") -> Setti
         if ds.id in seen:
             raise ConfigError(f"{source}: datasets[{i}].id: duplicate dataset id {ds.id!r}")
         seen.add(ds.id)
+    names: set[str] = set()
+    for i, entry in enumerate(settings.orders):
+        if entry.name in names:
+            raise ConfigError(f"{source}: orders[{i}].name: duplicate orders name {entry.name!r}")
+        names.add(entry.name)
+    for i, ds in enumerate(settings.datasets):
+        if ds.orders is not None and ds.orders not in names:
+            raise ConfigError(
+                f"{source}: datasets[{i}].orders: no [[orders]] entry named {ds.orders!r}"
+            )
     settings.source_path = source
     return settings
 

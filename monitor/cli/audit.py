@@ -42,6 +42,14 @@ PROGRESS_MIN_BYTES = 32 * 1024 * 1024  # below this, reading takes about a secon
     show_default=True,
     help="Exit 1 when a finding is at or above this severity.",
 )
+@click.option(
+    "--orders",
+    "orders_files",
+    metavar="FILE",
+    multiple=True,
+    help="Reconcile Purchases with this order export (CSV or JSON lines; repeatable); "
+    "overrides the configured [[orders]] sources.",
+)
 @click.option("--db", "db_url", metavar="URL", help="Store URL (default: [storage] url).")
 @click.option("--no-store", is_flag=True, help="Do not record this run in the store.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary on the terminal.")
@@ -63,6 +71,7 @@ def audit(
     json_out: str | None,
     html_out: str | None,
     fail_on: str,
+    orders_files: tuple[str, ...],
     db_url: str | None,
     no_store: bool,
     quiet: bool,
@@ -71,11 +80,14 @@ def audit(
     """Audit CAPI delivery logs: files, directories (recursive), globs, or - for stdin.
 
     Without PATH, audits the `logs` of every [[datasets]] entry of --config. With [meta]
-    in --config, each dataset that has a token is also read from Meta's Graph API.
+    in --config, each dataset that has a token is also read from Meta's Graph API. Datasets
+    with `orders = "<name>"` (or every dataset, with --orders) are reconciled with paid orders.
     """
     from monitor.engine import graph_inputs  # deferred: httpx import, --help need not pay
+    from monitor.engine.orders_inputs import check_exports, orders_loader
 
     settings = load_settings(config_path)
+    check_exports(orders_files)
     files = input_files(settings, paths)
     if not files and not graph_inputs.graph_datasets(settings):
         err("nothing to audit: no log files matched the configured datasets' logs")
@@ -98,6 +110,7 @@ def audit(
             stdin=sys.stdin.buffer if any(f.is_stdin for f in files) else None,
             jobs=jobs or default_jobs(), graph=graph, meanwhile=open_once,
             series=series_loader(stores, settings, clock),
+            orders=orders_loader(settings, now=clock, since=since, export=orders_files),
         )  # fmt: skip
     store = stores[0] if stores else None
     if store is not None:

@@ -15,24 +15,28 @@ import glob
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from checks import CHECKS, GRAPH_CHECKS, HEALTH_WEIGHTS, CheckContext, registry
 from checks.base import skipped
 from checks.graph_common import UsesRollups
+from checks.reconcile import MetaCounts, ReconcileCheck
 from checks.volume import UsesSeries
 from monitor.config import DatasetSettings, Settings
 from monitor.engine.parallel import fork_available, plan_parts, run_parts
 from monitor.engine.rollup import RollupAccumulator
 from monitor.errors import ConfigError
 from monitor.model.findings import CheckResult
-from monitor.model.graph import DatasetGraph
+from monitor.model.graph import DatasetGraph, GraphSnapshot, Part
 from monitor.model.observations import Delivery, ReadStats
 from monitor.model.results import AuditReport, DatasetReport
 from monitor.model.rollup import HourRollup
 from monitor.model.series import VolumeHistory
 from monitor.sources.logs.paths import DatasetResolver, InputFile, expand_paths
 from monitor.sources.logs.reader import read_deliveries
+
+if TYPE_CHECKING:
+    from monitor.engine.orders_inputs import DatasetOrders
 
 # Below this, forking and merging cost more than they save (~1 s of sequential reading).
 PARALLEL_MIN_BYTES = 32 * 1024 * 1024
@@ -57,6 +61,7 @@ class DatasetAudit:
         ``series``: its stored hourly series for ``volume`` (None: no store)."""
         self.dataset_id = dataset_id
         self.settings = settings
+        self.graph = graph.snapshot if graph else None
         ctx = CheckContext(
             dataset_id, now, settings.checks, continuation,
             graph=graph.snapshot if graph else None, history=graph.history if graph else None,
@@ -64,6 +69,11 @@ class DatasetAudit:
         )  # fmt: skip
         disabled = set(settings.checks.disabled)
         self.checks = [cls(ctx) for cls in CHECKS if cls.id not in disabled]
+        self.reconcile = next((c for c in self.checks if isinstance(c, ReconcileCheck)), None)
+        if self.reconcile is not None:  # the Purchases are read with the dataset's match_field
+            from monitor.engine.orders_inputs import dataset_rules
+
+            self.reconcile.rules = dataset_rules(settings, dataset_id)
         self.rollup = RollupAccumulator(dataset_id)
         self.events = 0
         self._observers = self._bind()
@@ -93,6 +103,17 @@ class DatasetAudit:
             check.merge(theirs[check.id])
         self.rollup.merge(later.rollup)
 
+    def window_start(self, since: float | None) -> float | None:
+        """Where the reconciliation window starts: ``since``, else the earliest send time."""
+        if since is not None:
+            return since
+        return self.reconcile.first_sent if self.reconcile is not None else None
+
+    def use_orders(self, orders: DatasetOrders | None) -> None:
+        """Hand ``reconcile`` the dataset's orders, read after the logs (``run_audit``)."""
+        if self.reconcile is not None and orders is not None:
+            self.reconcile.use_orders(orders.snapshot, orders.rules, orders.since)
+
     def use_series(self, series: VolumeHistory | None) -> None:
         """Hand the checks that judge hourly series (``volume``) the dataset's history,
         when it is known only after reading (``run_audit(series=...)``)."""
@@ -117,6 +138,10 @@ class DatasetAudit:
             for c in self.checks
         ]
         ds = self.settings.dataset(self.dataset_id)
+        funnel = None
+        if self.reconcile is not None:
+            tz = (ds.timezone if ds else None) or self.settings.schedule.timezone
+            funnel = self.reconcile.funnel(tz, meta_counts(self.graph))
         return DatasetReport(
             dataset_id=self.dataset_id,
             name=ds.name if ds else None,
@@ -126,7 +151,21 @@ class DatasetAudit:
             rollups=rollups,
             owner=ds.owner if ds else None,
             client=ds.client if ds else None,
+            funnel=funnel,
         )
+
+
+def meta_counts(snapshot: GraphSnapshot | None) -> MetaCounts | None:
+    """Meta's hourly Purchase counts by source from a Graph poll, for the funnel; None
+    without a poll or when its ``event_source`` part failed."""
+    if snapshot is None or not snapshot.ok(Part.STATS_EVENT_SOURCE):
+        return None
+    hourly = tuple(
+        (c.hour.timestamp(), c.server, c.browser)
+        for c in snapshot.source_counts
+        if c.event == "Purchase"
+    )
+    return MetaCounts(snapshot.window_start, hourly)
 
 
 def health_score(results: Sequence[CheckResult]) -> int | None:
@@ -217,6 +256,7 @@ def run_audit(
     graph: Mapping[str, DatasetGraph] | None = None,
     meanwhile: Callable[[], None] | None = None,
     series: Callable[[Sequence[str]], Mapping[str, VolumeHistory]] | None = None,
+    orders: Callable[[Mapping[str, float | None]], Mapping[str, DatasetOrders]] | None = None,
 ) -> AuditReport:
     """Read ``files``, run every enabled check per dataset, return the report (no I/O
     beyond reading the inputs; storing and rendering are the caller's business).
@@ -235,6 +275,11 @@ def run_audit(
     ``series(dataset_ids)``, if given, is called after reading (and after ``meanwhile``)
     and returns the stored hourly series of those datasets for ``volume``
     (``monitor.engine.series.load_volume_history``); without it ``volume`` is ``skipped``.
+
+    ``orders(window_starts)``, if given, is called after reading with each dataset's
+    reconciliation window start and returns the orders of the datasets that have a source
+    (``monitor.engine.orders_inputs.orders_loader``); without it ``reconcile`` is
+    ``skipped``.
     """
     graph = graph or {}
     unknown = set(settings.checks.disabled) - set(registry())
@@ -255,6 +300,10 @@ def run_audit(
     for ds in settings.datasets:  # configured datasets are reported even without events
         if ds.id not in audits:
             audits[ds.id] = DatasetAudit(ds.id, settings, now, graph=graph.get(ds.id))
+    if orders is not None:
+        found = orders({i: a.window_start(since) for i, a in audits.items()})
+        for dataset_id, audit in audits.items():
+            audit.use_orders(found.get(dataset_id))
     if series is not None:
         histories = series(list(audits))
         for dataset_id, audit in audits.items():

@@ -86,14 +86,20 @@ class CheckResult:
     summary: str
     score: int | None = None
     findings: list[Finding] = dc.field(default_factory=list)
+    # Figures a check measured, for the JSON output (``reconcile``: orders_paid,
+    # orders_sent, accuracy); None for checks that publish none.
+    metrics: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "id": self.id,
             "status": str(self.status),
             "score": self.score,
             "summary": self.summary,
         }
+        if self.metrics is not None:
+            out["metrics"] = dict(self.metrics)
+        return out
 
 
 def worst_severity(findings: list[Finding]) -> Severity | None:

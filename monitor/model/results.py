@@ -27,6 +27,9 @@ class DatasetReport:
     rollups: list[HourRollup] = field(default_factory=list)
     owner: str | None = None
     client: str | None = None
+    # Per-day funnel of the reconciliation (docs/contracts.md §8); None when the
+    # ``reconcile`` check is disabled.
+    funnel: list[dict[str, Any]] | None = None
 
     @property
     def findings(self) -> list[Finding]:
@@ -48,6 +51,7 @@ class DatasetReport:
             "events": self.events,
             "checks": [c.to_dict() for c in self.checks],
             "findings": [f.to_dict() for f in self.findings],
+            "funnel": [dict(row) for row in self.funnel or []],
         }
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from monitor.model.orders import Order, OrderSnapshot, SourceKind, order_key
 from monitor.sources.orders.common import OrdersError
-from monitor.sources.orders.model import Order, OrderSnapshot, SourceKind, order_key
 
 __all__ = [
     "Order",

@@ -34,8 +34,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from monitor.model.orders import Order, OrderSnapshot, SourceKind, order_key
 from monitor.sources.orders.common import OrdersError, parse_major
-from monitor.sources.orders.model import Order, OrderSnapshot, SourceKind, order_key
 from monitor.timeutil import parse_iso
 
 FIELDS = ("order_id", "created_at", "amount", "currency", "status")

@@ -40,6 +40,7 @@ from typing import Any
 
 import httpx
 
+from monitor.model.orders import Order, OrderSnapshot, SourceKind, order_key
 from monitor.sources.orders.common import (
     OrdersError,
     RetryPolicy,
@@ -49,7 +50,6 @@ from monitor.sources.orders.common import (
     retry_after,
     scrub,
 )
-from monitor.sources.orders.model import Order, OrderSnapshot, SourceKind, order_key
 from monitor.timeutil import parse_iso
 
 DEFAULT_API_VERSION = "2025-10"

@@ -39,6 +39,7 @@ from typing import Any
 
 import httpx
 
+from monitor.model.orders import Order, OrderSnapshot, SourceKind, order_key
 from monitor.sources.orders.common import (
     OrdersError,
     RetryPolicy,
@@ -48,7 +49,6 @@ from monitor.sources.orders.common import (
     retry_after,
     scrub,
 )
-from monitor.sources.orders.model import Order, OrderSnapshot, SourceKind, order_key
 
 DEFAULT_API_URL = "https://api.stripe.com"
 PAGE_SIZE = 100  # Stripe's maximum

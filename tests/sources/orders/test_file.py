@@ -20,11 +20,11 @@ from checks.reconcile import (
     ReconcileCheck,
     ReconcileRules,
 )
-from monitor.model import Status
-from monitor.observations import ResponseInfo
+from monitor.model.findings import Status
+from monitor.model.observations import ResponseInfo
 from monitor.sources.orders import OrdersError
 from monitor.sources.orders.file import FileOrders
-from tests.checkutil import DAY, NOW, context, delivery, event
+from tests.support.checkutil import DAY, NOW, context, delivery, event
 
 EMAIL, NAME = "alice.fake@example.com", "Alice Fakename"
 T = NOW - DAY  # 2026-11-19T12:00:00Z

@@ -19,7 +19,7 @@ from monitor.sources.orders.shopify import (
     search_query,
 )
 from monitor.testing.fakeshopify import CUSTOMER_FIELDS, CUSTOMER_VALUES, FakeOrder, FakeShopify
-from tests.checkutil import DAY, NOW
+from tests.support.checkutil import DAY, NOW
 
 TOKEN = "shpat_0123456789abcdef0123456789abcdef"
 T0 = NOW - DAY

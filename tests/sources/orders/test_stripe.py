@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 from checks.reconcile import ReconcileCheck, ReconcileRules
-from monitor.model import Status
-from monitor.observations import ResponseInfo
+from monitor.model.findings import Status
+from monitor.model.observations import ResponseInfo
 from monitor.sources.orders import OrdersError, read_snapshot
 from monitor.sources.orders.common import RetryPolicy, from_minor
 from monitor.sources.orders.stripe import StripeOrders, metadata_key
 from monitor.testing.fakestripe import CUSTOMER_VALUES, FakePayment, FakeStripe
-from tests.checkutil import DAY, NOW, context, delivery, event
+from tests.support.checkutil import DAY, NOW, context, delivery, event
 
 KEY = "rk_test_51FakeRestrictedKey0123456789abcdefSECRET"
 T0 = int(NOW - DAY)

@@ -15,6 +15,7 @@ from checks.reconcile import (
     PURCHASE_VALUE_MISMATCH,
     PURCHASE_WITHOUT_ORDER,
     SOURCE_UNAVAILABLE,
+    MetaCounts,
     Outcome,
     ReconcileCheck,
     ReconcileRules,
@@ -24,10 +25,10 @@ from checks.reconcile import (
     purchases_of,
     value_problem,
 )
-from monitor.model import Severity, Status
-from monitor.observations import Delivery, ResponseInfo
-from monitor.sources.orders.model import Order, OrderSnapshot, SourceKind
-from tests.checkutil import DAY, HOUR, NOW, context, delivery, event
+from monitor.model.findings import Severity, Status
+from monitor.model.observations import Delivery, ResponseInfo
+from monitor.model.orders import Order, OrderSnapshot, SourceKind
+from tests.support.checkutil import DAY, HOUR, NOW, context, delivery, event
 
 OK = ResponseInfo(status=200, events_received=1)
 FAILED = ResponseInfo(status=400, error_code=100, error_message="Invalid parameter")
@@ -404,8 +405,10 @@ def test_funnel_per_day() -> None:
         purchase("3", day0 + 26, line=4, response=None),
     ]
     purchases = [p for d in deliveries for p in purchases_of(d, "custom_data.order_id")]
-    meta = daily_counts([(day0 - DAY, 1, 3), (day0, 1, 2), (day0 + HOUR, 0, 1)], "UTC")
-    rows = build_funnel(snap, purchases, start=day0 - DAY, end=day0 + HOUR, meta_daily=meta)
+    hourly = ((day0 - DAY, 1, 3), (day0, 1, 2), (day0 + HOUR, 0, 1))
+    assert daily_counts(hourly, "UTC") == {"2026-11-19": (1, 3), "2026-11-20": (1, 3)}
+    meta = MetaCounts(day0 - DAY, hourly)
+    rows = build_funnel(snap, purchases, start=day0 - DAY, end=day0 + HOUR, meta=meta)
     assert rows == [
         {
             "day": "2026-11-19",
@@ -429,3 +432,6 @@ def test_funnel_per_day() -> None:
     assert {p.outcome for p in purchases} == set(Outcome)
     unread = build_funnel(None, purchases, start=day0, end=day0, timezone="Europe/Berlin")
     assert unread[0]["orders_paid"] is None and unread[0]["meta_server"] is None
+    # Meta's poll covers only the last day: earlier days are unknown, not 0
+    later = build_funnel(snap, purchases, start=day0 - DAY, end=day0, meta=MetaCounts(day0, ()))
+    assert [(r["meta_server"], r["meta_browser"]) for r in later] == [(None, None), (0, 0)]
