@@ -57,8 +57,8 @@ Meta → Meta's server and browser counts (when the Graph API was read).
 from __future__ import annotations
 
 import dataclasses as dc
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -573,7 +573,11 @@ class ReconcileCheck:
         self.orders = orders
         self.rules = rules or ReconcileRules()
         self.since = since
+        # Purchase records are kept only when the dataset is reconciled (the engine says
+        # so with ``keep_purchases``); the funnel needs only counts per quarter hour.
+        self.keep_purchases = orders is not None
         self.purchases: list[Purchase] = []
+        self.buckets: Counter[tuple[Outcome, int]] = Counter()
         self.first_sent: float | None = None
         self._last: Reconciliation | None = None
 
@@ -593,10 +597,14 @@ class ReconcileCheck:
             t = min(_seconds(ev["event_time"]) for ev in delivery.events)
         if t is not None and (self.first_sent is None or t < self.first_sent):
             self.first_sent = t
-        self.purchases.extend(purchases_of(delivery, self.rules.match_field))
+        for p in purchases_of(delivery, self.rules.match_field):
+            self.buckets[(p.outcome, int(p.event_time // BUCKET))] += 1
+            if self.keep_purchases:
+                self.purchases.append(p)
 
     def merge(self, later: ReconcileCheck) -> None:
         self.purchases.extend(later.purchases)
+        self.buckets.update(later.buckets)
         if later.first_sent is not None and (
             self.first_sent is None or later.first_sent < self.first_sent
         ):
@@ -633,7 +641,7 @@ class ReconcileCheck:
         if start is None:
             return []
         return build_funnel(
-            self.orders, self.purchases, start=start, end=self.ctx.now, timezone=timezone,
+            self.orders, self.buckets, start=start, end=self.ctx.now, timezone=timezone,
             meta=meta,
         )  # fmt: skip
 
@@ -660,9 +668,17 @@ FUNNEL_KEYS = (
 )
 
 
+BUCKET = 900  # seconds: Purchases are counted per quarter hour (every UTC offset is whole)
+
+
+def purchase_buckets(purchases: Iterable[Purchase]) -> Counter[tuple[Outcome, int]]:
+    """Purchases counted by (outcome, quarter hour of ``event_time``): the funnel's input."""
+    return Counter((p.outcome, int(p.event_time // BUCKET)) for p in purchases)
+
+
 def build_funnel(
     snapshot: OrderSnapshot | None,
-    purchases: Sequence[Purchase],
+    buckets: Mapping[tuple[Outcome, int], int],
     *,
     start: float,
     end: float,
@@ -685,8 +701,8 @@ def build_funnel(
         for order in paid_orders(snapshot.orders):
             paid[_day(order.created_at, tz)] += 1
     counts: dict[Outcome, dict[date, int]] = {o: defaultdict(int) for o in Outcome}
-    for p in purchases:
-        counts[p.outcome][_day(p.event_time, tz)] += 1
+    for (outcome, quarter), n in buckets.items():
+        counts[outcome][_day(quarter * BUCKET, tz)] += n
     meta_daily = daily_counts(meta.hourly, timezone) if meta is not None else None
     meta_first = _day(meta.since, tz) if meta is not None else None
     rows = []

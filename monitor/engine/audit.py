@@ -54,11 +54,13 @@ class DatasetAudit:
         continuation: bool = False,
         graph: DatasetGraph | None = None,
         series: VolumeHistory | None = None,
+        reconcile: bool = False,
     ) -> None:
         """``continuation``: this audit observes a later part of a parallel audit and will
         be merged into the audit of the part before it (see ``CheckContext``). ``graph``:
         the dataset's Graph API poll and stored history (None: no Graph source).
-        ``series``: its stored hourly series for ``volume`` (None: no store)."""
+        ``series``: its stored hourly series for ``volume`` (None: no store).
+        ``reconcile``: orders will be read for it, so ``reconcile`` keeps its Purchases."""
         self.dataset_id = dataset_id
         self.settings = settings
         self.graph = graph.snapshot if graph else None
@@ -74,6 +76,7 @@ class DatasetAudit:
             from monitor.engine.orders_inputs import dataset_rules
 
             self.reconcile.rules = dataset_rules(settings, dataset_id)
+            self.reconcile.keep_purchases = reconcile
         self.rollup = RollupAccumulator(dataset_id)
         self.events = 0
         self._observers = self._bind()
@@ -215,6 +218,7 @@ def audit_files(
     stdin: BinaryIO | None = None,
     continuation: bool = False,
     graph: Mapping[str, DatasetGraph] | None = None,
+    reconcile: bool = False,
 ) -> PartAudit:
     """The sequential audit loop over ``files``: read counts and a ``DatasetAudit`` per
     dataset that had deliveries (``continuation``, ``graph``: see ``DatasetAudit``)."""
@@ -236,7 +240,7 @@ def audit_files(
         if audit is None:
             audit = audits[delivery.dataset_id] = DatasetAudit(
                 delivery.dataset_id, settings, now, continuation=continuation,
-                graph=graph.get(delivery.dataset_id),
+                graph=graph.get(delivery.dataset_id), reconcile=reconcile,
             )  # fmt: skip
         audit.observe(delivery)
     return stats, audits
@@ -288,14 +292,14 @@ def run_audit(
     parts = _parts(files, jobs, parallel_min_bytes)
     if len(parts) > 1:
         stats, audits = _audit_parallel(
-            settings, parts, now, since, until, on_bytes, graph, meanwhile
+            settings, parts, now, since, until, on_bytes, graph, meanwhile, orders is not None
         )
     else:
         if meanwhile is not None:
             meanwhile()
         stats, audits = audit_files(
             settings, files, now=now, since=since, until=until, on_bytes=on_bytes, stdin=stdin,
-            graph=graph,
+            graph=graph, reconcile=orders is not None,
         )  # fmt: skip
     for ds in settings.datasets:  # configured datasets are reported even without events
         if ds.id not in audits:
@@ -341,6 +345,7 @@ def _audit_parallel(
     on_bytes: Callable[[int], None] | None,
     graph: Mapping[str, DatasetGraph] | None = None,
     meanwhile: Callable[[], None] | None = None,
+    reconcile: bool = False,
 ) -> PartAudit:
     """Audit each part in a worker; merge the parts in input order as they arrive."""
     stats = ReadStats(max_problems=settings.input.max_problems)
@@ -349,7 +354,7 @@ def _audit_parallel(
     def work(index: int, part: Sequence[InputFile], advance: Callable[[int], None]) -> PartAudit:
         return audit_files(
             settings, part, now=now, since=since, until=until, on_bytes=advance,
-            continuation=index > 0, graph=graph,
+            continuation=index > 0, graph=graph, reconcile=reconcile,
         )  # fmt: skip
 
     def consume(index: int, result: PartAudit) -> None:

@@ -22,6 +22,7 @@ from checks.reconcile import (
     build_funnel,
     daily_counts,
     paid_orders,
+    purchase_buckets,
     purchases_of,
     value_problem,
 )
@@ -408,7 +409,8 @@ def test_funnel_per_day() -> None:
     hourly = ((day0 - DAY, 1, 3), (day0, 1, 2), (day0 + HOUR, 0, 1))
     assert daily_counts(hourly, "UTC") == {"2026-11-19": (1, 3), "2026-11-20": (1, 3)}
     meta = MetaCounts(day0 - DAY, hourly)
-    rows = build_funnel(snap, purchases, start=day0 - DAY, end=day0 + HOUR, meta=meta)
+    buckets = purchase_buckets(purchases)
+    rows = build_funnel(snap, buckets, start=day0 - DAY, end=day0 + HOUR, meta=meta)
     assert rows == [
         {
             "day": "2026-11-19",
@@ -430,8 +432,8 @@ def test_funnel_per_day() -> None:
         },
     ]
     assert {p.outcome for p in purchases} == set(Outcome)
-    unread = build_funnel(None, purchases, start=day0, end=day0, timezone="Europe/Berlin")
+    unread = build_funnel(None, buckets, start=day0, end=day0, timezone="Europe/Berlin")
     assert unread[0]["orders_paid"] is None and unread[0]["meta_server"] is None
     # Meta's poll covers only the last day: earlier days are unknown, not 0
-    later = build_funnel(snap, purchases, start=day0 - DAY, end=day0, meta=MetaCounts(day0, ()))
+    later = build_funnel(snap, buckets, start=day0 - DAY, end=day0, meta=MetaCounts(day0, ()))
     assert [(r["meta_server"], r["meta_browser"]) for r in later] == [(None, None), (0, 0)]

@@ -31,7 +31,7 @@ def test_registry_has_unique_ids_in_order() -> None:
     ids = [c.id for c in CHECKS]
     assert ids == [
         "hash_validity", "payload", "dedup", "latency", "delivery", "match_quality",
-        "parity", "diagnostics", "volume",
+        "parity", "diagnostics", "volume", "reconcile",
     ]  # fmt: skip
     assert list(registry()) == ids
 
