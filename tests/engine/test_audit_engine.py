@@ -77,7 +77,8 @@ def test_disabled_checks(tmp_path: Path) -> None:
     settings = settings_from_dict({"checks": {"disabled": ["match_quality", "latency"]}})
     report = run_audit(settings, [InputFile(str(tmp_path / "a.jsonl"))], now=NOW)
     assert [c.id for c in report.datasets[0].checks] == [
-        "hash_validity", "payload", "dedup", "delivery", "parity", "diagnostics", "volume"
+        "hash_validity", "payload", "dedup", "delivery", "parity", "diagnostics", "volume",
+        "reconcile",
     ]  # fmt: skip
 
 
