@@ -160,6 +160,13 @@ def list_silences(engine: Engine, now: float, *, include_expired: bool = False) 
         return [_from_row(r) for r in conn.execute(query).mappings()]
 
 
+def silences_between(engine: Engine, since: float, until: float) -> list[Silence]:
+    """Silences in force at some moment of ``[since, until)``, by id."""
+    query = select(_T).where(_T.c.created_at < until, _T.c.ends_at > since).order_by(_T.c.id)
+    with store_errors("read", engine), engine.connect() as conn:
+        return [_from_row(r) for r in conn.execute(query).mappings()]
+
+
 def active_silences(engine: Engine, now: float) -> list[Silence]:
     """The silences muting alerts at ``now``."""
     with store_errors("read", engine), engine.connect() as conn:

@@ -53,7 +53,7 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 def run(config_path: str, db_url: str | None) -> int:
     """Run the daemon until SIGTERM or SIGINT (then exit 0). Logs: JSON lines on stderr."""
     from monitor import jsonlog
-    from monitor.daemon.runner import Daemon
+    from monitor.daemon.scheduler import Daemon
 
     settings = load_settings(config_path)
     url = db_url or store_url(settings)
@@ -77,7 +77,7 @@ def once(config_path: str, db_url: str | None, now: float | None) -> int:
     Exit 0 when every job succeeded, 1 when one failed (see the JSON log on stderr).
     """
     from monitor import jsonlog
-    from monitor.daemon.runner import Daemon
+    from monitor.daemon.scheduler import Daemon
 
     settings = load_settings(config_path)
     url = db_url or store_url(settings)
@@ -92,7 +92,7 @@ def once(config_path: str, db_url: str | None, now: float | None) -> int:
 @click.option("--json", "as_json", is_flag=True, help="JSON on stdout.")
 def status_cmd(config_path: str, db_url: str | None, as_json: bool) -> int:
     """Open alerts, active silences, the last run of each job and notifier health."""
-    from monitor.daemon.runner import status, status_lines
+    from monitor.daemon.status import status, status_lines
 
     settings = load_settings(config_path)
     with open_store(db_url or store_url(settings)) as store:

@@ -1,6 +1,6 @@
 """The daemon's Graph API jobs: what ``graph`` and ``quality`` read, judge and may resolve.
 
-``monitor.daemon.runner`` runs two jobs over the datasets that have a Graph source (``[meta]``
+``monitor.daemon.scheduler`` runs two jobs over the datasets that have a Graph source (``[meta]``
 and a token; without one the jobs are not scheduled, CONTRACTS.md §6):
 
 - ``graph`` (``[schedule] graph_every``, default 1 h) reads ``/stats``: hourly counts by

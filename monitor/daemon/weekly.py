@@ -36,12 +36,12 @@ from typing import Any, Protocol
 from monitor.config import Settings, parse_weekly
 from monitor.notify.base import NotifierError
 from monitor.notify.slack import escape
-from monitor.report.weekly import data as weekly_data
 from monitor.report.weekly.load import build_weekly_report
 from monitor.report.weekly.render import render_index, render_pages, write_pages
 from monitor.report.weekly.view import WeeklyReport
 from monitor.report.window import ReportWindow, latest_due_week
 from monitor.store import Store
+from monitor.store import weekly as weekly_data
 from monitor.store.reports import ClaimState, claim_week, claims, finish, record_delivery
 
 log = logging.getLogger(__name__)

@@ -33,11 +33,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, Table, case, exists, func, insert, select, update
+from sqlalchemy import Connection, Engine
 
 from monitor.alerts.model import Notification, Reason
 from monitor.config import NotifySettings, Settings
@@ -46,22 +47,19 @@ from monitor.model.findings import Severity
 from monitor.notify.base import FirstReport, Notifier, NotifierError, at_least
 from monitor.notify.routing import clients_of, decide, notify_settings
 from monitor.report.format import fmt_duration
+from monitor.store import deliveries as q
 from monitor.store.db import store_errors, write_connection
-from monitor.store.tables.core import metadata
 from monitor.store.tables.notify import DeliveryState
 
 log = logging.getLogger(__name__)
 
-OUTBOX: Table = metadata.tables["outbox"]
-DELIVERIES: Table = metadata.tables["notify_deliveries"]
-OPEN_STATES = (DeliveryState.PENDING.value, DeliveryState.SENDING.value)
 PLAN_BATCH = 200  # outbox rows planned per transaction
 FIRST_REPORT_LOOKBACK = 200  # sent deliveries searched for the post that first reported
 LEASE_MARGIN = 5.0
 MAX_ERROR_CHARS = 300
 
 Verdict = Literal["arrived", "send", "wait"]
-Row = Mapping[Any, Any]  # a result row (RowMapping)
+Row = q.Row
 
 
 @dataclass(slots=True)
@@ -149,6 +147,20 @@ class OutboxSender:
         delay = min(s.retry_max_delay, s.retry_base_delay * 2 ** max(0, attempts - 1))
         return max(delay, retry_after or 0.0)
 
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with store_errors("read", self._engine.url), self._engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        with (
+            store_errors("write to", self._engine.url),
+            write_connection(self._engine) as conn,
+            conn.begin(),
+        ):
+            yield conn
+
     def drain(self, now: float | None = None) -> DrainStats:
         """Plan new outbox rows, then send every due delivery. Raises ``StoreError``."""
         with self._lock:
@@ -166,17 +178,10 @@ class OutboxSender:
         if not self._notifiers:
             return  # nothing to plan for; rows wait until a notifier is configured
         while True:
-            with (
-                store_errors("write to", self._engine.url),
-                write_connection(self._engine) as conn,
-                conn.begin(),
-            ):
-                has_delivery = exists().where(DELIVERIES.c.outbox_id == OUTBOX.c.id)
-                query = select(OUTBOX).where(~has_delivery).order_by(OUTBOX.c.id).limit(PLAN_BATCH)
-                rows = conn.execute(query).mappings().all()
+            with self._writing() as conn:
+                rows = q.unplanned_outbox(conn, PLAN_BATCH)
                 values = [v for row in rows for v in self._plan_row(row, now)]
-                if values:
-                    conn.execute(insert(DELIVERIES), values)
+                q.insert_deliveries(conn, values)
             stats.planned += len(values)
             stats.skipped += sum(1 for v in values if v["state"] == DeliveryState.SKIPPED)
             stats.failed += sum(1 for v in values if v["state"] == DeliveryState.FAILED)
@@ -210,25 +215,12 @@ class OutboxSender:
     # --- sending -----------------------------------------------------------------------
 
     def _queued_notifiers(self) -> list[str]:
-        query = select(DELIVERIES.c.notifier).where(DELIVERIES.c.state.in_(OPEN_STATES))
-        with store_errors("read", self._engine.url), self._engine.connect() as conn:
-            return sorted(set(conn.execute(query.distinct()).scalars()))
+        with self._reading() as conn:
+            return q.queued_notifiers(conn)
 
     def _open_rows(self, notifier: str) -> list[Row]:
-        query = (
-            select(
-                DELIVERIES,
-                OUTBOX.c.key,
-                OUTBOX.c.dataset_id,
-                OUTBOX.c.payload,
-                OUTBOX.c.created_at.label("queued_at"),
-            )
-            .join(OUTBOX, OUTBOX.c.id == DELIVERIES.c.outbox_id)
-            .where(DELIVERIES.c.notifier == notifier, DELIVERIES.c.state.in_(OPEN_STATES))
-            .order_by(DELIVERIES.c.outbox_id, DELIVERIES.c.id)
-        )
-        with store_errors("read", self._engine.url), self._engine.connect() as conn:
-            return list(conn.execute(query).mappings().all())
+        with self._reading() as conn:
+            return q.open_deliveries(conn, notifier)
 
     def _drain_notifier(self, nid: str, now: float, stats: DrainStats) -> None:
         notifier = self._notifiers.get(nid)
@@ -327,26 +319,8 @@ class OutboxSender:
 
     def _claim(self, row: Row, now: float) -> bool:
         """Compare-and-set the row to ``sending``; ``False`` if it changed meanwhile."""
-        stmt = (
-            update(DELIVERIES)
-            .where(
-                DELIVERIES.c.id == row["id"],
-                DELIVERIES.c.state == row["state"],
-                DELIVERIES.c.attempts == row["attempts"],
-            )
-            .values(
-                state=DeliveryState.SENDING.value,
-                attempts=DELIVERIES.c.attempts + 1,
-                last_attempt_at=now,
-                next_attempt_at=now + self.lease,
-            )
-        )
-        with (
-            store_errors("write to", self._engine.url),
-            write_connection(self._engine) as conn,
-            conn.begin(),
-        ):
-            return conn.execute(stmt).rowcount == 1
+        with self._writing() as conn:
+            return q.claim_delivery(conn, row, now, self.lease)
 
     def _mark_sent(self, row: Row, ref: str | None, now: float) -> None:
         self._update(
@@ -370,13 +344,8 @@ class OutboxSender:
         self._fail(row, f"gave up after {fmt_duration(self._settings.give_up_after)}: {last}", now)
 
     def _update(self, row: Row, **values: Any) -> None:
-        stmt = update(DELIVERIES).where(DELIVERIES.c.id == row["id"]).values(**values)
-        with (
-            store_errors("write to", self._engine.url),
-            write_connection(self._engine) as conn,
-            conn.begin(),
-        ):
-            conn.execute(stmt)
+        with self._writing() as conn:
+            q.update_delivery(conn, row["id"], values)
 
     # --- what a resolution refers to ---------------------------------------------------
 
@@ -386,29 +355,13 @@ class OutboxSender:
         wanted = {a.fingerprint for a in n.alerts if a.reason != Reason.NEW}
         if not wanted:
             return {}
-        query = (
-            select(OUTBOX.c.payload, DELIVERIES.c.external_ref, DELIVERIES.c.sent_at,
-                   DELIVERIES.c.min_severity)
-            .join(OUTBOX, OUTBOX.c.id == DELIVERIES.c.outbox_id)
-            .where(
-                DELIVERIES.c.notifier == row["notifier"],
-                DELIVERIES.c.state == DeliveryState.SENT.value,
-                DELIVERIES.c.external_ref.is_not(None),
-                DELIVERIES.c.target.is_not_distinct_from(row["target"]),
-                OUTBOX.c.dataset_id == row["dataset_id"],
-                OUTBOX.c.id < row["outbox_id"],
-            )
-            .order_by(OUTBOX.c.id.desc())
-            .limit(FIRST_REPORT_LOOKBACK)
-        )  # fmt: skip
-        with store_errors("read", self._engine.url), self._engine.connect() as conn:
-            earlier = conn.execute(query).mappings().all()
+        with self._reading() as conn:
+            earlier = q.sent_before(conn, row, FIRST_REPORT_LOOKBACK)
         return _walk_back(earlier, wanted)
 
     def _count_open(self) -> int:
-        query = select(func.count()).where(DELIVERIES.c.state.in_(OPEN_STATES))
-        with store_errors("read", self._engine.url), self._engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())
+        with self._reading() as conn:
+            return q.count_open(conn)
 
 
 def _walk_back(earlier: Iterable[Row], wanted: set[str]) -> dict[str, FirstReport]:
@@ -435,49 +388,28 @@ def _walk_back(earlier: Iterable[Row], wanted: set[str]) -> dict[str, FirstRepor
 # --- status ----------------------------------------------------------------------------
 
 
-def _latest_error(conn: Connection, notifier: str) -> tuple[str | None, float | None]:
-    d = DELIVERIES.c
-    query = (
-        select(d.last_error, d.last_error_at)
-        .where(d.notifier == notifier, d.last_error_at.is_not(None))
-        .order_by(d.last_error_at.desc(), d.id.desc())
-        .limit(1)
-    )
-    row = conn.execute(query).first()
-    return (row[0], row[1]) if row else (None, None)
-
-
 def notifier_health(
     engine: Engine, now: float, notifiers: Iterable[str] = ()
 ) -> list[NotifierHealth]:
     """Per notifier (those with deliveries, plus ``notifiers``): last success, last error,
     waiting and failed counts, and how long the oldest waiting delivery has waited at
     ``now``."""
-    d = DELIVERIES.c
-    is_open = d.state.in_(OPEN_STATES)
-    totals = select(
-        d.notifier,
-        func.max(d.sent_at),
-        func.sum(case((is_open, 1), else_=0)),
-        func.sum(case((d.state == DeliveryState.FAILED.value, 1), else_=0)),
-        func.min(case((is_open, d.created_at))),
-    ).group_by(d.notifier)
     with store_errors("read", engine.url), engine.connect() as conn:
-        rows = {r[0]: r for r in conn.execute(totals)}
-        errors = {nid: _latest_error(conn, nid) for nid in rows}
+        rows = q.notifier_totals(conn)
+        errors = q.latest_errors(conn, rows)
     out = []
     for nid in sorted(set(rows) | set(notifiers)):
         r = rows.get(nid)
         text, at = errors.get(nid, (None, None))
-        oldest = r[4] if r else None
+        oldest = r[3] if r else None
         out.append(
             NotifierHealth(
                 notifier=nid,
-                last_success_at=r[1] if r else None,
+                last_success_at=r[0] if r else None,
                 last_error=text,
                 last_error_at=at,
-                pending=int(r[2] or 0) if r else 0,
-                failed=int(r[3] or 0) if r else 0,
+                pending=int(r[1] or 0) if r else 0,
+                failed=int(r[2] or 0) if r else 0,
                 oldest_pending_at=oldest,
                 oldest_pending_age=max(0.0, now - oldest) if oldest is not None else None,
             )

@@ -44,8 +44,8 @@ from typing import Any
 from monitor.alerts.engine import evaluate_cycle
 from monitor.alerts.queries import AlertEpisode, alert_episodes
 from monitor.config import Settings
-from monitor.daemon.runner import CycleBatch
 from monitor.engine.audit import DatasetAudit, configured_files
+from monitor.engine.cycle import CycleBatch
 from monitor.engine.rollup import RollupAccumulator
 from monitor.engine.series import dataset_timezone, index_graph, lookback
 from monitor.errors import ConfigError
@@ -174,20 +174,14 @@ class _Index:
         )
 
 
-class _ReplayBatch(CycleBatch):
-    """The daemon's cycle batch, with each dataset's series handed to its checks."""
+def _replay_batch(settings: Settings, now: float, index: _Index) -> CycleBatch:
+    """The daemon's cycle batch, with each dataset's series from ``index`` handed to its
+    checks."""
 
-    def __init__(self, settings: Settings, now: float, index: _Index) -> None:
-        super().__init__(settings, now)
-        self.index = index
+    def audit(dataset: str) -> DatasetAudit:
+        return DatasetAudit(dataset, settings, now, series=index.history(dataset, now))
 
-    def _audit(self, dataset: str) -> DatasetAudit:
-        audit = self.audits.get(dataset)
-        if audit is None:
-            series = self.index.history(dataset, self.now)
-            audit = DatasetAudit(dataset, self.settings, self.now, series=series)
-            self.audits[dataset] = audit
-        return audit
+    return CycleBatch(settings, now, audit=audit)
 
 
 class _Stream:
@@ -323,7 +317,7 @@ def _replay(
     cycles = 0
     t = first
     while t < end:
-        batch = _ReplayBatch(settings, t, index)
+        batch = _replay_batch(settings, t, index)
         for d in stream.until(t):
             batch.observe(d)
         reports = batch.reports()

@@ -18,7 +18,10 @@ from sqlalchemy import Connection, func, select
 from monitor.alerts.engine import CycleOutcome, evaluate_cycle
 from monitor.alerts.queries import open_alerts
 from monitor.config import Settings, settings_from_dict
-from monitor.daemon.runner import JOBS, Daemon, JobSpec, recent_part, status, status_lines
+from monitor.daemon.jobs import JOBS, JobSpec
+from monitor.daemon.scheduler import Daemon
+from monitor.daemon.status import status, status_lines
+from monitor.engine.cycle import recent_part
 from monitor.jsonlog import JsonFormatter, ScrubFilter, secret_values
 from monitor.model.observations import Delivery, Shape
 from monitor.model.results import DatasetReport

@@ -28,15 +28,9 @@ from monitor.daemon.graph_jobs import (
     graph_reports,
     judges_logs,
 )
-from monitor.daemon.runner import (
-    JOBS,
-    Daemon,
-    GraphPoll,
-    JobResult,
-    last_runs,
-    status,
-    status_lines,
-)
+from monitor.daemon.jobs import JOBS, JobResult
+from monitor.daemon.scheduler import Daemon, GraphPoll
+from monitor.daemon.status import last_runs, status, status_lines
 from monitor.engine.graph_inputs import poll_graph
 from monitor.jsonlog import secret_values
 from monitor.model.findings import Severity, Status
@@ -300,7 +294,7 @@ def test_run_schedules_the_graph_jobs(fake: FakeGraph, store: Store, tmp_path: P
 def test_no_graph_source_no_graph_job_and_no_call(
     fake: FakeGraph, store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="monitor.daemon.runner")
+    caplog.set_level(logging.INFO, logger="monitor.daemon.scheduler")
     without_meta = make_settings(None, tmp_path)
     results = daemon(without_meta, store).run_once(NOW)
     assert [r.job for r in results] == ["logs", "notify"]

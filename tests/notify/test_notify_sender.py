@@ -15,8 +15,9 @@ from monitor.alerts.model import Reason
 from monitor.config import NotifySettings, Settings
 from monitor.model.findings import Severity
 from monitor.notify import OutboxSender, build_notifiers, notifier_health
-from monitor.notify.sender import DELIVERIES, delivery_key
+from monitor.notify.sender import delivery_key
 from monitor.store import Store
+from monitor.store.deliveries import DELIVERIES
 from monitor.testing.fakeslack import FakeSlack
 from tests.support.notifyutil import (
     T0,

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from monitor.config import Settings, settings_from_dict
-from monitor.daemon.runner import JOBS, Daemon
+from monitor.daemon.jobs import JOBS
+from monitor.daemon.scheduler import Daemon
 from monitor.daemon.weekly import build_weekly_email, due_weeks, enabled, run_weekly
 from monitor.notify import build_notifiers
 from monitor.notify.email import EmailNotifier

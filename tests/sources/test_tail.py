@@ -15,8 +15,9 @@ from sqlalchemy import select
 
 from monitor.config import DatasetSettings
 from monitor.model.observations import Delivery
-from monitor.sources.logs.tail import LogTailer, TailRead, load_cursors
+from monitor.sources.logs.tail import LogTailer, TailRead
 from monitor.store import Store
+from monitor.store.cursors import load_cursors, save_cursors
 from monitor.store.tables.core import metadata
 
 NOW = 1_800_000_000.0
@@ -62,9 +63,9 @@ def tailer(*globs: str, dataset: str = "111") -> LogTailer:
 
 def cycle(store: Store, t: LogTailer, now: float = NOW) -> tuple[list[Delivery], TailRead]:
     with store.engine.begin() as conn:
-        read = t.read(conn, now)
+        read = t.read(load_cursors(conn), now)
         out = list(read)
-        read.save(conn)
+        save_cursors(conn, read.cursors(), read.retired_before)
     return out, read
 
 
@@ -107,9 +108,9 @@ def test_a_rolled_back_cycle_is_read_again(tmp_path: Path, store: Store) -> None
     lines = write(log, 3)
     t = tailer(str(log))
     with pytest.raises(RuntimeError, match="crash"), store.engine.begin() as conn:
-        read = t.read(conn, NOW)
+        read = t.read(load_cursors(conn), NOW)
         assert ids(list(read)) == lines
-        read.save(conn)
+        save_cursors(conn, read.cursors(), read.retired_before)
         raise RuntimeError("crash before commit")
     assert ids(cycle(store, t)[0]) == lines
 
@@ -132,10 +133,10 @@ def test_a_half_written_line_waits_until_complete(tmp_path: Path, store: Store) 
 def test_save_refuses_a_partial_read(tmp_path: Path, store: Store) -> None:
     write(tmp_path / "app.jsonl", 2)
     with store.engine.begin() as conn:
-        read = tailer(str(tmp_path / "app.jsonl")).read(conn, NOW)
+        read = tailer(str(tmp_path / "app.jsonl")).read(load_cursors(conn), NOW)
         next(iter(read))
         with pytest.raises(RuntimeError, match="before the deliveries were all read"):
-            read.save(conn)
+            save_cursors(conn, read.cursors(), read.retired_before)
 
 
 def test_rename_rotation_finishes_the_old_file_first(tmp_path: Path, store: Store) -> None:

@@ -14,7 +14,7 @@ import pytest
 from monitor.alerts.queries import alert_episodes
 from monitor.cli import main
 from monitor.config import Settings, settings_from_dict
-from monitor.daemon.runner import Daemon
+from monitor.daemon.scheduler import Daemon
 from monitor.model.results import iso
 from monitor.store import Store
 from monitor.tools.backtest import run_backtest

@@ -1,7 +1,7 @@
 """The weekly audit report: store -> ``WeeklyReport`` view model -> HTML pages.
 
 ``load.build_weekly_report(store, settings, window)`` reads what the store holds about the
-window and the one before it (``monitor.report.weekly.data``) and hands plain data to
+window and the one before it (``monitor.store.weekly``) and hands plain data to
 pure builders (``builders.build_dataset``), which compute every number the pages show together
 with its week-over-week ``Delta``. ``render.render_pages`` turns the model into
 ``index.html`` plus one ``<dataset>.html`` per dataset (``templates/weekly_*.html.j2``,

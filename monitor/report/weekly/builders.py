@@ -10,8 +10,6 @@ from typing import Any
 from monitor.model.findings import Example, Severity
 from monitor.model.rollup import MATCH_KEYS
 from monitor.report.format import fmt_number
-from monitor.report.weekly import data as weekly_data
-from monitor.report.weekly.data import AlertRow, FindingAgg, StatusSeen
 from monitor.report.weekly.figures import build_charts
 from monitor.report.weekly.measures import (
     Totals,
@@ -37,6 +35,8 @@ from monitor.report.weekly.view import (
     TokenView,
 )
 from monitor.report.window import ReportWindow
+from monitor.store import weekly as weekly_data
+from monitor.store.weekly import AlertRow, FindingAgg, StatusSeen
 
 # --- pure builders ---------------------------------------------------------------------
 

@@ -6,14 +6,15 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from monitor.alerts.silences import silences_between
 from monitor.config import Settings
 from monitor.report import charts
 from monitor.report.charts import Chart
-from monitor.report.weekly import data as weekly_data
 from monitor.report.weekly.builders import build_dataset
 from monitor.report.weekly.view import TREND_WEEKS, DatasetInputs, WeeklyReport, page_name
 from monitor.report.window import ReportWindow
 from monitor.store import Store
+from monitor.store import weekly as weekly_data
 
 # --- from the store --------------------------------------------------------------------
 
@@ -50,7 +51,7 @@ def load_inputs(store: Store, settings: Settings, window: ReportWindow) -> list[
     quality = [weekly_data.graph_quality(store, w.start, w.end) for w in weeks]
     polls = weekly_data.graph_polls(store, window.start, window.end)
     alerts = weekly_data.alert_rows(store, window.end)
-    silences = weekly_data.silences(store, window.start, window.end)
+    silences = silences_between(store.engine, window.start, window.end)
     graph_tables = weekly_data.table(store, "graph_quality") is not None
 
     seen = {c.dataset_id for c in checks_now} | {r.dataset_id for r in rolls[-1]}

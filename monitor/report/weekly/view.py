@@ -8,13 +8,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from monitor.alerts.silences import Silence
 from monitor.model.findings import Example, Severity
 from monitor.model.rollup import HourRollup
 from monitor.report.charts import Chart
 from monitor.report.format import fmt_duration, fmt_number, fmt_percent, grade
-from monitor.report.weekly import data as weekly_data
-from monitor.report.weekly.data import AlertRow, CheckRow, FindingAgg, StatusSeen
 from monitor.report.window import ReportWindow
+from monitor.store.weekly import AlertRow, CheckRow, FindingAgg, StatusSeen
 
 TREND_WEEKS = 6
 KEY_EVENTS = 4  # event names drawn in the volume chart
@@ -220,7 +220,7 @@ class DatasetPage:
     alerts_resolved: list[AlertView]
     alerts_open: list[AlertView]
     alert_stats: list[tuple[str, Delta]]
-    silences: list[weekly_data.Silence]
+    silences: list[Silence]
     has_graph: bool
     quality: list[QualityRow]
     diagnostics: list[Diagnostic]
@@ -312,7 +312,7 @@ class DatasetInputs:
     quality: list[list[Mapping[str, Any]]] = field(default_factory=list)  # per trend week
     polls: list[Mapping[str, Any]] = field(default_factory=list)  # this window
     alerts: list[AlertRow] = field(default_factory=list)
-    silences: list[weekly_data.Silence] = field(default_factory=list)
+    silences: list[Silence] = field(default_factory=list)
     graph_tables: bool = True
 
 

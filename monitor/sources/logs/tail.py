@@ -1,9 +1,9 @@
 """Durable tailing of the datasets' delivery logs: each complete line is read exactly once.
 
-How far every file has been read is kept in the ``log_cursors`` table
-(``monitor.store.tables.daemon.LogCursor``), one row per file incarnation, identified by
+How far every file has been read is kept in cursors (``monitor.model.cursors.Cursor``,
+stored by ``monitor.store.cursors``), one per file incarnation, identified by
 ``(device, inode)`` and checked by a fingerprint of its first KiB. One cycle
-(``LogTailer.read(conn, now)``):
+(``LogTailer.read(cursors, now)``):
 
 1. Every active cursor is located: under one of the globbed paths, at its last path, or
    by its inode in its last directory (``app.log`` renamed to ``app.log.1`` by a
@@ -19,8 +19,8 @@ How far every file has been read is kept in the ``log_cursors`` table
    from the beginning. A gzip file is read whole (all of it is complete), once it has not
    changed for ``settle`` seconds (``gzip`` may still be writing it).
 
-Nothing is written until ``TailRead.save(conn)``, which the caller runs in the same
-transaction as whatever it does with the deliveries: a crash at any point leaves the
+Nothing is written here: the caller saves ``TailRead.cursors()`` in the same transaction
+as whatever it does with the deliveries: a crash at any point leaves the
 cursors where the last committed cycle put them, so nothing is lost and nothing is
 counted twice. Retired rows are kept ``retired_keep`` seconds (default 7 days) to
 recognise late archives, then deleted.
@@ -41,12 +41,11 @@ import os
 import stat
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any, BinaryIO
-
-from sqlalchemy import Connection, Table, delete, insert, select, update
+from dataclasses import dataclass
+from typing import BinaryIO
 
 from monitor.config import DatasetSettings
+from monitor.model.cursors import Cursor, Identity
 from monitor.model.observations import Delivery, ReadStats
 from monitor.sources.logs.paths import UNKNOWN_DATASET, InputFile
 from monitor.sources.logs.reader import read_deliveries
@@ -60,7 +59,6 @@ from monitor.sources.logs.tailio import (
     pread,
     skip_bytes,
 )
-from monitor.store.tables.core import metadata
 
 # Bytes read per TailRead (then ``exhausted``): bounds how long one transaction holds the
 # database's write lock while a first start reads a large history.
@@ -70,52 +68,11 @@ GZIP_SETTLE = 5.0
 _GZIP_MAGIC = b"\x1f\x8b"
 _READ_BUFFER = 1 << 20
 
-_TABLE: Table = metadata.tables["log_cursors"]
-_COLUMNS = tuple(c.name for c in _TABLE.columns if c.name != "id")
-
 log = logging.getLogger(__name__)
-
-Identity = tuple[int, int]  # (st_dev, st_ino)
 
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-@dataclass(slots=True)
-class Cursor:
-    """Working copy of one ``log_cursors`` row (see ``LogCursor`` for the fields)."""
-
-    path: str
-    dataset_id: str | None
-    device: int
-    inode: int
-    compressed: bool
-    offset: int
-    line: int
-    size: int
-    head_bytes: int
-    fingerprint: str
-    created_at: float
-    updated_at: float
-    retired_at: float | None = None
-    id: int | None = None
-    dirty: bool = field(default=False, compare=False)
-
-    @property
-    def identity(self) -> Identity:
-        return (self.device, self.inode)
-
-    @property
-    def active(self) -> bool:
-        return self.retired_at is None
-
-    def values(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _COLUMNS}
-
-    @classmethod
-    def from_row(cls, row: Any) -> Cursor:
-        return cls(id=row["id"], **{name: row[name] for name in _COLUMNS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,12 +133,6 @@ def _stat_file(path: str, dataset_id: str) -> WatchedFile | None:
     return WatchedFile(path, dataset_id, st.st_dev, st.st_ino, st.st_size, st.st_mtime)
 
 
-def load_cursors(conn: Connection) -> list[Cursor]:
-    """Every stored cursor, active and retired, oldest first."""
-    rows = conn.execute(select(_TABLE).order_by(_TABLE.c.id)).mappings()
-    return [Cursor.from_row(r) for r in rows]
-
-
 class LogTailer:
     """Reads the new complete lines of every dataset's logs, cycle after cycle.
 
@@ -210,10 +161,11 @@ class LogTailer:
         self.retired_keep = retired_keep
         self.wall_clock = wall_clock
 
-    def read(self, conn: Connection, now: float) -> TailRead:
-        """Start one cycle: cursors are loaded through ``conn`` now, files are read while
-        the returned ``TailRead`` is iterated, cursors are written by ``TailRead.save``."""
-        return TailRead(self, load_cursors(conn), discover(self.datasets), now)
+    def read(self, cursors: list[Cursor], now: float) -> TailRead:
+        """Start one cycle from the stored ``cursors`` (``monitor.store.cursors``): files
+        are read while the returned ``TailRead`` is iterated; ``TailRead.cursors()`` then
+        holds what to save."""
+        return TailRead(self, cursors, discover(self.datasets), now)
 
 
 class TailRead:
@@ -268,24 +220,18 @@ class TailRead:
             yield from self._start(watched, None)
         self._finished = True
 
-    def save(self, conn: Connection) -> None:
-        """Write the cursors this cycle changed and prune old retired ones, through
-        ``conn`` (the caller's transaction). Only after a complete iteration."""
+    @property
+    def retired_before(self) -> float:
+        """Retired cursors older than this are not worth keeping (``retired_keep``)."""
+        return self._now - self._tailer.retired_keep
+
+    def cursors(self) -> list[Cursor]:
+        """Every cursor after this cycle, the changed ones ``dirty``: what the caller
+        saves in the transaction that used the deliveries. Only after a complete
+        iteration."""
         if not self._finished:
-            raise RuntimeError("TailRead.save before the deliveries were all read")
-        for cursor in self._cursors:
-            if not cursor.dirty:
-                continue
-            if cursor.id is None:
-                key = conn.execute(insert(_TABLE).values(**cursor.values())).inserted_primary_key
-                cursor.id = int(key[0]) if key else None
-            else:
-                conn.execute(
-                    update(_TABLE).where(_TABLE.c.id == cursor.id).values(**cursor.values())
-                )
-            cursor.dirty = False
-        cutoff = self._now - self._tailer.retired_keep
-        conn.execute(delete(_TABLE).where(_TABLE.c.retired_at < cutoff))
+            raise RuntimeError("TailRead.cursors before the deliveries were all read")
+        return self._cursors
 
     # -- locating ---------------------------------------------------------------------
 

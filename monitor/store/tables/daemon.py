@@ -6,7 +6,7 @@
   row retired (``retired_at``) and, if it goes on, a new row. Retired rows are kept for a
   while so that a copy or a compressed archive of a file already read is recognised by
   its head fingerprint.
-- ``job_runs``: one row per scheduled job run (``monitor.daemon.runner``), for ``status``.
+- ``job_runs``: one row per scheduled job run (``monitor.daemon.jobs``), for ``status``.
 """
 
 from __future__ import annotations

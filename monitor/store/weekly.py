@@ -1,4 +1,5 @@
-"""Store reads of the weekly report: what one window holds, as plain rows.
+"""Store reads of the weekly report (``monitor.report.weekly``): what one window holds,
+as plain rows. (Silences are read by ``monitor.alerts.silences.silences_between``.)
 
 Every function here reads; none writes. Reads are aggregated in SQL where the daemon
 makes the tables large (``check_results`` gains a row per check, dataset and 5-minute
@@ -18,11 +19,9 @@ from typing import Any
 
 from sqlalchemy import Table, and_, func, inspect, select
 
-from monitor.alerts.silences import Silence, list_silences
 from monitor.model.findings import Severity
 from monitor.model.rollup import HourRollup
-from monitor.store import Store
-from monitor.store.db import store_errors
+from monitor.store.db import Store, store_errors
 from monitor.store.tables.core import metadata
 
 SKIPPED = "skipped"
@@ -253,7 +252,7 @@ def rollups(store: Store, since: float, until: float) -> list[HourRollup]:
     return store.rollups(since=since, until=until)
 
 
-# --- alerts and silences ---------------------------------------------------------------
+# --- alerts ---------------------------------------------------------------
 
 
 def alert_rows(store: Store, until: float) -> list[AlertRow]:
@@ -281,14 +280,6 @@ def alert_rows(store: Store, until: float) -> list[AlertRow]:
         )
         for r in _rows(store, query)
     ]
-
-
-def silences(store: Store, since: float, until: float) -> list[Silence]:
-    """Silences in force at some moment of ``[since, until)``."""
-    if table(store, "silences") is None:
-        return []
-    every = list_silences(store.engine, since, include_expired=True)
-    return [s for s in every if s.created_at < until and s.ends_at > since]
 
 
 # --- Graph API snapshots ---------------------------------------------------------------

@@ -1,0 +1,114 @@
+"""One logs cycle's batch: rollups of every delivery read, checks of the recent ones.
+
+The daemon's ``logs`` job (``monitor.daemon.scheduler``) and the backtest
+(``monitor.tools.backtest``) feed deliveries to a ``CycleBatch`` one by one. Each delivery
+adds to its dataset's hourly rollups; the part of it sent within ``[alerts] window`` of
+the cycle's time is also handed to its dataset's ``DatasetAudit`` (older lines are
+history: rollups and baselines only). ``reports()`` then gives one report per
+configured dataset (all checks ``skipped`` without recent deliveries).
+
+How a dataset's audit is made is the caller's: the default hands each audit its
+dataset's stored series (``series``); the backtest passes ``audit=`` to build them from
+its replayed index instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+
+from monitor.config import Settings
+from monitor.engine.audit import DatasetAudit
+from monitor.engine.rollup import RollupAccumulator
+from monitor.model.observations import Delivery
+from monitor.model.results import DatasetReport
+from monitor.model.rollup import HourRollup
+from monitor.model.series import VolumeHistory
+
+_MILLIS_ABOVE = 1e11  # as monitor.sources.logs.reader: larger Unix times are milliseconds
+
+# Builds the audit of one dataset for one cycle: dataset id -> its DatasetAudit.
+AuditFactory = Callable[[str], DatasetAudit]
+
+
+def _seconds(value: float) -> float:
+    number = float(value)
+    return number / 1000.0 if number > _MILLIS_ABOVE else number
+
+
+def recent_part(delivery: Delivery, since: float) -> Delivery | None:
+    """The part of ``delivery`` sent at or after ``since``: by its send time, else event
+    by event by ``event_time`` (docs/contracts.md §6). ``None`` when nothing is that
+    recent."""
+    if delivery.sent_at is not None:
+        return delivery if delivery.sent_at >= since else None
+    kept = [e for e in delivery.events if _seconds(e["event_time"]) >= since]
+    if not kept:
+        return None
+    if len(kept) == len(delivery.events):
+        return delivery
+    return dataclasses.replace(delivery, events=kept)  # the reader's object stays whole
+
+
+class CycleBatch:
+    """What one logs cycle accumulates: rollups of every delivery, checks of recent ones."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        now: float,
+        series: Mapping[str, VolumeHistory] | None = None,
+        *,
+        audit: AuditFactory | None = None,
+    ) -> None:
+        """``series``: each dataset's stored hourly series as they stood before this
+        cycle (``monitor.model.series.Current.ADD``), for the ``volume`` check.
+        ``audit``: builds a dataset's audit (default: a ``DatasetAudit`` at ``now`` with
+        its entry of ``series``)."""
+        self.settings = settings
+        self.now = now
+        self.series = dict(series or {})
+        self.since = now - settings.alerts.window
+        self.rollups: dict[str, RollupAccumulator] = {}
+        self.audits: dict[str, DatasetAudit] = {}
+        self.deliveries = 0
+        self.recent = 0
+        self._make_audit = audit or self._default_audit
+
+    def observe(self, delivery: Delivery) -> None:
+        self.deliveries += 1
+        dataset = delivery.dataset_id
+        rollup = self.rollups.get(dataset)
+        if rollup is None:
+            rollup = self.rollups[dataset] = RollupAccumulator(dataset)
+        rollup.observe(delivery)
+        recent = recent_part(delivery, self.since)
+        if recent is not None:
+            self.recent += 1
+            self.audit(dataset).observe(recent)
+
+    def audit(self, dataset: str) -> DatasetAudit:
+        """The audit of ``dataset`` in this cycle (made on first use)."""
+        audit = self.audits.get(dataset)
+        if audit is None:
+            audit = self.audits[dataset] = self._make_audit(dataset)
+        return audit
+
+    def _default_audit(self, dataset: str) -> DatasetAudit:
+        return DatasetAudit(dataset, self.settings, self.now, series=self.series.get(dataset))
+
+    def all_rollups(self) -> list[HourRollup]:
+        return [r for acc in self.rollups.values() for r in acc.result()]
+
+    def reports(self) -> list[DatasetReport]:
+        """One report per configured dataset (all checks ``skipped`` without recent
+        deliveries), then the unconfigured datasets that had recent deliveries."""
+        for ds in self.settings.datasets:
+            self.audit(ds.id)
+        order = {ds.id: i for i, ds in enumerate(self.settings.datasets)}
+        reports = [a.report() for a in self.audits.values()]
+        for report in reports:
+            acc = self.rollups.get(report.dataset_id)
+            report.rollups = acc.result() if acc is not None else []
+        reports.sort(key=lambda r: (order.get(r.dataset_id, len(order)), r.dataset_id))
+        return reports
