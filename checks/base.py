@@ -51,6 +51,11 @@ class Check(Protocol):
 
     id: ClassVar[str]
     title: ClassVar[str]
+    # How much the check weighs in a dataset's health score (weighted mean of scores).
+    weight: ClassVar[float]
+    # Whether it judges Meta's side too: then it is asked for a result even when a
+    # dataset has no log events (its log part reports skipped by itself).
+    reads_graph: ClassVar[bool]
 
     def __init__(self, ctx: CheckContext) -> None: ...
 

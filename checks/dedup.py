@@ -186,6 +186,8 @@ class Dedup:
     """Folds deliveries into missing-id counts and a bounded recent-id table."""
 
     id: ClassVar[str] = "dedup"
+    weight: ClassVar[float] = 1.5  # in the health score
+    reads_graph: ClassVar[bool] = True
     title: ClassVar[str] = "Deduplication keys"
 
     def __init__(self, ctx: CheckContext, *, max_tracked: int = MAX_TRACKED_IDS) -> None:

@@ -157,6 +157,8 @@ class DeliveryCheck:
     """Folds Meta's responses into error groups and drop counts."""
 
     id: ClassVar[str] = "delivery"
+    weight: ClassVar[float] = 2.0  # in the health score
+    reads_graph: ClassVar[bool] = False
     title: ClassVar[str] = "Delivery to Meta"
 
     def __init__(self, ctx: CheckContext) -> None:

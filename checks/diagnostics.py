@@ -62,6 +62,8 @@ class Diagnostics:
     """Judges the snapshot's errors, token info, ``da_checks`` and EMQ diagnostics."""
 
     id: ClassVar[str] = "diagnostics"
+    weight: ClassVar[float] = 1.0  # in the health score
+    reads_graph: ClassVar[bool] = True
     title: ClassVar[str] = "Meta diagnostics, token and Graph access"
 
     def __init__(self, ctx: CheckContext) -> None:

@@ -243,6 +243,8 @@ class HashValidity:
     """Counts events whose user_data values break Meta's hashing rules."""
 
     id: ClassVar[str] = "hash_validity"
+    weight: ClassVar[float] = 2.0  # in the health score
+    reads_graph: ClassVar[bool] = False
     title: ClassVar[str] = "Hash validity"
 
     def __init__(self, ctx: CheckContext) -> None:

@@ -127,6 +127,8 @@ class Latency:
     """Folds send-time lags into per-event-name histograms."""
 
     id: ClassVar[str] = "latency"
+    weight: ClassVar[float] = 1.0  # in the health score
+    reads_graph: ClassVar[bool] = True
     title: ClassVar[str] = "Send latency"
 
     def __init__(self, ctx: CheckContext) -> None:

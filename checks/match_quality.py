@@ -70,7 +70,7 @@ from monitor.mask import MAX_SHOWN
 from monitor.model.findings import CheckResult, Example, Finding, Severity
 from monitor.model.graph import EventQuality, Part
 from monitor.model.observations import Delivery
-from monitor.model.rollup import MATCH_KEYS, OTHER_EVENT
+from monitor.model.rollup import MATCH_KEYS, OTHER_EVENT, present_keys
 
 MATCH_KEY_COVERAGE_LOW = "MATCH_KEY_COVERAGE_LOW"
 MAX_EVENT_NAMES = 100
@@ -206,16 +206,12 @@ class KeyCounts:
         return out
 
 
-def present_keys(user_data: dict[Any, Any]) -> tuple[Any, ...]:
-    """The keys of ``user_data`` whose value is present: not null, ``""`` or ``[]``
-    (the rule of the hourly rollups; 0 and false count as present)."""
-    return tuple(k for k, v in user_data.items() if v is not None and v != "" and v != [])
-
-
 class MatchQuality:
     """Folds ``user_data`` key presence into per-event-name coverage counters."""
 
     id: ClassVar[str] = "match_quality"
+    weight: ClassVar[float] = 1.5  # in the health score
+    reads_graph: ClassVar[bool] = True
     title: ClassVar[str] = "Match quality (estimated)"
 
     def __init__(self, ctx: CheckContext) -> None:

@@ -84,6 +84,8 @@ class Parity:
     """Judges Meta's browser/server counts and event coverage; nothing observed in logs."""
 
     id: ClassVar[str] = "parity"
+    weight: ClassVar[float] = 1.5  # in the health score
+    reads_graph: ClassVar[bool] = True
     title: ClassVar[str] = "Pixel / server parity (Meta)"
 
     def __init__(self, ctx: CheckContext) -> None:

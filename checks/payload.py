@@ -236,6 +236,8 @@ class Payload:
     """Counts events that break the payload rules of the Conversions API."""
 
     id: ClassVar[str] = "payload"
+    weight: ClassVar[float] = 1.5  # in the health score
+    reads_graph: ClassVar[bool] = False
     title: ClassVar[str] = "Payload"
 
     def __init__(self, ctx: CheckContext) -> None:

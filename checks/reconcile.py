@@ -560,6 +560,8 @@ class ReconcileCheck:
     construction). Without a snapshot the check is ``skipped``."""
 
     id: ClassVar[str] = CHECK_ID
+    weight: ClassVar[float] = 1.5  # in the health score
+    reads_graph: ClassVar[bool] = False
     title: ClassVar[str] = "Reconciliation with payments"
 
     def __init__(

@@ -68,9 +68,9 @@ from checks.volume_ratios import LOGS, RatioJudge, local_iso
 from monitor.config import VolumeSettings
 from monitor.model.findings import CheckResult, Finding, Severity, Status, worst_severity
 from monitor.model.observations import Delivery
-from monitor.model.results import iso
 from monitor.model.rollup import OTHER_EVENT, HourRollup
 from monitor.model.series import VolumeHistory
+from monitor.timeutil import iso_utc
 
 CHECK_ID = "volume"
 META_SERVER = "meta_server"
@@ -135,6 +135,8 @@ def _sum_count(counts: Sequence[Count]) -> Count:
 
 class Volume:
     id: ClassVar[str] = CHECK_ID
+    weight: ClassVar[float] = 1.5  # in the health score
+    reads_graph: ClassVar[bool] = True  # stored series: no events at all is VOLUME_STOPPED
     title: ClassVar[str] = "Volume and ratios"
 
     def __init__(self, ctx: CheckContext) -> None:
@@ -192,7 +194,7 @@ class _Judge:
     def why_not(self) -> str:
         if self.latest is not None and not self.logs_current:
             return (
-                f"no events in the logs since {iso(self.latest + HOUR)}: volume is judged "
+                f"no events in the logs since {iso_utc(self.latest + HOUR)}: volume is judged "
                 "only while the logs are current"
             )
         return (
@@ -413,8 +415,8 @@ class _Judge:
             "observed": v.observed,
             "change": round(v.change, 3),
             "z": round(v.z, 2),
-            "since": iso(v.since),
-            "until": iso(v.until),
+            "since": iso_utc(v.since),
+            "until": iso_utc(v.until),
             "since_local": local_iso(v.since, self.tz),
             "window_hours": v.hours,
             "persistence_hours": v.persistence,
@@ -423,7 +425,7 @@ class _Judge:
             "level": round(v.level, 3),
             "hours": [
                 {
-                    "hour": iso(p.hour),
+                    "hour": iso_utc(p.hour),
                     "observed": p.observed,
                     "expected": round(p.baseline.expected, 1),
                 }

@@ -31,9 +31,9 @@ from checks.drift import (
 from checks.graph_common import graph_finding
 from monitor.config import VolumeSettings
 from monitor.model.findings import Finding
-from monitor.model.results import iso
 from monitor.model.rollup import MATCH_KEYS, VALUE_EVENTS
 from monitor.model.series import Sums, VolumeHistory
+from monitor.timeutil import iso_utc
 
 CHECK_ID = "volume"
 LOGS = "server_log"
@@ -129,8 +129,8 @@ class RatioJudge:
             "expected": round(drift.expected, 4),
             "observed": round(drift.observed, 4),
             "change": round(drift.change, 4),
-            "since": iso(w.since),
-            "until": iso(w.until),
+            "since": iso_utc(w.since),
+            "until": iso_utc(w.until),
             "since_local": local_iso(w.since, self.tz),
             "window_events": int(w.den),
             "baseline": f"median of the {what} over the previous {drift.days} days, day by day "

@@ -141,3 +141,18 @@ def scrub_secrets(text: str) -> str:
 def scrub_text(text: str) -> str:
     """Mask emails, phone numbers and token-like strings inside free text."""
     return _PHONE_IN_TEXT.sub(_mask_phone_match, scrub_secrets(text))
+
+
+def scrub_deep(value: Any) -> Any:
+    """``scrub_secrets`` applied to every string inside lists, tuples and dict values.
+
+    The last line of defence before the database: no email or token gets stored, even
+    where a caller forgot to mask it.
+    """
+    if isinstance(value, str):
+        return scrub_secrets(value)
+    if isinstance(value, list | tuple):
+        return [scrub_deep(v) for v in value]
+    if isinstance(value, dict):
+        return {k: scrub_deep(v) for k, v in value.items()}
+    return value

@@ -1,4 +1,5 @@
-"""Parsing of user-supplied times (``--now``, ``--since``, ``--until``)."""
+"""Times in and out: parsing user-supplied times (``--now``, ``--since``, ``--until``),
+writing Unix seconds as ISO 8601 UTC."""
 
 from __future__ import annotations
 
@@ -26,3 +27,10 @@ def parse_iso(value: str) -> float:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
+
+
+def iso_utc(ts: float, *, zulu: bool = True) -> str:
+    """Unix seconds as ISO 8601 UTC: ``2026-11-20T12:00:00Z`` (``+00:00`` with
+    ``zulu=False``, as ``datetime.isoformat`` writes it)."""
+    text = datetime.fromtimestamp(ts, UTC).isoformat()
+    return text.replace("+00:00", "Z") if zulu else text

@@ -38,10 +38,11 @@ from sqlalchemy import Connection
 from monitor.alerts import inhibit
 from monitor.alerts.lifecycle import AlertRecord, Decision, checks_ran, decide, seen_alerts
 from monitor.alerts.model import AlertKey, AlertState, AlertView, Notification, Reason
-from monitor.alerts.queries import insert_outbox, load_open, save, store_errors
+from monitor.alerts.queries import insert_outbox, load_open, save
 from monitor.alerts.silences import Silence, load_active, silence_for, silence_id
 from monitor.config import Settings
 from monitor.model.results import DatasetReport
+from monitor.store.db import store_errors
 
 # Whether a cycle judges an alert: (its key, its stored open record or None) -> bool.
 Judges = Callable[[AlertKey, AlertRecord | None], bool]

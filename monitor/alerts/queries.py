@@ -12,46 +12,22 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.alerts.lifecycle import AlertRecord, Seen
 from monitor.alerts.model import AlertKey, AlertState, Notification
-from monitor.errors import StoreError
-from monitor.mask import scrub_secrets
+from monitor.mask import scrub_deep, scrub_secrets
 from monitor.model.findings import Example, Severity
-from monitor.store.db import mask_url
+from monitor.store.db import store_errors
 from monitor.store.tables.alerts import AlertRow, OutboxRow
+from monitor.timeutil import iso_utc
 
 ALERTS = AlertRow.__table__  # type: ignore[attr-defined]
 OUTBOX = OutboxRow.__table__  # type: ignore[attr-defined]
 OPEN_STATES = (str(AlertState.PENDING), str(AlertState.FIRING))
-
-
-@contextmanager
-def store_errors(doing: str, bind: Engine | Connection) -> Iterator[None]:
-    """Turn database errors into ``StoreError("cannot <doing> <masked url>: why")``."""
-    try:
-        yield
-    except SQLAlchemyError as err:
-        orig = getattr(err, "orig", None) or err
-        why = scrub_secrets((str(orig).strip().splitlines() or [type(orig).__name__])[0])
-        # from None: the chained driver error could carry the URL with its password.
-        raise StoreError(f"cannot {doing} {mask_url(bind.engine.url)}: {why[:300]}") from None
-
-
-def _scrub(value: Any) -> Any:
-    if isinstance(value, str):
-        return scrub_secrets(value)
-    if isinstance(value, list | tuple):
-        return [_scrub(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _scrub(v) for k, v in value.items()}
-    return value
 
 
 # --- alert rows ------------------------------------------------------------------------
@@ -85,8 +61,8 @@ def record_values(r: AlertRecord) -> dict[str, Any]:
         "count": c.count,
         "message": scrub_secrets(c.message),
         "remediation": scrub_secrets(c.remediation),
-        "evidence": _scrub(dict(c.evidence)),
-        "examples": _scrub([e.to_dict() for e in c.examples]),
+        "evidence": scrub_deep(dict(c.evidence)),
+        "examples": scrub_deep([e.to_dict() for e in c.examples]),
     }
 
 
@@ -159,7 +135,7 @@ def insert_outbox(conn: Connection, notification: Notification) -> bool:
         key=notification.key,
         dataset_id=notification.dataset_id,
         created_at=notification.created_at,
-        payload=_scrub(notification.to_dict()),
+        payload=scrub_deep(notification.to_dict()),
     )
     result = conn.execute(stmt.on_conflict_do_nothing(index_elements=[OUTBOX.c.key]))
     return bool(result.rowcount)
@@ -208,8 +184,10 @@ class AlertEpisode:
     def to_dict(self) -> dict[str, Any]:
         """The backtest entry (CONTRACTS.md §4): times as ISO 8601 with offset."""
         return {
-            "fired_at": _iso(self.fired_at),
-            "resolved_at": None if self.resolved_at is None else _iso(self.resolved_at),
+            "fired_at": iso_utc(self.fired_at, zulu=False),
+            "resolved_at": None
+            if self.resolved_at is None
+            else iso_utc(self.resolved_at, zulu=False),
             "dataset_id": self.dataset_id,
             "code": self.code,
             "event_name": self.event_name,
@@ -217,10 +195,6 @@ class AlertEpisode:
             "check": self.check,
             "fingerprint": self.fingerprint,
         }
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
 def alert_episodes(

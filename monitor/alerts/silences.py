@@ -21,11 +21,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from monitor.alerts.model import AlertKey
-from monitor.alerts.queries import store_errors
 from monitor.errors import CapiMonitorError
 from monitor.mask import scrub_text
-from monitor.model.results import iso
+from monitor.store.db import store_errors
 from monitor.store.tables.alerts import SilenceRow
+from monitor.timeutil import iso_utc
 
 MAX_REASON = 500
 SILENCE_PREFIX = "silence:"
@@ -62,7 +62,7 @@ class Silence:
         """One line for a terminal: matcher, end and reason (already scrubbed)."""
         what = f"dataset {self.dataset_id}, code {self.code or 'any'}, "
         what += f"event {self.event_name or 'any'}"
-        return f"{what}, until {iso(float(int(self.ends_at)))} ({self.reason})"
+        return f"{what}, until {iso_utc(float(int(self.ends_at)))} ({self.reason})"
 
     @property
     def muted_by(self) -> str:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from checks import CHECKS, GRAPH_CHECKS, HEALTH_WEIGHTS, CheckContext, registry
+from checks import CHECKS, CheckContext, registry
 from checks.base import skipped
 from checks.graph_common import UsesRollups
 from checks.reconcile import MetaCounts, ReconcileCheck
@@ -136,7 +136,7 @@ class DatasetAudit:
         # still judge Meta's side (their log part then reports skipped by itself).
         results = [
             c.result()
-            if self.events or c.id in GRAPH_CHECKS
+            if self.events or c.reads_graph
             else skipped(c.id, "no events in the logs for this dataset")
             for c in self.checks
         ]
@@ -173,7 +173,8 @@ def meta_counts(snapshot: GraphSnapshot | None) -> MetaCounts | None:
 
 def health_score(results: Sequence[CheckResult]) -> int | None:
     """Weighted mean of the scores of checks that ran; None when none could run."""
-    scored = [(HEALTH_WEIGHTS.get(r.id, 1.0), r.score) for r in results if r.score is not None]
+    weights = {c.id: c.weight for c in CHECKS}
+    scored = [(weights.get(r.id, 1.0), r.score) for r in results if r.score is not None]
     total = sum(w for w, _ in scored)
     if not total:
         return None

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from monitor.model.findings import CheckResult, Finding, Status
 from monitor.model.observations import ReadStats
 from monitor.model.rollup import HourRollup
+from monitor.timeutil import iso_utc
 
 SCHEMA_VERSION = 1
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(slots=True)
@@ -72,10 +68,10 @@ class AuditReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema_version": SCHEMA_VERSION,
-            "generated_at": iso(self.generated_at),
-            "now": iso(self.now),
-            "since": iso(self.since) if self.since is not None else None,
-            "until": iso(self.until) if self.until is not None else None,
+            "generated_at": iso_utc(self.generated_at),
+            "now": iso_utc(self.now),
+            "since": iso_utc(self.since) if self.since is not None else None,
+            "until": iso_utc(self.until) if self.until is not None else None,
             "inputs": self.inputs.to_dict(),
             "datasets": [d.to_dict() for d in self.datasets],
         }

@@ -87,5 +87,6 @@ def error_key(delivery: Delivery) -> str:
 
 
 def present_keys(user_data: dict[Any, Any]) -> tuple[Any, ...]:
-    """The keys of ``user_data`` whose value is present: not null, ``""`` or ``[]``."""
+    """The keys of ``user_data`` whose value is present: not null, ``""`` or ``[]``
+    (0 and false count as present). The one rule of rollups and the match-quality check."""
     return tuple(k for k, v in user_data.items() if v is not None and v != "" and v != [])

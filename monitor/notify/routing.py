@@ -31,7 +31,7 @@ from monitor.model.findings import Severity
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class Routing:
     """What one notifier does with one notification."""
 
     notifier: str
@@ -84,33 +84,33 @@ def first_route(
     return None
 
 
-def decide(
+def route(
     n: Notification,
     settings: NotifySettings,
     notifiers: Iterable[str],
     *,
     client: str | None = None,
-) -> list[Decision]:
+) -> list[Routing]:
     """One decision per notifier in ``notifiers`` for ``n``.
 
     ``client`` stands in for ``n.client`` when the notification does not carry one.
     """
     found = first_route(settings, n.dataset_id, n.client or client)
-    out: list[Decision] = []
+    out: list[Routing] = []
     for nid in notifiers:
         floor = default_min_severity(settings, nid)
         target, why = None, "default route"
         if found is not None:
             i, route = found
             if nid not in route.notifiers:
-                out.append(Decision(nid, False, None, floor, f"routes[{i}] excludes {nid}"))
+                out.append(Routing(nid, False, None, floor, f"routes[{i}] excludes {nid}"))
                 continue
             floor = Severity(route.min_severity) if route.min_severity else floor
             target, why = route_target(route, nid), f"routes[{i}]"
         if not any(a.severity.rank >= floor.rank for a in n.alerts):
-            out.append(Decision(nid, False, target, floor, f"no alert at or above {floor}"))
+            out.append(Routing(nid, False, target, floor, f"no alert at or above {floor}"))
             continue
-        out.append(Decision(nid, True, target, floor, why))
+        out.append(Routing(nid, True, target, floor, why))
     return out
 
 

@@ -45,7 +45,7 @@ from monitor.config import NotifySettings, Settings
 from monitor.mask import scrub_text
 from monitor.model.findings import Severity
 from monitor.notify.base import FirstReport, Notifier, NotifierError, at_least
-from monitor.notify.routing import clients_of, decide, notify_settings
+from monitor.notify.routing import clients_of, notify_settings, route
 from monitor.report.format import fmt_duration
 from monitor.store import deliveries as q
 from monitor.store.db import store_errors, write_connection
@@ -201,7 +201,7 @@ class OutboxSender:
             ]  # fmt: skip
         stale = float(row["created_at"]) + self._settings.give_up_after <= now
         out = []
-        for d in decide(n, self._settings, self._notifiers, client=self._clients.get(n.dataset_id)):
+        for d in route(n, self._settings, self._notifiers, client=self._clients.get(n.dataset_id)):
             reason = None if d.send else d.reason
             if d.send and stale:
                 reason = f"older than give_up_after ({fmt_duration(self._settings.give_up_after)})"

@@ -14,7 +14,7 @@ from pathlib import Path
 import jinja2
 
 from monitor import __version__
-from monitor.model.results import iso
+from monitor.timeutil import iso_utc
 
 TEMPLATES_ENV = "CAPI_MONITOR_TEMPLATES"
 # Checks whose numbers are computed from the delivery logs rather than read from Meta;
@@ -40,7 +40,7 @@ def template_dir() -> Path:
 
 def fmt_iso(ts: float | None) -> str:
     """Unix seconds as ISO 8601 UTC (``2026-11-20T12:00:00Z``); ``None`` as ``n/a``."""
-    return "n/a" if ts is None else iso(ts)
+    return "n/a" if ts is None else iso_utc(ts)
 
 
 def fmt_utc(ts: float | None) -> str:

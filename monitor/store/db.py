@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from monitor.errors import StoreError
-from monitor.mask import scrub_secrets
+from monitor.mask import scrub_deep, scrub_secrets
 from monitor.model.findings import CheckResult, Finding
 from monitor.model.observations import ReadStats
 from monitor.model.results import AuditReport, DatasetReport
@@ -103,9 +103,13 @@ def _reason(err: BaseException, password: str | None) -> str:
 
 @contextmanager
 def store_errors(
-    doing: str, url: URL | str, errors: tuple[type[BaseException], ...] = _IO_ERRORS
+    doing: str,
+    where: URL | str | Engine | Connection,
+    errors: tuple[type[BaseException], ...] = _IO_ERRORS,
 ) -> Iterator[None]:
-    """Turn ``errors`` into ``StoreError("cannot <doing> <masked url>: why")``."""
+    """Turn ``errors`` into ``StoreError("cannot <doing> <masked url>: why")``; ``where``
+    is the store's URL or an engine/connection of it."""
+    url = where if isinstance(where, URL | str) else where.engine.url
     try:
         yield
     except StoreError:
@@ -256,17 +260,6 @@ def migrate(engine: Engine) -> None:
 # --- rows <-> value types --------------------------------------------------------------
 
 
-def _scrub(value: Any) -> Any:
-    """Last line of defence: no email or token reaches the database, even unmasked."""
-    if isinstance(value, str):
-        return scrub_secrets(value)
-    if isinstance(value, list | tuple):
-        return [_scrub(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _scrub(v) for k, v in value.items()}
-    return value
-
-
 def _inputs(stats: ReadStats) -> dict[str, int]:
     # Counters only: the problem list names files and lines, which the run does not need.
     return {
@@ -307,7 +300,7 @@ def _check_values(run_id: int, dataset_id: str, check: CheckResult) -> dict[str,
         "check_id": check.id,
         "status": str(check.status),
         "score": check.score,
-        "summary": _scrub(check.summary),
+        "summary": scrub_deep(check.summary),
     }
 
 
@@ -321,10 +314,10 @@ def _finding_values(run_id: int, dataset_id: str, f: Finding) -> dict[str, Any]:
         "count": f.count,
         "event_names": list(f.event_names),
         "field": f.field,
-        "examples": _scrub([e.to_dict() for e in f.examples]),
-        "message": _scrub(f.message),
-        "remediation": _scrub(f.remediation),
-        "evidence": _scrub(f.evidence),
+        "examples": scrub_deep([e.to_dict() for e in f.examples]),
+        "message": scrub_deep(f.message),
+        "remediation": scrub_deep(f.remediation),
+        "evidence": scrub_deep(f.evidence),
     }
 
 

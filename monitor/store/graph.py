@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Table
 from sqlalchemy import select as select_core
 from sqlalchemy.dialects import postgresql, sqlite
 
+from monitor.mask import scrub_deep
 from monitor.model.graph import (
     ALL_PARTS,
     EventQuality,
@@ -34,7 +35,7 @@ from monitor.model.graph import (
     QualityPoint,
     SourceCounts,
 )
-from monitor.store.db import Store, _scrub, store_errors, write_connection
+from monitor.store.db import Store, store_errors, write_connection
 from monitor.store.tables.core import metadata
 
 _COUNTS: Table = metadata.tables["graph_source_counts"]
@@ -104,7 +105,7 @@ def _quality_values(snap: GraphSnapshot, q: EventQuality) -> dict[str, Any]:
         "dedupe": dedupe,
         "upload_frequency": q.upload_frequency,
         "acr_pct": q.acr_pct,
-        "diagnostics": _scrub(diagnostics),
+        "diagnostics": scrub_deep(diagnostics),
     }
 
 
@@ -162,9 +163,9 @@ def _poll_values(snap: GraphSnapshot) -> dict[str, Any]:
         "window_start": snap.window_start,
         "window_end": snap.window_end,
         "calls": snap.calls,
-        "da_checks": _scrub(checks),
-        "token": _scrub(token),
-        "errors": _scrub(errors),
+        "da_checks": scrub_deep(checks),
+        "token": scrub_deep(token),
+        "errors": scrub_deep(errors),
         "usage": usage,
     }
 

@@ -70,7 +70,7 @@ class FindingAgg:
 
 
 @dataclass(frozen=True, slots=True)
-class AlertRow:
+class AlertEpisode:
     """One alert episode with what the report shows of it."""
 
     dataset_id: str
@@ -255,7 +255,7 @@ def rollups(store: Store, since: float, until: float) -> list[HourRollup]:
 # --- alerts ---------------------------------------------------------------
 
 
-def alert_rows(store: Store, until: float) -> list[AlertRow]:
+def alert_rows(store: Store, until: float) -> list[AlertEpisode]:
     """Alert episodes that fired before ``until`` and were open at some point after the
     earliest window the caller needs (it filters): still open, or resolved."""
     t = table(store, "alerts")
@@ -267,7 +267,7 @@ def alert_rows(store: Store, until: float) -> list[AlertRow]:
         .order_by(t.c.fired_at, t.c.id)
     )
     return [
-        AlertRow(
+        AlertEpisode(
             dataset_id=r["dataset_id"],
             code=r["code"],
             check=r["check_id"],

@@ -78,12 +78,12 @@ class BacktestResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The contract's ``{"alerts": [...]}`` plus what the replay covered."""
-        from monitor.model.results import iso
+        from monitor.timeutil import iso_utc
 
         return {
             "alerts": [a.to_dict() for a in self.alerts],
-            "from": iso(self.start),
-            "to": iso(self.end),
+            "from": iso_utc(self.start),
+            "to": iso_utc(self.end),
             "step_seconds": self.step,
             "cycles": self.cycles,
             "deliveries": self.deliveries,

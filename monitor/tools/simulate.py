@@ -48,6 +48,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from monitor.errors import ConfigError
+from monitor.timeutil import iso_utc
 from monitor.tools import genlogs
 
 if TYPE_CHECKING:
@@ -134,10 +135,10 @@ class Incident:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["start"], d["end"] = _iso(self.start), _iso(self.end)
+        d["start"], d["end"] = iso_utc(self.start), iso_utc(self.end)
         d["expected_per_hour"] = round(self.expected_per_hour, 1)
         if self.first_affected is not None:
-            d["first_affected"] = _iso(self.first_affected)
+            d["first_affected"] = iso_utc(self.first_affected)
         return d
 
     @classmethod
@@ -189,10 +190,6 @@ class Scenario:
         if self.weeks < 3:
             return None
         return (self.end - 2 * WEEK, self.end - WEEK)
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 # --- planning ----------------------------------------------------------------------------
@@ -378,18 +375,18 @@ def ground_truth(sc: Scenario) -> dict[str, Any]:
     quiet = sc.quiet_week
     return {
         "seed": sc.seed,
-        "start": _iso(sc.start),
-        "end": _iso(sc.end),
+        "start": iso_utc(sc.start),
+        "end": iso_utc(sc.end),
         "weeks": sc.weeks,
         "datasets": [asdict(d) for d in sc.datasets],
-        "quiet_week": [_iso(quiet[0]), _iso(quiet[1])] if quiet else None,
-        "incident_week": [_iso(t) for t in sc.incident_week],
+        "quiet_week": [iso_utc(quiet[0]), iso_utc(quiet[1])] if quiet else None,
+        "incident_week": [iso_utc(t) for t in sc.incident_week],
         "promotions": [
-            {"dataset_id": i, "start": _iso(s), "end": _iso(s + d), "factor": round(f, 2)}
+            {"dataset_id": i, "start": iso_utc(s), "end": iso_utc(s + d), "factor": round(f, 2)}
             for i, s, d, f in sc.promotions
         ],
         "holidays": [
-            {"dataset_id": i, "start": _iso(s), "end": _iso(s + d), "factor": round(f, 2)}
+            {"dataset_id": i, "start": iso_utc(s), "end": iso_utc(s + d), "factor": round(f, 2)}
             for i, s, d, f in sc.holidays
         ],
         "incidents": [i.to_dict() for i in sc.incidents],
@@ -552,7 +549,7 @@ def _graph_rows(
                 yield {
                     "dataset_id": ds.dataset_id,
                     "event_name": name,
-                    "hour": _iso(hour),
+                    "hour": iso_utc(hour),
                     "browser": browser,
                     "server": server,
                 }

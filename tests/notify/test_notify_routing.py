@@ -17,7 +17,7 @@ from monitor.notify import (
     build_notifiers,
 )
 from monitor.notify.base import at_least
-from monitor.notify.routing import decide
+from monitor.notify.routing import route
 from tests.support.notifyutil import alert, notification
 
 SLACK = {"channel": "#capi-alerts"}
@@ -33,7 +33,7 @@ def routed(
 ) -> dict[str, tuple[bool, str | None, str]]:
     return {
         d.notifier: (d.send, d.target, str(d.min_severity))
-        for d in decide(n, s, ["slack", "email"], client=client)
+        for d in route(n, s, ["slack", "email"], client=client)
     }
 
 
@@ -126,7 +126,7 @@ def test_skip_reasons_are_readable() -> None:
     s = settings(
         slack=SLACK, routes=[{"match_client": "acme", "notifiers": ["email"]}], email=EMAIL
     )
-    reasons = {d.notifier: d.reason for d in decide(CRIT, s, ["slack", "email"])}
+    reasons = {d.notifier: d.reason for d in route(CRIT, s, ["slack", "email"])}
     assert reasons == {"slack": "routes[0] excludes slack", "email": "routes[0]"}
 
 

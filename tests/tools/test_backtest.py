@@ -15,8 +15,8 @@ from monitor.alerts.queries import alert_episodes
 from monitor.cli import main
 from monitor.config import Settings, settings_from_dict
 from monitor.daemon.scheduler import Daemon
-from monitor.model.results import iso
 from monitor.store import Store
+from monitor.timeutil import iso_utc
 from monitor.tools.backtest import run_backtest
 
 NOW = 1_795_176_000.0  # 2026-11-20T12:00:00Z
@@ -41,7 +41,7 @@ def event(t: float, email: str | None = None) -> dict[str, Any]:
 
 def line(sent_at: float, email: str | None = None) -> bytes:
     record = {
-        "sent_at": iso(sent_at),
+        "sent_at": iso_utc(sent_at),
         "request": {"data": [event(sent_at, email)]},
         "response": {"status": 200, "body": {"events_received": 1}},
     }
@@ -161,7 +161,15 @@ def test_backtest_command(
         f'[storage]\nurl = "{settings.storage.url}"\n[schedule]\nlogs_every = "15m"\n'
         f'[[datasets]]\nid = "111"\nlogs = ["{log.parent}/*.jsonl"]\n'
     )
-    args = ["backtest", "--config", str(config), "--from", iso(NOW), "--to", iso(NOW + 3 * HOUR)]
+    args = [
+        "backtest",
+        "--config",
+        str(config),
+        "--from",
+        iso_utc(NOW),
+        "--to",
+        iso_utc(NOW + 3 * HOUR),
+    ]
     with pytest.raises(SystemExit) as exit_:
         main([*args, "--step", "30m", "--json", "-"])
     assert exit_.value.code == 0
@@ -171,6 +179,6 @@ def test_backtest_command(
     ]
     assert data["step_seconds"] == 1800
     with pytest.raises(SystemExit) as exit_:
-        main(["backtest", "--config", str(config), "--from", iso(NOW), "--to", iso(NOW)])
+        main(["backtest", "--config", str(config), "--from", iso_utc(NOW), "--to", iso_utc(NOW)])
     assert exit_.value.code == 2
     assert "--to must be later than --from" in capsys.readouterr().err

@@ -23,12 +23,12 @@ from monitor.report.weekly.view import (
     SHOWN_KEYS,
     STATUS_RANK,
     TOP_PROBLEMS,
-    AlertView,
     CheckView,
     DatasetInputs,
     DatasetPage,
     Delta,
     Diagnostic,
+    EpisodeView,
     EventRow,
     FindingView,
     QualityRow,
@@ -36,7 +36,7 @@ from monitor.report.weekly.view import (
 )
 from monitor.report.window import ReportWindow
 from monitor.store import weekly as weekly_data
-from monitor.store.weekly import AlertRow, FindingAgg, StatusSeen
+from monitor.store.weekly import AlertEpisode, FindingAgg, StatusSeen
 
 # --- pure builders ---------------------------------------------------------------------
 
@@ -169,16 +169,16 @@ def build_events(now: Mapping[str, Totals], prev: Mapping[str, Totals]) -> list[
 
 
 def build_alerts(
-    rows: Sequence[AlertRow], window: ReportWindow
-) -> tuple[list[AlertView], list[AlertView], list[AlertView]]:
+    rows: Sequence[AlertEpisode], window: ReportWindow
+) -> tuple[list[EpisodeView], list[EpisodeView], list[EpisodeView]]:
     """(opened in the window, resolved in it, still open at its end)."""
 
-    def view(a: AlertRow) -> AlertView:
+    def view(a: AlertEpisode) -> EpisodeView:
         resolved = (
             a.resolved_at if a.resolved_at is not None and a.resolved_at < window.end else None
         )
         end = resolved if resolved is not None else window.end
-        return AlertView(
+        return EpisodeView(
             a.code, a.event_name, a.severity, a.fired_at, resolved, end - a.fired_at,
             a.muted_by is not None,
         )  # fmt: skip
@@ -201,7 +201,7 @@ def _median(values: Sequence[float | None]) -> float | None:
 
 
 def alert_stats(
-    rows: Sequence[AlertRow], window: ReportWindow, prev: ReportWindow
+    rows: Sequence[AlertEpisode], window: ReportWindow, prev: ReportWindow
 ) -> list[tuple[str, Delta]]:
     a_open, a_res, a_still = build_alerts(rows, window)
     b_open, b_res, b_still = build_alerts(rows, prev)

@@ -14,7 +14,7 @@ from monitor.model.rollup import HourRollup
 from monitor.report.charts import Chart
 from monitor.report.format import fmt_duration, fmt_number, fmt_percent, grade
 from monitor.report.window import ReportWindow
-from monitor.store.weekly import AlertRow, CheckRow, FindingAgg, StatusSeen
+from monitor.store.weekly import AlertEpisode, CheckRow, FindingAgg, StatusSeen
 
 TREND_WEEKS = 6
 KEY_EVENTS = 4  # event names drawn in the volume chart
@@ -187,7 +187,7 @@ class TokenView:
 
 
 @dataclass(frozen=True, slots=True)
-class AlertView:
+class EpisodeView:
     code: str
     event_name: str | None
     severity: str
@@ -216,9 +216,9 @@ class DatasetPage:
     events: list[EventRow]
     keys: list[tuple[str, Delta]]
     error_codes: list[tuple[str, Delta]]
-    alerts_opened: list[AlertView]
-    alerts_resolved: list[AlertView]
-    alerts_open: list[AlertView]
+    alerts_opened: list[EpisodeView]
+    alerts_resolved: list[EpisodeView]
+    alerts_open: list[EpisodeView]
     alert_stats: list[tuple[str, Delta]]
     silences: list[Silence]
     has_graph: bool
@@ -311,7 +311,7 @@ class DatasetInputs:
     counts: list[Mapping[str, Any]] = field(default_factory=list)  # Graph, this window
     quality: list[list[Mapping[str, Any]]] = field(default_factory=list)  # per trend week
     polls: list[Mapping[str, Any]] = field(default_factory=list)  # this window
-    alerts: list[AlertRow] = field(default_factory=list)
+    alerts: list[AlertEpisode] = field(default_factory=list)
     silences: list[Silence] = field(default_factory=list)
     graph_tables: bool = True
 
