@@ -8,7 +8,7 @@ generator version) it measures, each in a fresh subprocess and best of ``--runs`
 (a) the *bare loop*: ``for line in f: orjson.loads(line)`` and counting the events, i.e.
     the fastest any Python reader of these logs can be;
 (b) the *audit*: ``python -m monitor audit FILE --json /dev/null --db sqlite:///... --now
-    ISO`` (CONTRACTS.md §4), wall clock from spawn to exit, so start-up and the store
+    ISO`` (docs/contracts.md §4), wall clock from spawn to exit, so start-up and the store
     write are included, as a user would experience them.
 
 Targets: audit rate >= 25% of the bare rate; peak RSS of the audit on scale x N events

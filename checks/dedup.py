@@ -1,13 +1,13 @@
 """The ``dedup`` check, log-based part: event ids that make deduplication possible and correct.
 
 Meta deduplicates a browser and a server event (and repeated server sends) that share
-``event_name`` + ``event_id`` within 48 hours (meta-capi.md §4, §11). Two defects follow:
+``event_name`` + ``event_id`` within 48 hours (docs/meta-capi.md §5). Two defects follow:
 
 ``MISSING_EVENT_ID``
     An event without a non-empty ``event_id`` (a string that is not blank, or a number)
     cannot be deduplicated against its browser twin. ``warn``; ``crit`` once the share of
     such events reaches ``[checks.dedup] warn_to_crit_share`` (default 0.25).
-``EVENT_ID_REUSED`` (CONTRACTS.md §6)
+``EVENT_ID_REUSED`` (docs/contracts.md §6)
     The same ``event_name`` + ``event_id`` on events whose *content* differs (``user_data``
     or ``custom_data``: value, currency, order id, contents...) sent within
     ``reuse_window`` (48 h) of each other, by ``sent_at`` else ``event_time``: Meta keeps
@@ -30,7 +30,7 @@ A parallel audit cuts the input into parts and merges the checks of consecutive 
 (``Dedup.merge``); reuse across a cut is the only order-dependent state, handled there.
 
 Graph part (``ctx.graph``, see ``checks.graph_common``), from Dataset Quality
-``dedupe_key_feedback`` (meta-capi.md §3, §11):
+``dedupe_key_feedback`` (docs/meta-capi.md §3, §11):
 
 ``DEDUP_KEY_COVERAGE_LOW``
     Meta's share of browser or server events of a name carrying ``event_id`` below

@@ -2,7 +2,7 @@
 
 Reads ``Delivery.response`` (log shape a). Failed requests are classified from Meta's
 error envelope, never from the HTTP status alone: test mocks and real proxies pair codes
-190 and 17 with HTTP 500 (meta-capi.md §8).
+190 and 17 with HTTP 500 (docs/meta-capi.md §8).
 
 ``TOKEN_INVALID`` (``crit``, dataset-wide: no event names)
     Code 190 (any subcode: 463 expired, 460 password changed, 467 invalid, ...) or 102.

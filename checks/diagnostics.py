@@ -5,7 +5,7 @@ Meta gives per event name. Thresholds are in ``[checks.diagnostics]``.
 
 ``TOKEN_INVALID`` (crit)
     ``/debug_token`` says ``is_valid: false``, or any Graph call answered code 190/102
-    (meta-capi.md §8, appendix). The parts that failed for it are explained by this
+    (docs/meta-capi.md §8, appendix). The parts that failed for it are explained by this
     finding, not repeated as ``SOURCE_UNAVAILABLE``.
 ``RATE_LIMITED`` (warn)
     A part stayed throttled (4, 17, 32, 613, 80000-80014, HTTP 429) after the client's

@@ -6,7 +6,7 @@ dataset, in ``result()``. Like the log parts, these are pure functions of observ
 
 How a Graph part ends (``GraphState``), and what that does to the check's status:
 
-- ``skipped``: no Graph source for this dataset (no ``[meta]``, no token; CONTRACTS.md
+- ``skipped``: no Graph source for this dataset (no ``[meta]``, no token; docs/contracts.md
   §6), or the parts it needs were not asked for in this poll (the daemon reads
   ``/stats`` and Dataset Quality in different jobs, ``GraphSnapshot.parts``). The
   check's status is its log part's status, unchanged.
@@ -18,7 +18,7 @@ How a Graph part ends (``GraphState``), and what that does to the check's status
 - ``not_judged``: read, but nothing reached the minimum volumes: counts as skipped.
 - ``evaluated``: its findings join the log findings; status = worst severity.
 
-Volume guards (meta-capi.md §11 "SERVER = 0 while BROWSER >= N"): Meta's numbers for an
+Volume guards (docs/meta-capi.md §11 "SERVER = 0 while BROWSER >= N"): Meta's numbers for an
 event name with a handful of events a day are noise, so each Graph finding is judged only
 for event names with at least a configured number of events in the ``/stats`` window.
 When ``/stats`` could not be read the volume is unknown, and Meta's own aggregates

@@ -1,6 +1,6 @@
 """hash_validity: are customer-information values hashed the way Meta expects?
 
-Rules (CONTRACTS.md §2 and §6, meta-capi.md §6):
+Rules (docs/contracts.md §2 and §6, docs/meta-capi.md §6):
 
 * must-hash keys (``em ph fn ln db ge ct st zp country``) hold a string or a list of
   strings, each the lowercase SHA-256 hex digest of the normalised value, optionally
@@ -179,7 +179,7 @@ def classify_hashed(value: Any, key: str) -> HashCode | None:
     return _classify_text(trimmed)
 
 
-# What a sender must do to one key's value before hashing (meta-capi.md §6).
+# What a sender must do to one key's value before hashing (docs/meta-capi.md §6).
 _NORMALISE: Final[dict[str, str]] = {
     "em": "trim and lowercase the email",
     "ph": "keep only the digits of the phone number, with the country code and no leading zeros",

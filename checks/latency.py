@@ -14,13 +14,13 @@ p95 exceeds a threshold is therefore decided exactly, not within the 1 %.
     ``event_names`` lists the names whose p95 is over ``warn_p95``;
     ``count`` is the number of events with a lag over ``warn_p95``. Meta counts an event
     only once it is received, and rejects a whole request once an event is 7 days old
-    (meta-capi.md §8, §11).
+    (docs/meta-capi.md §8, §11).
 
 Without any send time the check is ``skipped``. Memory: one bucket array per event name,
 at most ``MAX_EVENT_NAMES`` names (later names share ``(other)``).
 
 Graph part (``ctx.graph``, see ``checks.graph_common``): Dataset Quality
-``data_freshness.upload_frequency`` per event name (meta-capi.md §3), for names with at
+``data_freshness.upload_frequency`` per event name (docs/meta-capi.md §3), for names with at
 least ``freshness_min_events`` (20) events in the ``/stats`` window (unknown: judged).
 
 ``FRESHNESS_SLOW``
@@ -311,7 +311,7 @@ def _human(seconds: float) -> str:
 
 FRESHNESS_SLOW = "FRESHNESS_SLOW"
 FRESHNESS_UNRECOGNISED = "FRESHNESS_UNRECOGNISED"
-# Events Manager's scale runs Real Time -> Weekly (meta-capi.md §3); faster first.
+# Events Manager's scale runs Real Time -> Weekly (docs/meta-capi.md §3); faster first.
 FRESHNESS_ORDER = {"real_time": 0, "hourly": 1, "daily": 2, "weekly": 3}
 
 

@@ -1,6 +1,6 @@
 """The ``match_quality`` check, log-based part: an *estimated* Event Match Quality.
 
-Meta publishes no EMQ formula (meta-capi.md §9), so this is a local heuristic, labelled
+Meta publishes no EMQ formula (docs/meta-capi.md §9), so this is a local heuristic, labelled
 "estimated" everywhere; Meta's own ``composite_score`` is the ground truth when the Graph
 API is available. Per event name we measure the coverage of each key in
 ``monitor.model.rollup.MATCH_KEYS``: the share of events whose ``user_data`` holds a present
@@ -8,7 +8,7 @@ value (not null, ``""`` or ``[]``, the same rule as the hourly rollups). Then::
 
     estimate = min(10, Σ WEIGHTS[key] × coverage[key])      coverage in 0..1
 
-``WEIGHTS`` follow the tiers of meta-capi.md §9: email and ``fbc`` high; phone,
+``WEIGHTS`` follow the tiers of docs/meta-capi.md §9: email and ``fbc`` high; phone,
 ``external_id``, IP address, ``fbp`` (and the user agent that always travels with the IP)
 medium; birthdate and country low-medium; names, city, state, zip and gender low. They are
 calibrated so that a well-instrumented web setup (em, ph, IP, user agent, fbp, fbc on
@@ -26,7 +26,7 @@ IP + UA + fbp only 3.25. Every key at full coverage sums to 11.05, capped at 10.
 Memory: per event name (at most ``MAX_EVENT_NAMES``) a bounded table of key layouts.
 
 Graph part (``ctx.graph``, see ``checks.graph_common``): Meta's own EMQ from Dataset
-Quality (meta-capi.md §3, §9), per event name with at least ``emq_min_events`` (20)
+Quality (docs/meta-capi.md §3, §9), per event name with at least ``emq_min_events`` (20)
 events in the ``/stats`` window (unknown volume: judged).
 
 ``EMQ_LOW``

@@ -1,6 +1,6 @@
 """The ``parity`` check (Graph API): does Meta get each event from both pixel and server?
 
-Judged from ``ctx.graph`` (meta-capi.md §2, §3, §11); the logs take part only through
+Judged from ``ctx.graph`` (docs/meta-capi.md §2, §3, §11); the logs take part only through
 their hourly rollups (``SERVER_COUNT_MISMATCH``). Every threshold is in
 ``[checks.parity]``; the defaults are below.
 

@@ -1,6 +1,6 @@
 """payload: is each event shaped the way ``POST /{dataset}/events`` requires?
 
-Rules (CONTRACTS.md §2, meta-capi.md §5 and §7): ``event_time`` in Unix seconds, not in
+Rules (docs/contracts.md §2, docs/meta-capi.md §5 and §7): ``event_time`` in Unix seconds, not in
 the future and not older than 7 days at send time (62 days for ``physical_store``);
 ``action_source`` always; ``event_source_url`` and ``client_user_agent`` on ``website``
 events; at least one customer-information parameter; well-formed ``fbc``/``fbp``;
@@ -61,7 +61,7 @@ STANDARD_EVENTS: Final = frozenset(
 )  # fmt: skip
 _STANDARD_BY_FOLDED: Final = {name.lower(): name for name in STANDARD_EVENTS}
 
-# Customer-information parameters (meta-capi.md §6, both classes, plus the SDK's extras).
+# Customer-information parameters (docs/meta-capi.md §6, both classes, plus the SDK's extras).
 CUSTOMER_INFO_KEYS: Final = frozenset(
     {
         "em", "ph", "fn", "ln", "db", "ge", "ct", "st", "zp", "country", "external_id",
@@ -72,7 +72,7 @@ CUSTOMER_INFO_KEYS: Final = frozenset(
     }
 )  # fmt: skip
 
-# meta-capi.md §7. The subdomain index is one digit (not only 0-2): the parameter builder
+# docs/meta-capi.md §7. The subdomain index is one digit (not only 0-2): the parameter builder
 # derives it from the host's label count, so deep hosts legitimately yield 3 or more.
 FBC_PATTERN: Final = re.compile(
     r"fb\.[0-9]\.[0-9]{13}\.[A-Za-z0-9_\-]+(?:\.(?:[A-Za-z0-9_\-]{2}|[A-Za-z0-9_\-]{8}))?"
@@ -394,7 +394,7 @@ class Payload:
             self._hit(PayloadCode.CURRENCY_INVALID, name, delivery, currency)
 
     def _test_event_code(self, delivery: Delivery) -> None:
-        # Request-level and dataset-wide (CONTRACTS.md §6: alerts carry no event name), so
+        # Request-level and dataset-wide (docs/contracts.md §6: alerts carry no event name), so
         # the names go to evidence and the finding lists none.
         names = self.test_code_names
         for event in delivery.events:
@@ -430,7 +430,7 @@ class Payload:
         evidence: dict[str, Any] = {"share": round(share, 4), "total_events": self.total}
         severity = escalate(Severity.WARN, share, self.ctx.settings.payload.warn_to_crit_share)
         if code is PayloadCode.EVENT_TIME_TOO_OLD:
-            severity = Severity.CRIT  # Meta rejects the whole request (meta-capi.md §5)
+            severity = Severity.CRIT  # Meta rejects the whole request (docs/meta-capi.md §5)
             evidence["max_age_seconds"] = round(self.max_age)
         elif code is PayloadCode.EVENT_TIME_FUTURE:
             evidence["max_ahead_seconds"] = round(self.max_ahead)

@@ -1,4 +1,4 @@
-"""TOML configuration -> validated, typed settings (CONTRACTS.md §5).
+"""TOML configuration -> validated, typed settings (docs/contracts.md §5).
 
 Errors name the file and the key path (``config.toml: datasets[0].logs: ...``). Secrets are
 never read from the file: it names environment variables (``*_env`` keys) instead.
@@ -218,7 +218,7 @@ class NotifySettings(_Section):
     routes: list[RouteSettings] = Field(default_factory=list)
     retry_base_delay: Duration = 1.0  # first retry after a transient failure; doubles each time
     # Cap of the backoff: held notifications go out within this (plus the drain interval)
-    # of the service answering again (CONTRACTS.md §6: within 30 s).
+    # of the service answering again (docs/contracts.md §6: within 30 s).
     retry_max_delay: Duration = 20.0
     give_up_after: Duration = 86400.0  # an undelivered notification this old is marked failed
     timeout: Duration = 10.0  # per request to Slack or the SMTP server
@@ -292,7 +292,7 @@ class MatchQualitySettings(_Section):
 
 class ParitySettings(_Section):
     window: Duration = 86400.0  # complete hours judged, ending `settle` before now
-    settle: Duration = 3600.0  # Meta shows events within ~20 min (meta-capi.md §5)
+    settle: Duration = 3600.0  # Meta shows events within ~20 min (docs/meta-capi.md §5)
     min_browser_events: int = Field(50, ge=1)
     min_server_events: int = Field(50, ge=1)
     server_missing_ratio: Share = 0.10  # server/browser below this: PARITY_SERVER_MISSING

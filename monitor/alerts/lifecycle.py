@@ -2,7 +2,7 @@
 (next record, why to notify). No I/O, no clock: ``monitor.alerts.engine`` loads and
 writes the rows around these functions.
 
-States (CONTRACTS.md §6)::
+States (docs/contracts.md §6)::
 
     (none) --finding--> PENDING --for_cycles evaluations with it--> FIRING
     FIRING --resolve_after_cycles clean evaluations--> RESOLVED

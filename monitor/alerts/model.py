@@ -2,7 +2,8 @@
 sender and the notifiers (``monitor.notify``). No I/O here.
 
 An alert is identified by a stable fingerprint of its labels (dataset, check, code, event
-name); measured numbers live in its evidence, never in its labels (STYLE.md habit 4).
+name); measured numbers live in its evidence, never in its labels
+(docs/architecture.md rule 4).
 A ``Notification`` is what one outbox row carries: one dataset, one cycle, every alert of
 that dataset that started firing, escalated, repeated or resolved in that cycle.
 """
@@ -24,7 +25,7 @@ class AlertState(StrEnum):
 
 
 class Reason(StrEnum):
-    """Why a notification mentions an alert (CONTRACTS.md §6: nothing else causes a post)."""
+    """Why a notification mentions an alert (docs/contracts.md §6: nothing else causes a post)."""
 
     NEW = "new"  # started firing
     ESCALATED = "escalated"  # warn -> crit

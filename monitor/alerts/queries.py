@@ -182,7 +182,7 @@ class AlertEpisode:
     resolved_at: float | None
 
     def to_dict(self) -> dict[str, Any]:
-        """The backtest entry (CONTRACTS.md §4): times as ISO 8601 with offset."""
+        """The backtest entry (docs/contracts.md §4): times as ISO 8601 with offset."""
         return {
             "fired_at": iso_utc(self.fired_at, zulu=False),
             "resolved_at": None

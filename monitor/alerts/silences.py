@@ -1,4 +1,4 @@
-"""Silences: operator mutes with a matcher and an end (CONTRACTS.md §4 ``silence``).
+"""Silences: operator mutes with a matcher and an end (``capi-monitor silence``, docs/daemon.md).
 
 A silence matches the alerts of one dataset, narrowed by a finding code and/or an event
 name when given (``None`` matches any). It is active while ``created_at <= now < ends_at``

@@ -1,7 +1,7 @@
 """The daemon's Graph API jobs: what ``graph`` and ``quality`` read, judge and may resolve.
 
 ``monitor.daemon.scheduler`` runs two jobs over the datasets that have a Graph source (``[meta]``
-and a token; without one the jobs are not scheduled, CONTRACTS.md §6):
+and a token; without one the jobs are not scheduled, docs/contracts.md §6):
 
 - ``graph`` (``[schedule] graph_every``, default 1 h) reads ``/stats``: hourly counts by
   event name and by BROWSER/SERVER source, and match keys (``STATS_JOB``);

@@ -5,7 +5,7 @@ clock, then ``graph_inputs`` with the history loaded from the store, and hands t
 result to ``monitor.engine.audit.run_audit(graph=...)``:
 
 - Without ``[meta]``, or for datasets without a token, nothing is polled and the dataset
-  is absent from the result: its Graph-based checks are ``skipped`` (CONTRACTS.md §6).
+  is absent from the result: its Graph-based checks are ``skipped`` (docs/contracts.md §6).
 - Every other configured dataset gets a snapshot, even when the poll as a whole blew
   up: then every part carries a ``PartError`` and the checks report ``error``, while
   ``diagnostics`` says ``SOURCE_UNAVAILABLE``. A Graph failure never ends an audit.

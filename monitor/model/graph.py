@@ -3,7 +3,7 @@
 Produced by ``monitor.sources.graph.client`` (already normalised, see its docstring), consumed by
 the Graph-based checks (parity, EMQ, dedup, freshness, diagnostics, volume) and the store.
 
-Conventions, because Meta leaves much of this undocumented (meta-capi.md §12):
+Conventions, because Meta leaves much of this undocumented (docs/meta-capi.md §12):
 
 - **Missing means unknown.** A field or block Meta did not send is ``None`` (or absent from
   a mapping), never ``0``. Checks must treat ``None`` as "could not evaluate".
@@ -23,7 +23,7 @@ from enum import StrEnum
 
 
 class GraphErrorKind(StrEnum):
-    """Why a Graph API call failed, classified from Meta's error envelope (meta-capi.md §8)."""
+    """Why a Graph API call failed, classified from Meta's error envelope (docs/meta-capi.md §8)."""
 
     TOKEN_INVALID = "token_invalid"  # 190 (458/459/460/463/464/467), 102
     RATE_LIMITED = "rate_limited"  # 4, 17, 32, 341, 613, 80000-80014, HTTP 429
@@ -63,7 +63,7 @@ class EventSource(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class StatsBucket:
-    """One ``(hour, event, value) -> count`` item of ``/{dataset}/stats`` (meta-capi.md §2).
+    """One ``(hour, event, value) -> count`` item of ``/{dataset}/stats`` (docs/meta-capi.md §2).
 
     ``hour`` is the aware UTC start of the hourly bucket. ``event`` is the event name on
     per-event aggregations (``match_keys``, or ``event_source`` asked with ``event=``) and
@@ -105,7 +105,7 @@ class SourceCounts:
 
 @dataclass(frozen=True, slots=True)
 class EmqDiagnostic:
-    """One ``event_match_quality.diagnostics`` entry (meta-capi.md §3); Meta's own text."""
+    """One ``event_match_quality.diagnostics`` entry (docs/meta-capi.md §3); Meta's own text."""
 
     name: str
     description: str | None = None
@@ -162,7 +162,7 @@ class EventQuality:
 
 @dataclass(frozen=True, slots=True)
 class DaCheck:
-    """One ``/{dataset}/da_checks`` entry (meta-capi.md §4).
+    """One ``/{dataset}/da_checks`` entry (docs/meta-capi.md §4).
 
     ``result`` is lower-case with Meta's fixture spellings folded: ``PASS`` -> ``passed``,
     ``FAIL`` -> ``failed``; ``unavailable`` is not a failure; anything else is kept
@@ -187,7 +187,7 @@ class DaCheck:
 
 @dataclass(frozen=True, slots=True)
 class TokenInfo:
-    """What ``/debug_token`` said about the token (meta-capi.md appendix).
+    """What ``/debug_token`` said about the token (docs/meta-capi.md appendix).
 
     ``expires_at``/``data_access_expires_at`` are Unix seconds, ``None`` when Meta says
     ``0`` (never expires) or did not say. ``valid=False`` comes either from
@@ -226,7 +226,7 @@ class PartError:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Latest rate-limit usage headers (meta-capi.md §8), in percent of the limit.
+    """Latest rate-limit usage headers (docs/meta-capi.md §8), in percent of the limit.
 
     ``app_pct`` from ``X-App-Usage``, ``business_pct`` from ``X-Business-Use-Case-Usage``
     (max over objects and types), ``ad_account_pct`` from ``X-Ad-Account-Usage``.
@@ -326,7 +326,7 @@ def _median(values: list[float]) -> float | None:
 @dataclass(frozen=True, slots=True)
 class GraphHistory:
     """Earlier Dataset Quality readings of one dataset: the baseline of EMQ_DROP and
-    MATCH_KEY_DROP (meta-capi.md §9: trend ``composite_score``, explain drops with
+    MATCH_KEY_DROP (docs/meta-capi.md §9: trend ``composite_score``, explain drops with
     ``match_key_feedback``).
 
     ``points`` maps an event name to its readings, oldest first, taken in

@@ -1,6 +1,6 @@
 """What sources observed, in the shape checks consume. Value types only, no I/O.
 
-A ``Delivery`` is one delivery-log line (CONTRACTS.md §1) after parsing: the well-formed
+A ``Delivery`` is one delivery-log line (docs/contracts.md §1) after parsing: the well-formed
 events it carried plus what is known of the request and Meta's response. Events stay the
 plain dicts the sender logged (already JSON-decoded, ``_``-keys included) so that the hot
 path does not copy them; checks must treat them as read-only.

@@ -1,4 +1,4 @@
-"""The outcome of one audit run, in the shape of the JSON contract (CONTRACTS.md §3)."""
+"""The outcome of one audit run, in the shape of the JSON contract (docs/contracts.md §3)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ How the audit's own rollups combine with the history (``Current``):
   add up, as the daemon's ``add`` upsert does.
 
 The time zone is the dataset's (``[[datasets]] timezone``), else ``[schedule] timezone``
-(CONTRACTS.md §6).
+(docs/contracts.md §6).
 """
 
 from __future__ import annotations

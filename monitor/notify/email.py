@@ -3,7 +3,7 @@
 ``security``: ``starttls`` (connect in clear, upgrade before anything else is said),
 ``ssl`` (TLS from the first byte, usually port 465) or ``none`` (local relays only). The
 server's certificate is verified against the system store, or ``ca_file``. SMTP
-authenticates only when ``username`` is set (CONTRACTS.md §6); the password comes from the
+authenticates only when ``username`` is set (docs/contracts.md §6); the password comes from the
 environment variable named by ``password_env`` and never appears in an error or a log.
 
 The ``Message-ID`` is derived from the delivery's idempotency key, so a notification sent

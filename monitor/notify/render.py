@@ -1,6 +1,6 @@
 """Wording shared by the Slack and email messages: one ``AlertLine`` per alert.
 
-Both channels must say the same things about an alert (CONTRACTS.md §6: its code and its
+Both channels must say the same things about an alert (docs/contracts.md §6: its code and its
 state ``FIRING``/``RESOLVED``; the brief: what broke, since when, the numbers, the fix),
 so the facts are put together once here and each channel only lays them out.
 Free text from the alert (message, remediation, evidence, examples) is already masked by

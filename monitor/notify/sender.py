@@ -1,7 +1,7 @@
 """The outbox sender: delivers ``outbox`` rows through the notifiers, never losing one
 and never posting one twice where the service can tell.
 
-Rows, not memory, hold the state (STYLE.md habit 3), so a crash or an outage loses
+Rows, not memory, hold the state (docs/architecture.md rule 3), so a crash or an outage loses
 nothing. ``drain()`` does two things:
 
 1. **Plan.** Each outbox row without deliveries gets one ``notify_deliveries`` row per

@@ -3,7 +3,7 @@
 One post per notification: a header with the severity and the dataset, then one section
 per alert naming its code, its state (``FIRING``/``RESOLVED``), the event name, what broke,
 since when, the numbers and the fix. Every post carries message ``metadata``
-(``event_type: "capi_monitor_alert"``) so other tools can read it (CONTRACTS.md §6).
+(``event_type: "capi_monitor_alert"``) so other tools can read it (docs/contracts.md §6).
 
 With a bot token, a notification that only resolves alerts is posted in the thread of the
 post that first reported them (and broadcast to the channel), and each resolved alert

@@ -1,7 +1,7 @@
 """The time window of a weekly report: an ISO week in a time zone, or an explicit range.
 
 A window is ``[start, end)`` in Unix seconds, compared with *send* times (rollup hours
-are send-time hours, CONTRACTS.md §6). Its *previous* window is the one of the same
+are send-time hours, docs/contracts.md §6). Its *previous* window is the one of the same
 length just before it: "last week" for every week-over-week delta.
 
 ISO weeks run Monday 00:00 to the next Monday 00:00 in the configured
@@ -148,7 +148,7 @@ def latest_due_week(now: float, tz: str, when: tuple[int, int, int]) -> ReportWi
 def choose_window(
     tz: str, now: float, week: str | None, start: float | None, end: float | None
 ) -> ReportWindow:
-    """The window ``capi-monitor report`` was asked for (CONTRACTS.md §4): ``--week``,
+    """The window ``capi-monitor report`` was asked for (docs/contracts.md §4): ``--week``,
     or ``--from`` and ``--to`` together, or else the last complete week at ``now``."""
     if week is not None and (start is not None or end is not None):
         raise WindowError("use either --week or --from/--to, not both")

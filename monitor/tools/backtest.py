@@ -9,7 +9,7 @@ before the cycle (``monitor.engine.series.Current.ADD``, as in the daemon), and
 ``monitor.alerts.engine.evaluate_cycle(..., outbox=False)`` advances the alert states.
 Nothing is sent: no outbox row is written, no notifier is built.
 
-History and warm-up (CONTRACTS.md §6):
+History and warm-up (docs/contracts.md §6):
 
 - **Baselines** use all history before ``--from``: the logs' deliveries sent earlier are
   folded into hourly rollups, and the store's rollups (``--db``, else ``[storage] url``;

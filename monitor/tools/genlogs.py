@@ -1,4 +1,4 @@
-"""Seeded generator of realistic Meta CAPI delivery-log lines (CONTRACTS.md §1, shape (a)).
+"""Seeded generator of realistic Meta CAPI delivery-log lines (docs/contracts.md §1, shape (a)).
 
 One line per ``POST /{dataset_id}/events`` as a sender logs it: ``sent_at``, ``dataset_id``,
 the request (``data`` = 1-50 events, mostly small batches), Meta's response and

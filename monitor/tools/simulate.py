@@ -2,7 +2,7 @@
 
 For each simulated dataset it writes what a real setup would leave behind, plus the truth:
 
-- ``logs/<dataset_id>.jsonl.gz``: delivery records (CONTRACTS.md §1), events made by the
+- ``logs/<dataset_id>.jsonl.gz``: delivery records (docs/contracts.md §1), events made by the
   realistic generator ``monitor.tools.genlogs.TrafficFactory`` (SDK-style hashed user data,
   cookies, products, ``event_id``), so that healthy traffic raises no finding;
 - ``graph_counts.jsonl``: Meta's hourly browser/server counts per event name, as the

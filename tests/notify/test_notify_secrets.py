@@ -1,5 +1,5 @@
-"""The shared no-secrets test (STYLE.md habit 6): make every notifier fail in every way it
-can, with distinctive secrets in the environment, and look for them everywhere: the
+"""The shared no-secrets test (docs/architecture.md rule 6): make every notifier fail in
+every way it can, with distinctive secrets in the environment, and look for them everywhere: the
 exceptions (with their causes), the rows of the SQLite file, the log records of every
 logger (slack_sdk's included) at DEBUG, and stdout/stderr."""
 

@@ -18,7 +18,7 @@ from monitor.sources.logs.reader import read_deliveries
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "delivery-log-v1.schema.json"
 T0 = 1795176000
 
-# CONTRACTS.md §1, verbatim where the contract gives a complete line.
+# docs/contracts.md §1, verbatim where the contract gives a complete line.
 CONTRACT_RECORD = {
     "sent_at": "2026-11-20T12:00:03Z",
     "dataset_id": "1234567890",

@@ -25,7 +25,7 @@ from monitor.sources.logs.reader import read_deliveries
 T0 = 1795176000  # 2026-11-20T12:00:00Z
 SECRET = "jane.secret@example.com"  # must never show up in a problem reason
 
-RECORD: dict[str, Any] = {  # CONTRACTS.md §1 (a), with a concrete event
+RECORD: dict[str, Any] = {  # docs/contracts.md §1 (a), with a concrete event
     "sent_at": "2026-11-20T12:00:03Z",
     "dataset_id": "1234567890",
     "request": {

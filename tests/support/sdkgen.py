@@ -6,7 +6,7 @@ Events are built with ``facebook_business.adobjects.serverside`` (``UserData``,
 call. ``fbc``/``fbp`` come either from ``capi_param_builder`` (via
 ``Event.set_request_context``, so they carry the builder's appendices and the URL gets
 one too) or from plain cookie values. Every check must stay quiet (no warn/crit) on this
-corpus: it is the "no false alarms" baseline of CONTRACTS.md §2.
+corpus: it is the "no false alarms" baseline of docs/contracts.md §2.
 
 The inputs vary on purpose: upper/lower case and padded emails, phones with country
 codes in many formats, UTF-8 names, dates, genders, cities/states/zips/countries (incl.
@@ -420,7 +420,7 @@ def _record(
 
 
 def sdk_log_lines(n: int, seed: int, *, now: float, dataset_id: str) -> list[bytes]:
-    """Delivery records (CONTRACTS.md §1) carrying ``n`` SDK events in batches of 1-50.
+    """Delivery records (docs/contracts.md §1) carrying ``n`` SDK events in batches of 1-50.
 
     Each record's ``sent_at`` is seconds to a few minutes after its events; the response
     is a success with ``events_received`` equal to the batch size. About a third of the

@@ -1,6 +1,6 @@
 """The benchmark/sample log generator: deterministic, well-shaped, clean unless asked not to be.
 
-The clean-output assertions restate Meta's rules (reference §6-§8) independently of the
+The clean-output assertions restate Meta's rules (docs/meta-capi.md §6-§8) independently of the
 checks, so a generator bug cannot hide behind a matching check bug.
 """
 

@@ -317,7 +317,7 @@ class DatasetInputs:
 
 
 def page_name(dataset_id: str, taken: set[str]) -> str:
-    """``<dataset_id>.html`` (CONTRACTS.md §6); an id unfit for a file name (it may come
+    """``<dataset_id>.html`` (docs/contracts.md §6); an id unfit for a file name (it may come
     from a log line) gets a safe, unique stand-in instead."""
     base = dataset_id if _SAFE_FILE.match(dataset_id) and dataset_id != "index" else None
     if base is None:

@@ -1,6 +1,6 @@
 """Graph API source: an async client for the reads behind the Graph-based checks.
 
-Reads (meta-capi.md §2-§4, appendix): ``/{dataset}/stats`` (``event``, ``event_source``,
+Reads (docs/meta-capi.md §2-§4, appendix): ``/{dataset}/stats`` (``event``, ``event_source``,
 ``match_keys``), ``/dataset_quality``, ``/{dataset}/da_checks`` and ``/debug_token``. The
 answers are normalised into the value types of ``graph_model`` (see there for the meaning
 of each field); ``poll_dataset`` bundles one dataset's reads into a ``GraphSnapshot`` and
@@ -103,7 +103,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # The spelling Meta's examples and SDK use; the field table's `dedup_key_feedback`
-# reportedly fails with (#100) "nonexisting field" (meta-capi.md §3, spelling trap).
+# reportedly fails with (#100) "nonexisting field" (docs/meta-capi.md §3, spelling trap).
 DATASET_QUALITY_FIELDS = (
     "web{event_name,"
     "event_match_quality{composite_score,"
@@ -213,7 +213,8 @@ class GraphError(SourceError):
 def classify_error(
     code: int | None, subcode: int | None, http_status: int | None
 ) -> GraphErrorKind:
-    """Classify a Graph error from its envelope code (meta-capi.md §8), else the HTTP status."""
+    """Classify a Graph error from its envelope code (docs/meta-capi.md §8), else the HTTP
+    status."""
     if code is None:
         return _classify_status(http_status)
     if code in (190, 102):
@@ -1192,7 +1193,7 @@ async def poll_many(
     """Poll every configured dataset that has a token, at most ``concurrency`` calls in flight.
 
     Without ``[meta]``, or for datasets without a token, no call is made and the dataset
-    is absent from the result (its Graph checks are ``skipped``, CONTRACTS.md §6). One
+    is absent from the result (its Graph checks are ``skipped``, docs/contracts.md §6). One
     ``GraphClient`` per distinct token; all share one ``HttpPool`` and one limiter.
     Result order follows the config. ``parts``: see ``poll_dataset`` (default: all).
     """

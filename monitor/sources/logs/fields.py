@@ -1,6 +1,6 @@
 """Fields of a delivery-log line: coercion of each key to its typed value, timestamps.
 
-Contract: CONTRACTS.md §1 (the three shapes, aliases, types) and §6 "Reading" (what makes
+Contract: docs/contracts.md §1 (the three shapes, aliases, types) and §6 "Reading" (what makes
 a line or an event malformed). Every function here is pure; a line-level defect raises
 ``Malformed`` with a short reason that never quotes the line's content.
 """
@@ -112,7 +112,7 @@ def event_defect(event: dict[str, Any]) -> str:
 
 def response_info(raw: Any) -> ResponseInfo | None:
     """``response`` -> ResponseInfo: ``status`` plus a success body or an error envelope
-    (meta-capi.md §8). A body that is text but not JSON (a proxy's HTML error page) is
+    (docs/meta-capi.md §8). A body that is text but not JSON (a proxy's HTML error page) is
     kept as "status only"; any other non-object body makes the line malformed."""
     if raw is None:
         return None

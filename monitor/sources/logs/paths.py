@@ -1,7 +1,7 @@
 """Where delivery logs come from: command-line PATHs -> ``InputFile``s, and the config
 dataset a log file belongs to (``DatasetResolver``).
 
-Contract: CONTRACTS.md §4 (PATH) and §6 "Reading" (globs as written, a record's own
+Contract: docs/contracts.md §4 (PATH) and §6 "Reading" (globs as written, a record's own
 ``dataset_id`` wins over the dataset whose ``logs`` glob matched).
 """
 

@@ -1,6 +1,6 @@
 """Delivery-log format v1: files -> lines -> ``Delivery`` observations.
 
-Contract: CONTRACTS.md §1 and §6 "Reading"; user-facing description: docs/log-format.md;
+Contract: docs/contracts.md §1 and §6 "Reading"; user-facing description: docs/log-format.md;
 one line as JSON Schema: schemas/delivery-log-v1.schema.json.
 
 This is the hot path of every audit. The reader streams: it holds one line at a time (at

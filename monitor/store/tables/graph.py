@@ -5,11 +5,11 @@ What one Graph API poll of a dataset (``monitor.model.graph.GraphSnapshot``)
 leaves behind; written by ``monitor.store.graph.record_graph``:
 
 - ``graph_source_counts``: Meta's hourly browser/server counts per dataset × event name
-  × hour (pre-deduplication, meta-capi.md §2). Unique by (dataset, event, hour) and
+  × hour (pre-deduplication, docs/meta-capi.md §2). Unique by (dataset, event, hour) and
   upserted: re-reading an hour *replaces* Meta's numbers for it, never adds to them.
   ``event_name`` is ``""`` for dataset-wide counts.
 - ``graph_quality``: one Dataset Quality reading per dataset × event name × poll
-  (meta-capi.md §3): the baseline of EMQ_DROP and MATCH_KEY_DROP.
+  (docs/meta-capi.md §3): the baseline of EMQ_DROP and MATCH_KEY_DROP.
 - ``graph_polls``: one row per dataset × poll: the window read, ``da_checks`` results,
   what ``debug_token`` said (never the token), failed parts, calls and usage.
 

@@ -1,6 +1,6 @@
 """Scenarios of the fake Graph API: what each dataset's answers look like. No I/O here.
 
-Every body is built from the shapes documented in meta-capi.md (§2 ``/stats``, §3
+Every body is built from the shapes documented in docs/meta-capi.md (§2 ``/stats``, §3
 ``dataset_quality``, §4 ``da_checks``, §8 errors and usage headers, appendix
 ``debug_token``), including the quirks the client must survive: ``+0000`` offsets, ~24
 hourly buckets per page with the previous page's last bucket repeated (daily chunk
