@@ -58,19 +58,26 @@ from __future__ import annotations
 
 import dataclasses as dc
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
-from enum import StrEnum
+from decimal import Decimal
 from typing import Any, ClassVar, Protocol, runtime_checkable
-from zoneinfo import ZoneInfo
 
 from checks.base import MAX_EXAMPLES, CheckContext, escalate, score_findings, skipped
+from checks.funnel import BUCKET, MetaCounts, build_funnel
+from checks.purchases import (
+    PURCHASE,
+    Outcome,
+    PaidOrder,
+    Purchase,
+    event_seconds,
+    paid_orders,
+    purchases_of,
+)
 from monitor.mask import MAX_SHOWN, scrub_text
 from monitor.model.findings import CheckResult, Example, Finding, Severity, Status, worst_severity
 from monitor.model.observations import Delivery
-from monitor.model.orders import Order, OrderSnapshot, order_key
+from monitor.model.orders import OrderSnapshot
 
 CHECK_ID = "reconcile"
 ORDER_NOT_SENT = "ORDER_NOT_SENT"
@@ -79,10 +86,7 @@ PURCHASE_DUPLICATE_ORDER = "PURCHASE_DUPLICATE_ORDER"
 PURCHASE_VALUE_MISMATCH = "PURCHASE_VALUE_MISMATCH"
 PURCHASE_ORDER_ID_MISSING = "PURCHASE_ORDER_ID_MISSING"
 SOURCE_UNAVAILABLE = "SOURCE_UNAVAILABLE"
-PURCHASE = "Purchase"
 MAX_IDS = 20  # order ids listed in a finding's evidence
-MAX_FUNNEL_DAYS = 400
-_MS_THRESHOLD = 1e11  # an event_time above this is in milliseconds (payload reports it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,122 +100,6 @@ class ReconcileRules:
     not_sent_crit_share: float = 0.10
     without_order_crit_share: float = 0.05
     duplicate_crit_share: float = 0.02
-
-
-class Outcome(StrEnum):
-    ACCEPTED = "accepted"
-    UNCONFIRMED = "unconfirmed"  # no logged response
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class Purchase:
-    """What the reconciliation needs of one Purchase event; nothing about the customer."""
-
-    file: str
-    line: int
-    key: str | None  # normalised order id from match_field
-    event_id: str | None
-    event_time: float
-    value: Decimal | None
-    currency: str | None
-    outcome: Outcome
-
-    @property
-    def delivered(self) -> bool:
-        return self.outcome is not Outcome.FAILED
-
-
-def outcome_of(delivery: Delivery) -> Outcome:
-    r = delivery.response
-    if r is None:
-        return Outcome.UNCONFIRMED
-    if r.is_error or (r.status is not None and not 200 <= r.status < 300):
-        return Outcome.FAILED
-    return Outcome.ACCEPTED
-
-
-def purchases_of(delivery: Delivery, match_field: str) -> Iterable[Purchase]:
-    """The Purchase events of one delivery (exact event name: ``purchase`` is another)."""
-    outcome: Outcome | None = None
-    path = match_field.split(".")
-    for ev in delivery.events:
-        if ev.get("event_name") != PURCHASE:
-            continue
-        outcome = outcome or outcome_of(delivery)
-        custom = ev.get("custom_data")
-        custom = custom if isinstance(custom, dict) else {}
-        currency = custom.get("currency")
-        event_id = ev.get("event_id")
-        yield Purchase(
-            file=delivery.file,
-            line=delivery.line,
-            key=order_key(_dig(ev, path)),
-            event_id=str(event_id) if event_id not in (None, "") else None,
-            event_time=_seconds(ev["event_time"]),
-            value=_decimal(custom.get("value")),
-            currency=currency.strip().upper() if isinstance(currency, str) else None,
-            outcome=outcome,
-        )
-
-
-def _dig(obj: Any, path: list[str]) -> Any:
-    for part in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(part)
-    return obj
-
-
-def _seconds(event_time: Any) -> float:
-    t = float(event_time)
-    return t / 1000.0 if t > _MS_THRESHOLD else t
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        d = Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        return None
-    return d if d.is_finite() else None
-
-
-# ----------------------------------------------------------------------------- orders
-
-
-@dataclass(slots=True)
-class PaidOrder:
-    """Paid payments of one order id, merged."""
-
-    order_id: str
-    keys: set[str]
-    created_at: float
-    amount: Decimal | None
-    currency: str | None
-    purchases: list[Purchase] = dc.field(default_factory=list)
-
-
-def paid_orders(orders: Iterable[Order]) -> list[PaidOrder]:
-    """Paid orders merged by id: earliest creation, amounts added (``None`` when a part
-    has no amount or the currencies differ)."""
-    merged: dict[str, PaidOrder] = {}
-    for o in orders:
-        if not o.paid:
-            continue
-        mine = merged.get(o.keys[0])
-        if mine is None:
-            merged[o.keys[0]] = PaidOrder(
-                o.order_id, set(o.keys), o.created_at, o.amount, o.currency
-            )
-            continue
-        mine.keys.update(o.keys)
-        mine.created_at = min(mine.created_at, o.created_at)
-        same = mine.currency == o.currency
-        known = mine.amount is not None and o.amount is not None
-        mine.amount = mine.amount + o.amount if same and known else None  # type: ignore[operator]
-    return list(merged.values())
 
 
 # ----------------------------------------------------------------------------- result
@@ -596,7 +484,7 @@ class ReconcileCheck:
     def observe(self, delivery: Delivery) -> None:
         t = delivery.sent_at
         if t is None and delivery.events:
-            t = min(_seconds(ev["event_time"]) for ev in delivery.events)
+            t = min(event_seconds(ev["event_time"]) for ev in delivery.events)
         if t is not None and (self.first_sent is None or t < self.first_sent):
             self.first_sent = t
         for p in purchases_of(delivery, self.rules.match_field):
@@ -646,101 +534,3 @@ class ReconcileCheck:
             self.orders, self.buckets, start=start, end=self.ctx.now, timezone=timezone,
             meta=meta,
         )  # fmt: skip
-
-
-# ----------------------------------------------------------------------------- funnel
-
-
-@dataclass(frozen=True, slots=True)
-class MetaCounts:
-    """Meta's hourly Purchase counts by source (Graph ``/stats`` ``event_source``) over
-    the window ``since``.. that the poll covered: ``(hour start, server, browser)``."""
-
-    since: float
-    hourly: tuple[tuple[float, int, int], ...]
-
-
-FUNNEL_KEYS = (
-    "day",
-    "orders_paid",
-    "purchases_sent",
-    "purchases_accepted",
-    "meta_server",
-    "meta_browser",
-)
-
-
-BUCKET = 900  # seconds: Purchases are counted per quarter hour (every UTC offset is whole)
-
-
-def purchase_buckets(purchases: Iterable[Purchase]) -> Counter[tuple[Outcome, int]]:
-    """Purchases counted by (outcome, quarter hour of ``event_time``): the funnel's input."""
-    return Counter((p.outcome, int(p.event_time // BUCKET)) for p in purchases)
-
-
-def build_funnel(
-    snapshot: OrderSnapshot | None,
-    buckets: Mapping[tuple[Outcome, int], int],
-    *,
-    start: float,
-    end: float,
-    timezone: str = "UTC",
-    meta: MetaCounts | None = None,
-) -> list[dict[str, Any]]:
-    """One row per day of ``[start, end]`` in ``timezone``: paid orders (by creation),
-    Purchases sent (any outcome), accepted by Meta (2xx) and sent unconfirmed (by
-    ``event_time``), and Meta's server/browser Purchase counts (``meta``, for the days
-    its window covers). A stage whose source was not read is ``None``; days with no data
-    are 0."""
-    tz = ZoneInfo(timezone)
-    first, last = _day(start, tz), _day(end, tz)
-    if (last - first).days >= MAX_FUNNEL_DAYS:
-        first = last - timedelta(days=MAX_FUNNEL_DAYS - 1)
-    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    paid: dict[date, int] | None = None
-    if snapshot is not None and snapshot.ok:
-        paid = defaultdict(int)
-        for order in paid_orders(snapshot.orders):
-            paid[_day(order.created_at, tz)] += 1
-    counts: dict[Outcome, dict[date, int]] = {o: defaultdict(int) for o in Outcome}
-    for (outcome, quarter), n in buckets.items():
-        counts[outcome][_day(quarter * BUCKET, tz)] += n
-    meta_daily = daily_counts(meta.hourly, timezone) if meta is not None else None
-    meta_first = _day(meta.since, tz) if meta is not None else None
-    rows = []
-    for d in days:
-        key = d.isoformat()
-        server: int | None = None
-        browser: int | None = None
-        if meta_daily is not None and meta_first is not None and d >= meta_first:
-            server, browser = meta_daily.get(key, (0, 0))
-        rows.append(
-            {
-                "day": key,
-                "orders_paid": paid[d] if paid is not None else None,
-                "purchases_sent": sum(counts[o][d] for o in Outcome),
-                "purchases_accepted": counts[Outcome.ACCEPTED][d],
-                "purchases_unconfirmed": counts[Outcome.UNCONFIRMED][d],
-                "meta_server": server,
-                "meta_browser": browser,
-            }
-        )
-    return rows
-
-
-def daily_counts(
-    hourly: Iterable[tuple[float, int, int]], timezone: str
-) -> dict[str, tuple[int, int]]:
-    """``(hour start, server, browser)`` rows (Meta's hourly Purchase counts) summed per
-    local day, for ``build_funnel``'s ``meta_daily``."""
-    tz = ZoneInfo(timezone)
-    out: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for hour, server, browser in hourly:
-        row = out[_day(hour, tz).isoformat()]
-        row[0] += server
-        row[1] += browser
-    return {k: (v[0], v[1]) for k, v in out.items()}
-
-
-def _day(ts: float, tz: ZoneInfo) -> date:
-    return datetime.fromtimestamp(ts, tz).date()

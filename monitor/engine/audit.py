@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from checks import CHECKS, CheckContext, registry
 from checks.base import skipped
+from checks.funnel import MetaCounts
 from checks.graph_common import UsesRollups
-from checks.reconcile import MetaCounts, ReconcileCheck
+from checks.reconcile import ReconcileCheck
 from checks.volume import UsesSeries
 from monitor.config import DatasetSettings, Settings
 from monitor.engine.parallel import fork_available, plan_parts, run_parts

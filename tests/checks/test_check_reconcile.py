@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from checks.funnel import MetaCounts, build_funnel, daily_counts, purchase_buckets
+from checks.purchases import Outcome, paid_orders, purchases_of
 from checks.reconcile import (
     ORDER_NOT_SENT,
     PURCHASE_DUPLICATE_ORDER,
@@ -15,15 +17,8 @@ from checks.reconcile import (
     PURCHASE_VALUE_MISMATCH,
     PURCHASE_WITHOUT_ORDER,
     SOURCE_UNAVAILABLE,
-    MetaCounts,
-    Outcome,
     ReconcileCheck,
     ReconcileRules,
-    build_funnel,
-    daily_counts,
-    paid_orders,
-    purchase_buckets,
-    purchases_of,
     value_problem,
 )
 from monitor.model.findings import Severity, Status
