@@ -171,6 +171,11 @@ class AlertSettings(_Section):
     send_resolved: bool = True
     resolve_after_cycles: int = Field(2, ge=1)
     window: Duration = 3600.0
+    # A firing alert stays firing, silently, until its finding has been absent this long.
+    keep_firing_for: Duration = Field(3600.0, ge=0)
+    # An alert back within this long of resolving is flapping: reopened, said once as
+    # flapping, then kept firing until its finding has been absent this long.
+    flap_window: Duration = Field(86400.0, ge=0)
 
 
 class SlackSettings(_Section):

@@ -38,7 +38,12 @@ from sqlalchemy import Connection
 from monitor.alerts import inhibit
 from monitor.alerts.lifecycle import AlertRecord, Decision, checks_ran, decide, seen_alerts
 from monitor.alerts.model import AlertKey, AlertState, AlertView, Notification, Reason
-from monitor.alerts.queries import insert_outbox, load_open, save
+from monitor.alerts.queries import (
+    insert_outbox,
+    load_open,
+    load_resolved_since,
+    save,
+)
 from monitor.alerts.silences import Silence, load_active, silence_for, silence_id
 from monitor.config import Settings
 from monitor.model.results import DatasetReport
@@ -52,12 +57,14 @@ Judges = Callable[[AlertKey, AlertRecord | None], bool]
 class CycleOutcome:
     """What one cycle did. Each list holds alert keys (``key.fingerprint`` identifies).
 
-    ``fired``: started firing (muted or not). ``escalated``/``repeated``: notified as such.
+    ``fired``: started firing (muted or not; a reopened flapping episode too).
+    ``flapping``/``escalated``/``repeated``: notified as such.
     ``resolved``: resolved (notified or not). ``muted``: firing and muted after the cycle.
     ``notified``: every alert in a notification, with its reason. ``outbox``: the keys of
     the outbox rows written (a replayed cycle writes none)."""
 
     fired: list[AlertKey] = dc.field(default_factory=list)
+    flapping: list[AlertKey] = dc.field(default_factory=list)
     escalated: list[AlertKey] = dc.field(default_factory=list)
     repeated: list[AlertKey] = dc.field(default_factory=list)
     resolved: list[AlertKey] = dc.field(default_factory=list)
@@ -67,7 +74,10 @@ class CycleOutcome:
 
     def summary(self) -> dict[str, int]:
         """Counts for a log line (no labels, nothing personal)."""
-        names = ("fired", "escalated", "repeated", "resolved", "muted", "notified", "outbox")
+        names = (
+            "fired", "flapping", "escalated", "repeated", "resolved", "muted", "notified",
+            "outbox",
+        )  # fmt: skip
         return {n: len(getattr(self, n)) for n in names}
 
 
@@ -92,8 +102,9 @@ def evaluate_cycle(
     with store_errors("write to", conn):
         silences = load_active(conn, now)
         stored = load_open(conn, list(merged))
+        resolved = load_resolved_since(conn, list(merged), now - settings.alerts.flap_window)
         for report in merged.values():
-            cycle = _DatasetCycle(settings, report, stored, silences, now, judges)
+            cycle = _DatasetCycle(settings, report, stored, silences, now, judges, resolved)
             notification = cycle.run(conn, outcome)
             if notification is not None and outbox and insert_outbox(conn, notification):
                 outcome.outbox.append(notification.key)
@@ -125,6 +136,7 @@ class _DatasetCycle:
         silences: Sequence[Silence],
         now: float,
         judges: Judges | None = None,
+        resolved: Mapping[AlertKey, AlertRecord] | None = None,
     ) -> None:
         self.settings = settings
         self.judges = judges
@@ -134,6 +146,11 @@ class _DatasetCycle:
         self.ran = checks_ran(report)
         self.seen_codes = frozenset(k.code for k in self.seen)
         self.prev = {k: r for k, r in stored.items() if k.dataset_id == report.dataset_id}
+        # A key seen again without an open episode: its recently resolved one may reopen
+        # (flapping, ``monitor.alerts.lifecycle``). Only seen keys: the others stay history.
+        for k, r in (resolved or {}).items():
+            if k in self.seen and k not in self.prev:
+                self.prev[k] = r
         self.silences = silences
         self.decisions: dict[AlertKey, Decision] = {}
 
@@ -177,6 +194,8 @@ class _DatasetCycle:
         was_firing = prev is not None and prev.state is AlertState.FIRING
         if record.state is AlertState.FIRING and not was_firing:
             outcome.fired.append(key)
+        if d.reason is Reason.FLAPPING:
+            outcome.flapping.append(key)
         if record.state is AlertState.RESOLVED:
             outcome.resolved.append(key)
         if record.state is AlertState.FIRING and record.muted_by is not None:

@@ -2,12 +2,13 @@
 (next record, why to notify). No I/O, no clock: ``monitor.alerts.engine`` loads and
 writes the rows around these functions.
 
-States (docs/contracts.md §6)::
+States (docs/contracts.md §6, §12)::
 
     (none) --finding--> PENDING --for_cycles evaluations with it--> FIRING
-    FIRING --resolve_after_cycles clean evaluations--> RESOLVED
+    FIRING --resolve_after_cycles clean evaluations, absent keep_firing_for--> RESOLVED
     PENDING --clean evaluation--> (none)       a pending alert leaves no trace
-    RESOLVED --finding--> PENDING (a new episode, a new row)
+    RESOLVED --finding, later than flap_window--> PENDING (a new episode, a new row)
+    RESOLVED --finding, within flap_window--> FIRING, flapping (the same episode reopened)
 
 - **Seen**: only ``warn``/``crit`` findings count. ``for_cycles`` (default 1) consecutive
   evaluations with the finding make it fire; with 1 it fires on first sight.
@@ -16,12 +17,21 @@ States (docs/contracts.md §6)::
   absent from the report, could not evaluate: it neither counts as clean nor resets the
   clean count (nor the pending count), so ``clean, error, clean`` resolves with the
   default ``resolve_after_cycles = 2``. The finding seen again resets the clean count.
+- **Keep firing**: a firing alert resolves only in a clean evaluation at least
+  ``keep_firing_for`` (default 1 h) after the finding was last seen: an estimate that
+  hovers around its threshold, or a drop that pauses for an hour, stays one episode.
+- **Flapping**: a finding back within ``flap_window`` (default 1 day) of its alert's
+  resolution reopens that episode instead of starting a new one, straight to ``FIRING``
+  (it has fired before), marked ``flapping``; it is said once, as flapping, and from then
+  on it resolves only after its finding has been absent for ``flap_window``. A steady
+  condition therefore makes at most one fire/resolve pair a day, plus one flapping notice.
 - **Notify** (``Reason``), only for an alert that is not muted:
   ``NEW`` when it fires and the receivers have not been told (first firing, or the end of
   a mute: a muted alert counts as untold, so it is announced as new when the silence
-  expires or the inhibiting alert resolves); ``ESCALATED`` when its severity rises above
-  the severity last notified; ``REPEAT`` when ``repeat_interval`` has passed since the
-  last notification; ``RESOLVED`` when it resolves, ``send_resolved`` is on and the
+  expires or the inhibiting alert resolves); ``FLAPPING`` when it is reopened (told or
+  not); ``ESCALATED`` when its severity rises above the severity last notified;
+  ``REPEAT`` when ``repeat_interval`` has passed since the last notification, never for a
+  flapping alert; ``RESOLVED`` when it resolves, ``send_resolved`` is on and the
   receivers were told it fires. De-escalation (``crit`` -> ``warn``) posts nothing: the
   record's severity follows, the next repeat shows it, and a later rise back to ``crit``
   is no news because ``crit`` was the last severity notified. Nothing else notifies.
@@ -87,6 +97,8 @@ class AlertRecord:
     not been told this episode is firing (never notified, or muted since).
     ``muted_by``: why it is muted now (``"inhibited:TOKEN_INVALID"``, ``"silence:3"``).
     ``content``: the finding as last seen (shown in repeats and resolutions).
+    ``flapping``: the episode was reopened within ``flap_window`` of resolving; ``flaps``
+    counts the reopenings.
     ``id``: the row id once stored.
     """
 
@@ -104,11 +116,19 @@ class AlertRecord:
     notified_severity: Severity | None = None
     last_notified_at: float | None = None
     muted_by: str | None = None
+    flapping: bool = False
+    flaps: int = 0
     id: int | None = None
 
     @property
     def is_open(self) -> bool:
         return self.state is not AlertState.RESOLVED
+
+    def keep_for(self, cfg: AlertSettings) -> float:
+        """How long the finding must be absent before this alert may resolve."""
+        if self.flapping:
+            return max(cfg.keep_firing_for, cfg.flap_window)
+        return cfg.keep_firing_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,11 +154,16 @@ def decide(
 ) -> Decision:
     """The next state of one alert and whether to notify about it (see module docstring).
 
-    ``prev``: the stored record (a resolved one is history: its key starts anew).
+    ``prev``: the stored record: the open one, else the key's last resolved one (history:
+    its key starts anew, unless the finding is back within ``flap_window``).
     ``seen``: this cycle's finding for the key, ``None`` when absent.
     ``check_ran``: whether the alert's check could evaluate this cycle.
     ``muted_by``: set when a silence or an inhibition mutes the alert now.
     """
+    if seen is not None and prev is not None and _flaps_back(prev, now, cfg):
+        reopened = dc.replace(_reopen(prev, seen, now), muted_by=muted_by)
+        flapping = None if muted_by is not None else Reason.FLAPPING
+        return Decision(_mark(reopened, flapping, now), flapping)
     open_prev = prev if prev is not None and prev.is_open else None
     record = _transition(open_prev, seen, check_ran, now, cfg)
     if record is None:
@@ -146,6 +171,33 @@ def decide(
     record = dc.replace(record, muted_by=muted_by)
     reason = _reason(open_prev, record, now, cfg)
     return Decision(_mark(record, reason, now), reason)
+
+
+def _flaps_back(prev: AlertRecord, now: float, cfg: AlertSettings) -> bool:
+    """``prev`` resolved (after firing) less than ``flap_window`` before ``now``."""
+    return (
+        prev.state is AlertState.RESOLVED
+        and prev.fired_at is not None
+        and prev.resolved_at is not None
+        and now - prev.resolved_at < cfg.flap_window
+    )
+
+
+def _reopen(prev: AlertRecord, seen: Seen, now: float) -> AlertRecord:
+    """The resolved episode ``prev`` firing again, flapping (module docstring)."""
+    return dc.replace(
+        prev,
+        state=AlertState.FIRING,
+        severity=seen.severity,
+        peak_severity=max(prev.peak_severity, seen.severity, key=lambda s: s.rank),
+        last_seen_at=now,
+        content=seen,
+        seen_cycles=1,
+        clean_cycles=0,
+        resolved_at=None,
+        flapping=True,
+        flaps=prev.flaps + 1,
+    )
 
 
 def _transition(
@@ -160,7 +212,7 @@ def _transition(
     if prev.state is AlertState.PENDING:
         return None  # cleared before it fired
     clean = prev.clean_cycles + 1
-    if clean >= cfg.resolve_after_cycles:
+    if clean >= cfg.resolve_after_cycles and now - prev.last_seen_at >= prev.keep_for(cfg):
         return dc.replace(prev, state=AlertState.RESOLVED, resolved_at=now, clean_cycles=clean)
     return dc.replace(prev, clean_cycles=clean)
 
@@ -206,7 +258,7 @@ def _reason(
     if record.severity.rank > record.notified_severity.rank:
         return Reason.ESCALATED
     last = record.last_notified_at
-    if last is not None and now - last >= cfg.repeat_interval:
+    if not record.flapping and last is not None and now - last >= cfg.repeat_interval:
         return Reason.REPEAT
     return None
 

@@ -30,6 +30,7 @@ class Reason(StrEnum):
     NEW = "new"  # started firing
     ESCALATED = "escalated"  # warn -> crit
     REPEAT = "repeat"  # still firing after repeat_interval
+    FLAPPING = "flapping"  # back within [alerts] flap_window of resolving: reopened, said once
     RESOLVED = "resolved"
 
 

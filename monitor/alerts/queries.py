@@ -58,6 +58,8 @@ def record_values(r: AlertRecord) -> dict[str, Any]:
         "notified_severity": None if r.notified_severity is None else str(r.notified_severity),
         "last_notified_at": r.last_notified_at,
         "muted_by": r.muted_by,
+        "flapping": r.flapping,
+        "flaps": r.flaps,
         "count": c.count,
         "message": scrub_secrets(c.message),
         "remediation": scrub_secrets(c.remediation),
@@ -94,6 +96,8 @@ def record_from_row(row: Mapping[Any, Any]) -> AlertRecord:
         notified_severity=_severity(row["notified_severity"]),
         last_notified_at=row["last_notified_at"],
         muted_by=row["muted_by"],
+        flapping=bool(row["flapping"]),
+        flaps=int(row["flaps"] or 0),
         id=int(row["id"]),
     )
 
@@ -106,6 +110,21 @@ def load_open(conn: Connection, dataset_ids: Sequence[str]) -> dict[AlertKey, Al
     records = (record_from_row(r) for r in conn.execute(query.order_by(ALERTS.c.id)).mappings())
     # Later rows win should a key ever have two open rows (one writer makes that moot).
     return {r.key: r for r in records}
+
+
+def load_resolved_since(
+    conn: Connection, dataset_ids: Sequence[str], since: float
+) -> dict[AlertKey, AlertRecord]:
+    """Per key, the latest episode of ``dataset_ids`` that fired and resolved at or after
+    ``since`` (what a flapping alert reopens), read on ``conn``."""
+    query = select(ALERTS).where(
+        ALERTS.c.dataset_id.in_(list(dataset_ids)),
+        ALERTS.c.state == str(AlertState.RESOLVED),
+        ALERTS.c.fired_at.is_not(None),
+        ALERTS.c.resolved_at >= since,
+    )
+    rows = conn.execute(query.order_by(ALERTS.c.resolved_at, ALERTS.c.id)).mappings()
+    return {r.key: r for r in (record_from_row(row) for row in rows)}
 
 
 def save(conn: Connection, prev: AlertRecord | None, nxt: AlertRecord | None) -> None:

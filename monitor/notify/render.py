@@ -26,6 +26,7 @@ _REASON_WORDS = {
     Reason.NEW: "new",
     Reason.ESCALATED: "escalated to crit",
     Reason.REPEAT: "still firing",
+    Reason.FLAPPING: "flapping: back soon after resolving; stays open until quiet for a day",
     Reason.RESOLVED: "resolved",
 }
 
@@ -59,7 +60,7 @@ class AlertLine:
     code: str
     state: str  # FIRING / RESOLVED
     severity: str
-    reason: str  # "new", "escalated to crit", "still firing", "resolved"
+    reason: str  # "new", "escalated to crit", "still firing", "flapping: ...", "resolved"
     event_name: str | None
     scope: str  # "event Purchase" or "whole dataset"
     message: str

@@ -38,7 +38,10 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def settings(**alerts: Any) -> Settings:
-    data = {"datasets": [{"id": "111", "name": "Shop", "client": "ACME"}], "alerts": alerts}
+    """Cycle counting without the time rules (keep firing, flapping) unless asked for:
+    those have their own tests below."""
+    rules = {"keep_firing_for": "0s", "flap_window": "0s", **alerts}
+    data = {"datasets": [{"id": "111", "name": "Shop", "client": "ACME"}], "alerts": rules}
     return settings_from_dict(data)
 
 
@@ -141,6 +144,45 @@ def test_comes_back_after_resolve_as_a_new_episode(store: Store) -> None:
     eps = alert_episodes(store.engine)
     assert [(e.fired_at, e.resolved_at) for e in eps] == [(T, T + STEP), (T + 2 * STEP, None)]
     assert alert_episodes(store.engine, fired_from=T + STEP, fired_to=T + H) == eps[1:]
+
+
+def test_keep_firing_for_holds_a_pausing_alert_silently(store: Store) -> None:
+    s = settings(keep_firing_for="1h")
+    cycle(store, s, T, report(HASH))
+    for i in range(1, 12):  # absent for 55 minutes: clean cycles, still firing
+        assert cycle(store, s, T + i * STEP, report()).outbox == []
+    cycle(store, s, T + 12 * STEP, report(HASH))  # back: the same episode, nothing said
+    for i in range(13, 24):
+        cycle(store, s, T + i * STEP, report())
+    assert open_alerts(store.engine) != []
+    out = cycle(store, s, T + 24 * STEP, report())  # absent for an hour: resolved
+    assert out.resolved == [HASH_KEY]
+    assert [states(n)[0][2:] for n in outbox(store)] == [
+        ("FIRING", "new"), ("RESOLVED", "resolved"),
+    ]  # fmt: skip
+    assert len(alert_episodes(store.engine)) == 1
+
+
+def test_a_flapping_alert_is_reopened_and_said_once(store: Store) -> None:
+    s = settings(keep_firing_for="1h", flap_window="1d", repeat_interval="4h")
+    step = 900.0
+    t = T
+    # Two days of a condition that comes for two hours and goes for three.
+    for k in range(48 * 4):
+        t = T + k * step
+        cycle(store, s, t, report(HASH) if (k // 4) % 5 < 2 else report())
+    said = [states(n)[0][2:] for n in outbox(store)]
+    assert said == [("FIRING", "new"), ("RESOLVED", "resolved"), ("FIRING", "flapping")]
+    [ep] = alert_episodes(store.engine)
+    assert (ep.fired_at, ep.resolved_at) == (T, None)
+    [open_one] = open_alerts(store.engine)
+    assert open_one.flapping and open_one.flaps == 1
+    # Quiet for a day: resolved, and said so.
+    for k in range(1, 24 * 4 + 2):
+        cycle(store, s, t + k * step, report())
+    assert open_alerts(store.engine) == []
+    assert [states(n)[0][2:] for n in outbox(store)][-1] == ("RESOLVED", "resolved")
+    assert len(outbox(store)) == 4
 
 
 def test_skipped_and_error_checks_never_resolve(store: Store) -> None:

@@ -20,7 +20,9 @@ H = 3600.0
 KEY = AlertKey("111", "hash_validity", "HASH_PLAINTEXT", "Purchase")
 WARN, CRIT = Severity.WARN, Severity.CRIT
 FIRING, PENDING, RESOLVED = AlertState.FIRING, AlertState.PENDING, AlertState.RESOLVED
-DEFAULT = AlertSettings()  # for_cycles 1, resolve_after_cycles 2, repeat 4h, send_resolved
+# for_cycles 1, resolve_after_cycles 2, repeat 4h, send_resolved, keep_firing_for 1h,
+# flap_window 1 day
+DEFAULT = AlertSettings()
 FOR2 = AlertSettings(for_cycles=2)
 NO_RESOLVED = AlertSettings(send_resolved=False)
 
@@ -80,12 +82,16 @@ CASES = [
          rec(severity=WARN, notified_severity=CRIT), seen(CRIT), FIRING, None),
     Case("absent once: not resolved yet", rec(), None, FIRING, None,
          want=(("clean_cycles", 1),)),
-    Case("absent twice: resolved and notified", rec(clean_cycles=1), None, RESOLVED,
-         Reason.RESOLVED, want=(("resolved_at", T), ("fired_at", T - H))),
-    Case("absent twice without send_resolved: resolved silently", rec(clean_cycles=1), None,
-         RESOLVED, None, cfg=NO_RESOLVED),
+    Case("absent twice, for keep_firing_for: resolved and notified",
+         rec(clean_cycles=1, last_seen_at=T - H), None, RESOLVED, Reason.RESOLVED,
+         want=(("resolved_at", T), ("fired_at", T - H))),
+    Case("absent twice but seen 5 minutes ago: kept firing, silently", rec(clean_cycles=1),
+         None, FIRING, None, want=(("clean_cycles", 2),)),
+    Case("absent twice without send_resolved: resolved silently",
+         rec(clean_cycles=1, last_seen_at=T - H), None, RESOLVED, None, cfg=NO_RESOLVED),
     Case("resolving an alert nobody was told about posts nothing",
-         rec(clean_cycles=1, notified_severity=None), None, RESOLVED, None),
+         rec(clean_cycles=1, notified_severity=None, last_seen_at=T - H), None, RESOLVED,
+         None),
     Case("check error while firing: no change", rec(), None, FIRING, None, ran=False,
          want=(("clean_cycles", 0),)),
     Case("check skipped after one clean cycle: clean count kept, not advanced",
@@ -94,8 +100,27 @@ CASES = [
          seen(), FIRING, None, want=(("clean_cycles", 0),)),
     Case("check error still repeats a firing alert after repeat_interval",
          rec(last_notified_at=T - 5 * H), None, FIRING, Reason.REPEAT, ran=False),
-    Case("comes back after resolve: a new episode", rec(RESOLVED, resolved_at=T - 60), seen(),
-         FIRING, Reason.NEW, want=(("id", None), ("started_at", T), ("fired_at", T))),
+    Case("comes back a day after resolving: a new episode",
+         rec(RESOLVED, resolved_at=T - 24 * H), seen(), FIRING, Reason.NEW,
+         want=(("id", None), ("started_at", T), ("fired_at", T), ("flapping", False))),
+    Case("comes back within a day of resolving: reopened, said once as flapping",
+         rec(RESOLVED, resolved_at=T - 3 * H), seen(), FIRING, Reason.FLAPPING,
+         want=(("id", 7), ("fired_at", T - H), ("resolved_at", None), ("flapping", True),
+               ("flaps", 1), ("last_notified_at", T), ("clean_cycles", 0))),
+    Case("flapping with for_cycles 2: reopened at once (it fired before)",
+         rec(RESOLVED, resolved_at=T - 3 * H), seen(), FIRING, Reason.FLAPPING, cfg=FOR2),
+    Case("flapping and silenced: reopened without a post",
+         rec(RESOLVED, resolved_at=T - 3 * H), seen(), FIRING, None, muted_by="silence:3",
+         want=(("flapping", True), ("notified_severity", None))),
+    Case("flapping, still seen past repeat_interval: not re-announced",
+         rec(flapping=True, last_notified_at=T - 9 * H), seen(), FIRING, None),
+    Case("flapping, warn -> crit still escalates", rec(flapping=True), seen(CRIT), FIRING,
+         Reason.ESCALATED),
+    Case("flapping, absent for two hours: kept firing",
+         rec(flapping=True, clean_cycles=20, last_seen_at=T - 2 * H), None, FIRING, None),
+    Case("flapping, absent for a day: resolved",
+         rec(flapping=True, clean_cycles=200, last_seen_at=T - 24 * H), None, RESOLVED,
+         Reason.RESOLVED),
     Case("a resolved alert stays history while absent", rec(RESOLVED), None, None, None),
     Case("silenced: tracked, not notified, becomes untold", rec(), seen(), FIRING, None,
          muted_by="silence:3",
@@ -107,8 +132,8 @@ CASES = [
     Case("inhibited on first sight: fires muted", None, seen(), FIRING, None,
          muted_by="inhibited:TOKEN_INVALID",
          want=(("muted_by", "inhibited:TOKEN_INVALID"), ("fired_at", T))),
-    Case("resolves while muted: no post", rec(clean_cycles=1), None, RESOLVED, None,
-         muted_by="inhibited:TOKEN_INVALID"),
+    Case("resolves while muted: no post", rec(clean_cycles=1, last_seen_at=T - H), None,
+         RESOLVED, None, muted_by="inhibited:TOKEN_INVALID"),
 ]  # fmt: skip
 
 
@@ -132,7 +157,9 @@ def test_decide_unchanged_record_is_equal_to_the_stored_one() -> None:
 
 
 def test_full_walk_with_for_cycles_and_resolution() -> None:
-    cfg = AlertSettings(for_cycles=2, resolve_after_cycles=2, repeat_interval=2 * H)
+    cfg = AlertSettings(
+        for_cycles=2, resolve_after_cycles=2, repeat_interval=2 * H, keep_firing_for=0
+    )
     steps = [  # (seen?, ran?, expected state, expected reason)
         (True, True, PENDING, None),
         (True, True, FIRING, Reason.NEW),

@@ -39,6 +39,7 @@ def test_defaults_match_contract() -> None:
     assert s.storage.url == "sqlite:///capi-monitor.db"
     assert s.schedule.logs_every == 300.0
     assert s.alerts.resolve_after_cycles == 2
+    assert s.alerts.keep_firing_for == 3600.0  # CONTRACTS §12
     assert s.checks.latency.warn_p95 == 3600.0
     assert s.checks.latency.crit_p95 == 86400.0
     assert s.meta is None  # no [meta]: no Graph calls

@@ -91,7 +91,15 @@ def settings(tmp_path: Path) -> Settings:
             "datasets": [
                 {"id": "111", "name": "Shop", "logs": [str(tmp_path / "logs" / "*.jsonl")]}
             ],
-            "alerts": {"window": "1h", "resolve_after_cycles": 2, "for_cycles": 1},
+            # Cycle semantics only: the time rules (keep firing, flapping) are tested in
+            # tests/alerts.
+            "alerts": {
+                "window": "1h",
+                "resolve_after_cycles": 2,
+                "for_cycles": 1,
+                "keep_firing_for": "0s",
+                "flap_window": "0s",
+            },
         }
     )
 

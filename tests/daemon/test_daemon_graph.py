@@ -76,7 +76,14 @@ def make_settings(
     ]
     data: dict[str, Any] = {
         "datasets": datasets,
-        "alerts": {"window": "1h", "resolve_after_cycles": 2, "for_cycles": 1},
+        # Cycle semantics only (keep firing and flapping: tests/alerts).
+        "alerts": {
+            "window": "1h",
+            "resolve_after_cycles": 2,
+            "for_cycles": 1,
+            "keep_firing_for": "0s",
+            "flap_window": "0s",
+        },
     }
     if url is not None:
         data["meta"] = {"graph_url": url, "concurrency": 4}

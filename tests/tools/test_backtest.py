@@ -75,7 +75,14 @@ def setup(tmp_path: Path) -> Iterator[tuple[Settings, Path]]:
             "storage": {"url": f"sqlite:///{tmp_path}/user.db"},
             "datasets": [{"id": "111", "logs": [str(logs / "*.jsonl")]}],
             "schedule": {"logs_every": "15m"},
-            "alerts": {"window": "1h", "resolve_after_cycles": 2},
+            # Cycle semantics only: the time rules (keep firing, flapping) are tested in
+            # tests/alerts.
+            "alerts": {
+                "window": "1h",
+                "resolve_after_cycles": 2,
+                "keep_firing_for": "0s",
+                "flap_window": "0s",
+            },
         }
     )
     yield settings, logs / "capi.jsonl"
@@ -160,6 +167,7 @@ def test_backtest_command(
     config.write_text(
         f'[storage]\nurl = "{settings.storage.url}"\n[schedule]\nlogs_every = "15m"\n'
         f'[[datasets]]\nid = "111"\nlogs = ["{log.parent}/*.jsonl"]\n'
+        '[alerts]\nkeep_firing_for = "0s"\nflap_window = "0s"\n'
     )
     args = [
         "backtest",

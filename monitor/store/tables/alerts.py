@@ -57,6 +57,8 @@ class AlertRow(StoreModel, table=True):
     notified_severity: str | None = None
     last_notified_at: float | None = None
     muted_by: str | None = None
+    flapping: bool = False
+    flaps: int = 0
     count: int = Field(default=0, sa_type=BigInteger)
     message: str
     remediation: str
