@@ -84,8 +84,7 @@ FIELD = "event_id"
 # ~100 bytes per tracked id; the cap keeps the worst case near 100 MB.
 MAX_TRACKED_IDS = 1_000_000
 _FP_MASK = 0xFFFFFFFF
-_MS_THRESHOLD = 1e11  # an event_time above this is in milliseconds (year 5138 in seconds)
-_MAX_TIME = 1e14  # ... and above this it is nonsense in any unit
+_MAX_TIME = 1e11  # seconds: the year 5138, beyond any time that can be placed
 _HEAD_UNSTARTED = 1 << 62  # head open, its window starts at the first timed id
 
 
@@ -105,12 +104,9 @@ def content_fingerprint(event: dict[str, Any]) -> int:
 
 
 def _seconds(t: float) -> int | None:
-    """Whole Unix seconds for the reuse window; None for times that cannot be placed."""
-    if t >= _MAX_TIME:  # also keeps huge ints away from float division (OverflowError)
-        return None
-    if t > _MS_THRESHOLD:
-        t = t / 1000.0  # milliseconds are the payload check's finding; still usable here
-    if not 0 <= t < _MS_THRESHOLD:  # negative, NaN or infinite
+    """Whole Unix seconds for the reuse window; None for times that cannot be placed
+    (negative, NaN, infinite or absurdly far)."""
+    if not 0 <= t < _MAX_TIME:
         return None
     return int(t)
 
@@ -226,7 +222,7 @@ class Dedup:
         sent = None if delivery.sent_at is None else _seconds(delivery.sent_at)
         seen = self._seen  # mutated in place only (pruning too), so this alias stays valid
         head_until = self._head_until  # -1 unless a continuation: no head to keep
-        for ev in events:
+        for ev, event_time in zip(events, delivery.times, strict=True):
             eid = ev.get("event_id")
             cls = eid.__class__
             if cls is str:
@@ -236,7 +232,7 @@ class Dedup:
             elif cls is not int and cls is not float:  # None, bool, list, dict...
                 self._missing.add(ev["event_name"], delivery.file, delivery.line, eid)
                 continue
-            t = sent if sent is not None else _seconds(ev["event_time"])
+            t = sent if sent is not None else _seconds(event_time)
             if t is None:
                 continue
             # Hot path, inlined: most ids are seen once, so a lookup and an insert.

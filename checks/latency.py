@@ -147,11 +147,8 @@ class Latency:
         if sent is None:
             return
         bounds, by_name, warn = self._bounds, self._by_name, self._warn
-        for ev in delivery.events:
-            try:
-                lag = sent - ev["event_time"]
-            except OverflowError:  # an int too large for a float: absurd either way
-                lag = 0.0 if ev["event_time"] > 0 else MAX_LAG
+        for ev, t in zip(delivery.events, delivery.times, strict=True):
+            lag = sent - t
             if not lag >= 0.0:  # negative or NaN: clamped, the payload check judges it
                 lag = 0.0
             elif lag > MAX_LAG:

@@ -85,7 +85,6 @@ FBP_PATTERN: Final = re.compile(
 CURRENCIES: Final = frozenset(c.alpha_3 for c in pycountry.currencies)
 _CURRENCY_FAST: Final = CURRENCIES | {c.lower() for c in CURRENCIES}
 
-MILLISECONDS_ABOVE: Final = 1e11  # year 5138 in seconds; a 2020s time in ms is ~1.7e12
 _CACHE_MAX = 4096  # entries per memo (valid fbc, valid fbp, custom event names)
 _MAX_EVIDENCE_NAMES = 50  # event names kept for the test_event_code evidence
 _CACHE_VALUE_MAX = 512  # longer strings are validated every time rather than kept
@@ -293,12 +292,13 @@ class Payload:
         latest, oldest = ref + self._tolerance, ref - self._max_age
         store_oldest = ref - self._store_max_age
         valid_fbc, valid_fbp, names_ok = self._valid_fbc, self._valid_fbp, self._names_ok
-        for event in events:
+        if delivery.millis is not None:
+            self._millis(delivery)
+        for event, t in zip(events, delivery.times, strict=True):
             name = event["event_name"]
-            t = event["event_time"]
             source = event.get("action_source")
             if t > latest or (t < oldest and (t < store_oldest or source != "physical_store")):
-                self._event_time(t, source, ref, name, delivery)
+                self._event_time(event, t, source, ref, delivery)
             if name not in STANDARD_EVENTS and name not in names_ok:
                 self._event_name(name, delivery)
             user_data = event.get("user_data")
@@ -346,19 +346,30 @@ class Payload:
     def _hit(self, code: PayloadCode, name: str, delivery: Delivery, *value: Any) -> None:
         self.book.hit(code, _FIELD[code], name, delivery, *value)
 
-    def _event_time(self, t: float, source: Any, ref: float, name: str, delivery: Delivery) -> None:
-        if t > MILLISECONDS_ABOVE:
-            # A millisecond time is also "in the future"; report only the root cause.
-            self._hit(PayloadCode.EVENT_TIME_MILLISECONDS, name, delivery, t)
-        elif t > ref + self._tolerance:
+    def _millis(self, delivery: Delivery) -> None:
+        """Events whose event_time the reader found in milliseconds (``Delivery.millis``);
+        the finding shows the value as sent."""
+        flags = delivery.millis or ()
+        for event, millis in zip(delivery.events, flags, strict=True):
+            if millis:
+                code = PayloadCode.EVENT_TIME_MILLISECONDS
+                self._hit(code, event["event_name"], delivery, event["event_time"])
+
+    def _event_time(
+        self, event: dict[str, Any], t: float, source: Any, ref: float, delivery: Delivery
+    ) -> None:
+        name = event["event_name"]
+        if delivery.millis is not None and delivery.millis[delivery.events.index(event)]:
+            return  # reported as EVENT_TIME_MILLISECONDS: the root cause, not also its age
+        if t > ref + self._tolerance:
             self.max_ahead = max(self.max_ahead, t - ref)
-            self._hit(PayloadCode.EVENT_TIME_FUTURE, name, delivery, t)
+            self._hit(PayloadCode.EVENT_TIME_FUTURE, name, delivery, event["event_time"])
         else:
             age = ref - t
             limit = self._store_max_age if source == "physical_store" else self._max_age
             if age > limit:
                 self.max_age = max(self.max_age, age)
-                self._hit(PayloadCode.EVENT_TIME_TOO_OLD, name, delivery, t)
+                self._hit(PayloadCode.EVENT_TIME_TOO_OLD, name, delivery, event["event_time"])
 
     def _event_name(self, name: str, delivery: Delivery) -> None:
         if standard_spelling(name) is not None:

@@ -14,7 +14,6 @@ its replayed index instead.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 
 from monitor.config import Settings
@@ -25,15 +24,8 @@ from monitor.model.results import DatasetReport
 from monitor.model.rollup import HourRollup
 from monitor.model.series import VolumeHistory
 
-_MILLIS_ABOVE = 1e11  # as monitor.sources.logs.reader: larger Unix times are milliseconds
-
 # Builds the audit of one dataset for one cycle: dataset id -> its DatasetAudit.
 AuditFactory = Callable[[str], DatasetAudit]
-
-
-def _seconds(value: float) -> float:
-    number = float(value)
-    return number / 1000.0 if number > _MILLIS_ABOVE else number
 
 
 def recent_part(delivery: Delivery, since: float) -> Delivery | None:
@@ -42,12 +34,12 @@ def recent_part(delivery: Delivery, since: float) -> Delivery | None:
     recent."""
     if delivery.sent_at is not None:
         return delivery if delivery.sent_at >= since else None
-    kept = [e for e in delivery.events if _seconds(e["event_time"]) >= since]
+    kept = [i for i, t in enumerate(delivery.times) if t >= since]
     if not kept:
         return None
     if len(kept) == len(delivery.events):
         return delivery
-    return dataclasses.replace(delivery, events=kept)  # the reader's object stays whole
+    return delivery.subset(kept)  # the reader's object stays whole
 
 
 class CycleBatch:

@@ -160,8 +160,7 @@ class RollupAccumulator:
         bounds = LATENCY_BOUNDS
         value_events = VALUE_EVENTS
         hour = int(sent_at // 3600 * 3600) if sent_at is not None else 0
-        for ev in events:
-            t = ev["event_time"]
+        for ev, t in zip(events, d.times, strict=True):
             if sent_at is None:
                 hour = int(t // 3600 * 3600)
             state = rows.get((ev["event_name"], hour))
@@ -193,8 +192,8 @@ class RollupAccumulator:
     def _observe_failed(self, d: Delivery) -> None:
         """Events of failed requests are delivery errors, not accepted volume (CONTRACTS §6)."""
         err = error_key(d)
-        for ev in d.events:
-            t = d.sent_at if d.sent_at is not None else ev["event_time"]
+        for ev, event_time in zip(d.events, d.times, strict=True):
+            t = d.sent_at if d.sent_at is not None else event_time
             row = self._row(ev["event_name"], int(t // 3600 * 3600)).row
             row.failed += 1
             row.error_codes[err] = row.error_codes.get(err, 0) + 1

@@ -8,6 +8,8 @@ path does not copy them; checks must treat them as read-only.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -54,6 +56,28 @@ class Delivery:
     partner_agent: str | None = None
     response: ResponseInfo | None = None
     duration_ms: float | None = None
+    # Each event's event_time in Unix seconds, in the order of ``events``: milliseconds are
+    # normalised once, by the reader (``monitor.sources.logs.fields.event_times``); checks
+    # read these, never ``event["event_time"]``, whose unit is the sender's.
+    times: list[float] = field(default_factory=list)
+    # Which events gave their event_time in milliseconds (``times`` holds seconds anyway);
+    # None when none did, the usual case. Only ``payload`` reports it.
+    millis: list[bool] | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.times) != len(self.events):
+            raise ValueError("Delivery: one time per event is required (see event_times)")
+
+    def subset(self, keep: Sequence[int]) -> Delivery:
+        """A copy with only the events at the indexes ``keep`` (their times, their flags);
+        ``sent_count`` stays the request's size."""
+        millis = self.millis
+        return dataclasses.replace(
+            self,
+            events=[self.events[i] for i in keep],
+            times=[self.times[i] for i in keep],
+            millis=None if millis is None else [millis[i] for i in keep],
+        )
 
 
 @dataclass(slots=True)

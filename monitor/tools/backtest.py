@@ -59,7 +59,6 @@ from monitor.store.graph import stored_source_counts
 
 HOUR = 3600
 WARM = 86400.0  # alert states are warmed over this span before --from
-_MILLIS_ABOVE = 1e11
 
 
 @dataclass(slots=True)
@@ -96,9 +95,7 @@ def send_time(d: Delivery) -> float:
     """When a delivery was sent: ``sent_at``, else its earliest ``event_time``."""
     if d.sent_at is not None:
         return d.sent_at
-    times = [float(e["event_time"]) for e in d.events]
-    t = min(times, default=0.0)
-    return t / 1000.0 if t > _MILLIS_ABOVE else t
+    return min(d.times, default=0.0)
 
 
 class _Index:

@@ -163,6 +163,14 @@ def test_weird_event_times_never_crash(event_time: float) -> None:
     assert result.status in (Status.OK, Status.WARN, Status.CRIT)
 
 
+def test_milliseconds_event_times_are_judged_in_seconds() -> None:
+    """An event_time in ms (the reader's Delivery.times) has its real lag, not 0."""
+    late = [event("Lead", (NOW - 2 * 3600) * 1000) for _ in range(30)]
+    check, result = run(Latency, [delivery(*late, sent_at=NOW)])
+    assert check.percentiles()["overall"]["p50"] == pytest.approx(7200, rel=0.01)
+    assert one(result, "LATENCY_HIGH").severity is Severity.WARN
+
+
 def test_sdk_traffic_raises_nothing() -> None:
     """Valid SDK-made events (unique ids, sent 30 s after the batch) are healthy here."""
     _, result = run(Latency, sdk_batches())

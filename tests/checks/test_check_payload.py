@@ -210,6 +210,8 @@ REFERENCE_CASES: list[tuple[str, float | None, float, set[PayloadCode]]] = [
      {PayloadCode.EVENT_TIME_FUTURE}),
     ("a milliseconds time is not also reported as future", NOW, 1e12,
      {PayloadCode.EVENT_TIME_MILLISECONDS}),
+    ("nor as too old when it is old in seconds too", NOW, -(NOW - (NOW - 9 * DAY) * 1000),
+     {PayloadCode.EVENT_TIME_MILLISECONDS}),
 ]  # fmt: skip
 
 
@@ -224,6 +226,13 @@ def test_reference_time(
     t = 1e12 + NOW if offset == 1e12 else NOW + offset
     _, result = run(Payload, [delivery(good(event_time=t), sent_at=sent_at)])
     assert codes(result) == expected, intent
+
+
+def test_time_examples_show_the_value_as_sent() -> None:
+    ms, old = int(NOW - 60) * 1000, int(NOW - 9 * DAY)
+    _, result = run(Payload, [delivery(good(event_time=ms), good(event_time=old), sent_at=NOW)])
+    assert one(result, PayloadCode.EVENT_TIME_MILLISECONDS).examples[0].value == str(ms)
+    assert one(result, PayloadCode.EVENT_TIME_TOO_OLD).examples[0].value == str(old)
 
 
 def test_too_old_is_crit_and_carries_evidence() -> None:

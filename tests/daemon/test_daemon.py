@@ -25,6 +25,7 @@ from monitor.engine.cycle import recent_part
 from monitor.jsonlog import JsonFormatter, ScrubFilter, secret_values
 from monitor.model.observations import Delivery, Shape
 from monitor.model.results import DatasetReport
+from monitor.sources.logs.fields import event_times
 from monitor.sources.logs.tail import LogTailer
 from monitor.store import Store
 from monitor.store.tables.core import metadata
@@ -270,7 +271,10 @@ def test_status_shows_alerts_and_last_runs(
 
 def test_recent_part_uses_send_time_else_event_time() -> None:
     def d(events: list[dict[str, Any]], sent_at: float | None) -> Delivery:
-        return Delivery("f", 1, "1", Shape.REQUEST, events, len(events), sent_at)
+        times, millis = event_times(events)
+        return Delivery(
+            "f", 1, "1", Shape.REQUEST, events, len(events), sent_at, times=times, millis=millis
+        )
 
     assert recent_part(d([event(NOW)], NOW - 10), NOW - 5) is None
     old, new = {"event_name": "A", "event_time": NOW - 100}, {"event_name": "B", "event_time": NOW}

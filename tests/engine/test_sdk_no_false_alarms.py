@@ -18,6 +18,7 @@ from checks.hash_validity import HashCode, HashValidity
 from checks.payload import STANDARD_EVENTS, Payload, PayloadCode
 from monitor.model.findings import Severity, Status
 from monitor.model.observations import Delivery, Shape
+from monitor.sources.logs.fields import event_times
 from tests.support.checkutil import NOW, context, one
 from tests.support.sdkgen import ACTION_SOURCES, sdk_events, sdk_log_lines
 
@@ -37,7 +38,16 @@ def batches(events: list[dict[str, Any]], size: int = 40) -> list[Delivery]:
         chunk = events[i : i + size]
         sent = max(e["event_time"] for e in chunk) + 30
         out.append(
-            Delivery("sdk.jsonl", i // size + 1, "123", Shape.RECORD, chunk, len(chunk), sent)
+            Delivery(
+                "sdk.jsonl",
+                i // size + 1,
+                "123",
+                Shape.RECORD,
+                chunk,
+                len(chunk),
+                sent,
+                times=event_times(chunk)[0],
+            )
         )
     return out
 
@@ -50,9 +60,11 @@ def parse_line(line: bytes) -> Delivery:
     events = [json.loads(e) if isinstance(e, str) else e for e in data]
     sent = record["sent_at"]
     sent_at = sent if isinstance(sent, float | int) else datetime.fromisoformat(sent).timestamp()
+    times, millis = event_times(events)
     return Delivery(
-        "log.jsonl", 1, record["dataset_id"], Shape.RECORD, events, len(events), sent_at
-    )
+        "log.jsonl", 1, record["dataset_id"], Shape.RECORD, events, len(events), sent_at,
+        times=times, millis=millis,
+    )  # fmt: skip
 
 
 def run_checks(deliveries: list[Delivery]) -> list[Any]:
@@ -77,7 +89,10 @@ def test_sdk_events_judged_against_the_run_clock_too(
     corpus: dict[int, list[dict[str, Any]]],
 ) -> None:
     """Bare events (no send time) are judged at ``now``: still nothing to report."""
-    bare = [Delivery("b.jsonl", 1, "123", Shape.EVENT, [e], 1) for e in corpus[1][:500]]
+    bare = [
+        Delivery("b.jsonl", 1, "123", Shape.EVENT, [e], 1, times=[float(e["event_time"])])
+        for e in corpus[1][:500]
+    ]
     assert all(r.findings == [] for r in run_checks(bare))
 
 

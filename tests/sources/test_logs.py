@@ -84,6 +84,7 @@ def test_record_every_field(tmp_path: Path) -> None:
         partner_agent="myplatform",
         response=ResponseInfo(status=200, events_received=1, fbtrace_id="AbC"),
         duration_ms=143.0,
+        times=[float(T0)],
     )
     assert (stats.files, stats.lines, stats.events, stats.malformed_lines) == (1, 1, 1, 0)
     assert stats.bytes_read == path.stat().st_size
@@ -115,6 +116,28 @@ def test_record_aliases_ts_and_integer_pixel_id(tmp_path: Path) -> None:
 def test_sent_at_formats(tmp_path: Path, sent_at: Any, expected: float) -> None:
     (d,), _ = read_one(tmp_path, {"sent_at": sent_at, "request": {"data": [ev()]}})
     assert d.sent_at == pytest.approx(expected, abs=1e-6)
+
+
+def test_event_times_are_seconds_with_milliseconds_flagged(tmp_path: Path) -> None:
+    """The reader decides the unit of event_time once (Delivery.times/millis)."""
+    data = [ev(t=T0), ev(t=(T0 + 2) * 1000 + 500), ev(t=T0 + 1.5)]
+    (d,), _ = read_one(tmp_path, {"sent_at": T0 + 9, "request": {"data": data}})
+    assert d.times == [T0, T0 + 2.5, T0 + 1.5]
+    assert d.millis == [False, True, False]
+    assert d.events[1]["event_time"] == (T0 + 2) * 1000 + 500  # the event stays as sent
+    (plain,), _ = read_one(tmp_path, {"sent_at": T0 + 9, "request": {"data": [ev()]}})
+    assert plain.millis is None
+
+
+def test_a_delivery_needs_one_time_per_event() -> None:
+    with pytest.raises(ValueError, match="one time per event"):
+        Delivery("f", 1, "d", Shape.EVENT, [ev()], 1)
+
+
+def test_window_subsets_times_and_flags(tmp_path: Path) -> None:
+    data = [ev(t=T0 - 100), ev(t=T0 * 1000), ev(t=T0 + 100)]
+    (d,), _ = read_one(tmp_path, {"data": data}, since=T0, until=T0 + 50)
+    assert (d.times, d.millis, d.sent_count) == ([float(T0)], [True], 3)
 
 
 def test_sent_at_cache_does_not_leak_between_values(tmp_path: Path) -> None:

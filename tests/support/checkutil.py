@@ -12,6 +12,7 @@ from checks.base import Check, CheckContext
 from monitor.config import ChecksSettings
 from monitor.model.findings import CheckResult, Finding
 from monitor.model.observations import Delivery, ResponseInfo, Shape
+from monitor.sources.logs.fields import event_times
 from tests.support.sdkgen import sdk_events
 
 NOW = 1_795_176_000.0  # 2026-11-20T12:00:00Z, the clock of every check test
@@ -35,6 +36,7 @@ def delivery(
 ) -> Delivery:
     """A delivery of ``events``; a record (shape a) when it has a send time or response."""
     shape = Shape.RECORD if sent_at is not None or response is not None else Shape.EVENT
+    times, millis = event_times(events)
     return Delivery(
         file=file,
         line=line,
@@ -44,6 +46,8 @@ def delivery(
         sent_count=len(events) if sent_count is None else sent_count,
         sent_at=sent_at,
         response=response,
+        times=times,
+        millis=millis,
     )
 
 

@@ -7,6 +7,8 @@ a line or an event malformed). Every function here is pure; a line-level defect 
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +17,7 @@ import orjson
 from monitor.model.observations import ResponseInfo
 
 # Unix times above this are milliseconds: 1e11 s is the year 5138, 1e11 ms is 1973.
-_MILLIS_ABOVE = 1e11
+MILLIS_ABOVE = 1e11
 
 
 class Malformed(Exception):
@@ -55,8 +57,27 @@ def _parse_timestamp_slow(text: str) -> float | None:
 
 
 def unix_seconds(value: float) -> float:
-    number = float(value)
-    return number / 1000.0 if number > _MILLIS_ABOVE else number
+    """A Unix time in seconds; one given in milliseconds (above ``MILLIS_ABOVE``) is
+    divided by 1000. The only place where the unit of a logged time is decided: the
+    reader applies it to ``sent_at`` and ``event_time``, checks read seconds only. An
+    integer too large for a float is infinite."""
+    try:
+        number = float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+    return number / 1000.0 if number > MILLIS_ABOVE else number
+
+
+def event_times(events: Sequence[dict[str, Any]]) -> tuple[list[float], list[bool] | None]:
+    """``(times, millis)`` of well-formed events for a ``Delivery``: each ``event_time``
+    in seconds (``unix_seconds``), and which were in milliseconds (None: none were)."""
+    times = [unix_seconds(e["event_time"]) for e in events]
+    millis = None
+    for t, e in zip(times, events, strict=True):
+        if t != e["event_time"]:  # only milliseconds are changed (huge integers too)
+            millis = [e["event_time"] > MILLIS_ABOVE for e in events]
+            break
+    return times, millis
 
 
 def own_dataset(obj: dict[str, Any]) -> str | None:

@@ -29,6 +29,7 @@ from monitor.sources.logs.fields import (
     data_list,
     decode_event,
     event_defect,
+    event_times,
     label_text,
     optional_number,
     own_dataset,
@@ -361,7 +362,7 @@ class _Reader:
         agent = request.get("partner_agent")
         if agent is not None:
             agent = label_text(agent)
-        events = self._events(data, "request.data", name, lineno)
+        events, times, millis = self._events(data, "request.data", name, lineno)
         return Delivery(
             name,
             lineno,
@@ -374,25 +375,32 @@ class _Reader:
             agent,
             response,
             duration,
+            times,
+            millis,
         )
 
     def _bare_request(self, obj: dict[str, Any], name: str, lineno: int, dataset: str) -> Delivery:
         own = own_dataset(obj)
         data = data_list(obj["data"], "data")
-        events = self._events(data, "data", name, lineno)
+        events, times, millis = self._events(data, "data", name, lineno)
         test_code = label_text(obj.get("test_event_code"))
         agent = label_text(obj.get("partner_agent"))
         return Delivery(
-            name, lineno, own or dataset, Shape.REQUEST, events, len(data), None, test_code, agent
-        )
+            name, lineno, own or dataset, Shape.REQUEST, events, len(data), None, test_code, agent,
+            None, None, times, millis,
+        )  # fmt: skip
 
     def _bare_event(self, obj: dict[str, Any], name: str, lineno: int, dataset: str) -> Delivery:
         own = own_dataset(obj)
-        events = self._events([obj], "", name, lineno)
-        return Delivery(name, lineno, own or dataset, Shape.EVENT, events, 1)
+        events, times, millis = self._events([obj], "", name, lineno)
+        return Delivery(
+            name, lineno, own or dataset, Shape.EVENT, events, 1, None, None, None, None, None,
+            times, millis,
+        )  # fmt: skip
 
-    def _events(self, data: list[Any], field: str, name: str, lineno: int) -> list[dict[str, Any]]:
-        """The well-formed events of ``data``; each other item is one malformed event."""
+    def _events(self, data: list[Any], field: str, name: str, lineno: int) -> _Events:
+        """The well-formed events of ``data`` with their times in seconds and which were
+        in milliseconds (see ``Delivery.times``); each other item is one malformed event."""
         events: list[dict[str, Any]] = []
         for index, item in enumerate(data):
             if type(item) is not dict:
@@ -407,7 +415,7 @@ class _Reader:
                 events.append(item)
             else:
                 self._bad_event(name, lineno, field, index, event_defect(item))
-        return events
+        return (events, *event_times(events))
 
     def _bad_event(self, name: str, lineno: int, field: str, index: int, why: str) -> None:
         where = f"{field}[{index}]" if field else "event"
@@ -436,11 +444,12 @@ class _Reader:
         if delivery.sent_at is not None:
             inside = self._inside(delivery.sent_at)
             return delivery if inside and delivery.events else None
-        kept = [e for e in delivery.events if self._inside(unix_seconds(e["event_time"]))]
+        kept = [i for i, t in enumerate(delivery.times) if self._inside(t)]
         if not kept:
             return None
-        delivery.events = kept  # sent_count keeps the request's size for EVENTS_DROPPED
-        return delivery
+        if len(kept) == len(delivery.events):
+            return delivery
+        return delivery.subset(kept)  # sent_count keeps the request's size for EVENTS_DROPPED
 
     def _inside(self, ts: float) -> bool:
         return (self.since is None or ts >= self.since) and (self.until is None or ts < self.until)
@@ -455,6 +464,8 @@ def _final_position(position: Callable[[], int] | None, consumed: int) -> int:
         return consumed
 
 
+# (well-formed events, their times in seconds, their milliseconds flags or None)
+_Events = tuple[list[dict[str, Any]], list[float], list[bool] | None]
 _Long = tuple[bytes | None, int]  # (the line, or None when discarded as over-long; its size)
 
 
