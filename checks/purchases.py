@@ -15,7 +15,6 @@ from monitor.model.observations import Delivery
 from monitor.model.orders import Order, order_key
 
 PURCHASE = "Purchase"
-_MS_THRESHOLD = 1e11  # an event_time above this is in milliseconds (payload reports it)
 
 
 class Outcome(StrEnum):
@@ -55,7 +54,7 @@ def purchases_of(delivery: Delivery, match_field: str) -> Iterable[Purchase]:
     """The Purchase events of one delivery (exact event name: ``purchase`` is another)."""
     outcome: Outcome | None = None
     path = match_field.split(".")
-    for ev in delivery.events:
+    for ev, event_time in zip(delivery.events, delivery.times, strict=True):
         if ev.get("event_name") != PURCHASE:
             continue
         outcome = outcome or outcome_of(delivery)
@@ -68,7 +67,7 @@ def purchases_of(delivery: Delivery, match_field: str) -> Iterable[Purchase]:
             line=delivery.line,
             key=order_key(_dig(ev, path)),
             event_id=str(event_id) if event_id not in (None, "") else None,
-            event_time=event_seconds(ev["event_time"]),
+            event_time=event_time,  # seconds: the reader normalised milliseconds
             value=_decimal(custom.get("value")),
             currency=currency.strip().upper() if isinstance(currency, str) else None,
             outcome=outcome,
@@ -81,11 +80,6 @@ def _dig(obj: Any, path: list[str]) -> Any:
             return None
         obj = obj.get(part)
     return obj
-
-
-def event_seconds(event_time: Any) -> float:
-    t = float(event_time)
-    return t / 1000.0 if t > _MS_THRESHOLD else t
 
 
 def _decimal(value: Any) -> Decimal | None:

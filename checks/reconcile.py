@@ -70,7 +70,6 @@ from checks.purchases import (
     Outcome,
     PaidOrder,
     Purchase,
-    event_seconds,
     paid_orders,
     purchases_of,
 )
@@ -484,7 +483,7 @@ class ReconcileCheck:
     def observe(self, delivery: Delivery) -> None:
         t = delivery.sent_at
         if t is None and delivery.events:
-            t = min(event_seconds(ev["event_time"]) for ev in delivery.events)
+            t = min(delivery.times)
         if t is not None and (self.first_sent is None or t < self.first_sent):
             self.first_sent = t
         for p in purchases_of(delivery, self.rules.match_field):
