@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 
 from monitor.config import settings_from_dict
-from monitor.sources.graph.client import poll_many
+from monitor.sources.graph.poll import poll_many
 from monitor.testing.fakegraph import FakeGraph
 
 RESULTS = Path(__file__).resolve().parent / "results" / "graph_poll.json"

@@ -53,7 +53,7 @@ class MetaSettings(_Section):
     graph_url: str = "https://graph.facebook.com"
     api_version: str = "v25.0"
     access_token_env: str = "META_ACCESS_TOKEN"
-    # Graph API source (monitor.sources.graph.client): HTTP calls in flight across all datasets,
+    # Graph API source (monitor.sources.graph): HTTP calls in flight across all datasets,
     # per-call timeout, retries of transient/throttled calls, hours of /stats read.
     concurrency: int = Field(20, ge=1, le=1000)
     timeout: Duration = 30.0

@@ -5,7 +5,7 @@
     ├── InputError              an input path cannot be read at all (exit 2)
     ├── StoreError              the database cannot be opened or migrated
     ├── SourceError             a source (e.g. the Graph API) could not be read; the message
-    │                           is already scrubbed (sources.graph.GraphError adds a `kind`)
+    │                           is already scrubbed (sources.graph.errors.GraphError adds a `kind`)
     └── WorkerError             a worker process of a parallel audit died without a result
 
 Malformed *content* (a bad log line) is never an exception: sources count and report it.

@@ -10,7 +10,10 @@ applies the same rules to free text such as Meta error messages.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
+
+REDACTED = "[redacted]"
 
 _EMAIL = re.compile(r"[^\s@<>\"',;:]+@[^\s@<>\"',;:]+\.[A-Za-z]{2,}")
 _EMAIL_PARTS = re.compile(r"^\s*([^@\s]*)@([^@\s]*?)(?:\.([A-Za-z]{2,24}))?\s*$")
@@ -134,13 +137,25 @@ def _mask_phone_match(m: re.Match[str]) -> str:
 
 def scrub_secrets(text: str) -> str:
     """Mask token-like strings and emails inside text that is otherwise not personal."""
-    text = _TOKEN_IN_TEXT.sub("[redacted]", text)
+    text = _TOKEN_IN_TEXT.sub(REDACTED, text)
     return _EMAIL.sub(lambda m: mask_email(m.group(0)), text)
 
 
 def scrub_text(text: str) -> str:
     """Mask emails, phone numbers and token-like strings inside free text."""
     return _PHONE_IN_TEXT.sub(_mask_phone_match, scrub_secrets(text))
+
+
+def redact(text: str, secrets: Iterable[str | None] = (), *, limit: int | None = None) -> str:
+    """Free text fit for an error, a log line or the store: each of ``secrets`` (exact
+    strings, longest first) replaced by ``[redacted]``, then ``scrub_text``-ed, folded to
+    one line and cut to ``limit`` characters (``…`` marks a cut)."""
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    text = scrub_text(" ".join(text.split()))
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
 
 
 def scrub_deep(value: Any) -> Any:

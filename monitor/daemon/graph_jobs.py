@@ -9,7 +9,7 @@ and a token; without one the jobs are not scheduled, docs/contracts.md §6):
   the token (``debug_token``), plus the ``aggregation=event`` totals of ``/stats``
   (``QUALITY_JOB``).
 
-Each run polls its parts (``monitor.sources.graph.client.poll_dataset(parts=...)``), runs every
+Each run polls its parts (``monitor.sources.graph.poll.poll_dataset(parts=...)``), runs every
 check over the snapshot with no log deliveries (``graph_reports``: log checks report
 ``skipped``; a check whose parts were not read in this poll reports ``skipped`` too),
 then stores the snapshot and evaluates the alerts in one transaction (the daemon).

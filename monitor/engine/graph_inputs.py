@@ -30,7 +30,8 @@ from monitor.model.graph import (
     Part,
     PartError,
 )
-from monitor.sources.graph.client import poll_many, poll_parts, resolve_token, stats_window
+from monitor.sources.graph.parse import stats_window
+from monitor.sources.graph.poll import poll_many, poll_parts, resolve_token
 
 if TYPE_CHECKING:
     from monitor.store.db import Store
@@ -59,7 +60,7 @@ def poll_graph(
 
     ``[meta]`` sets the concurrency (default 20 calls in flight), timeout, retries and
     the hours of ``/stats`` read. ``env`` holds the tokens; ``transport`` and ``sleep``
-    are for tests. ``parts`` limits the reads (``monitor.sources.graph.client.poll_parts``).
+    are for tests. ``parts`` limits the reads (``monitor.sources.graph.poll.poll_parts``).
     """
     meta = settings.meta
     if meta is None or not graph_datasets(settings, env):

@@ -1,6 +1,6 @@
 """Value types of what the Graph API observed about one dataset. No I/O here.
 
-Produced by ``monitor.sources.graph.client`` (already normalised, see its docstring), consumed by
+Produced by ``monitor.sources.graph`` (normalised by its ``parse`` module), consumed by
 the Graph-based checks (parity, EMQ, dedup, freshness, diagnostics, volume) and the store.
 
 Conventions, because Meta leaves much of this undocumented (docs/meta-capi.md §12):

@@ -19,18 +19,19 @@ from monitor.config import settings_from_dict
 from monitor.model.graph import GraphErrorKind, GraphSnapshot, Part
 from monitor.sources.graph.client import (
     DATASET_QUALITY_FIELDS,
+    ClientSettings,
     GraphClient,
-    GraphError,
     HttpPool,
+)
+from monitor.sources.graph.errors import GraphError, classify_error
+from monitor.sources.graph.parse import (
     canonical_match_key,
-    classify_error,
     normalise_stats,
     parse_dataset_quality,
     parse_usage,
-    poll_dataset,
-    poll_many,
     stats_window,
 )
+from monitor.sources.graph.poll import poll_dataset, poll_many
 from monitor.testing.fakegraph import FakeGraph, Scenario
 
 T = TypeVar("T")
@@ -54,16 +55,16 @@ class Sleeps:
         self.calls.append(seconds)
 
 
+_SETTINGS = frozenset(f.name for f in dataclasses.fields(ClientSettings))
+
+
 def _client(url: str, sleeps: Sleeps | None = None, **kw: Any) -> GraphClient:
     kw.setdefault("max_retries", 2)
-    return GraphClient(
-        graph_url=url,
-        api_version="v25.0",
-        token=kw.pop("token", TOKEN),
-        sleep=sleeps or Sleeps(),
-        rng=random.Random(7),
-        **kw,
+    settings = ClientSettings(
+        graph_url=url, api_version="v25.0", **{k: kw.pop(k) for k in _SETTINGS & set(kw)}
     )
+    token = kw.pop("token", TOKEN)
+    return GraphClient(token, settings, sleep=sleeps or Sleeps(), rng=random.Random(7), **kw)
 
 
 def poll(
@@ -508,7 +509,7 @@ def test_stats_offsets_duplicates_aliases_and_unknown_sources() -> None:
     assert by_key[(datetime(2026, 1, 1, 10, tzinfo=UTC), "SERVER")] == 7
     assert len(buckets) == 4 and all(b.event == "Purchase" for b in buckets)
 
-    from monitor.sources.graph.client import source_counts
+    from monitor.sources.graph.parse import source_counts
 
     first = source_counts(buckets)[0]
     assert (first.browser, first.server, first.other) == (41, 44, {"OFFLINE": 3})

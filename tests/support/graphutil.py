@@ -29,7 +29,7 @@ from monitor.model.graph import (
     TokenInfo,
 )
 from monitor.model.rollup import HourRollup
-from monitor.sources.graph.client import stats_window
+from monitor.sources.graph.parse import stats_window
 
 NOW = 1_795_176_000.0  # 2026-11-20T12:00:00Z
 HOUR = 3600
