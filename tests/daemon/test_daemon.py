@@ -29,6 +29,7 @@ from monitor.sources.logs.fields import event_times
 from monitor.sources.logs.tail import LogTailer
 from monitor.store import Store
 from monitor.store.tables.core import metadata
+from tests.support.pg import BACKENDS, database
 
 NOW = 1_795_176_000.0  # 2026-11-20T12:00:00Z
 DAY = 86400.0
@@ -105,9 +106,9 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(f"sqlite:///{tmp_path}/state.db") as s:
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    with database(request.param, tmp_path) as url, Store.open(url) as s:
         yield s
 
 

@@ -39,6 +39,7 @@ from monitor.store import Store
 from monitor.store.graph import stored_polls, stored_source_counts
 from monitor.testing.fakegraph import FakeGraph
 from tests.daemon.test_daemon import NOW, FakeSender, append, line, outbox
+from tests.support.pg import BACKENDS, database
 
 HOUR = 3600.0
 TOKEN_A = "EAAGdaemonGraphTokenAlpha0123456789abcdef"
@@ -55,9 +56,9 @@ def fake() -> Iterator[FakeGraph]:
         yield fg
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(f"sqlite:///{tmp_path}/state.db") as s:
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    with database(request.param, tmp_path) as url, Store.open(url) as s:
         yield s
 
 

@@ -1,13 +1,14 @@
 """The store on real SQLite files: round trips, upsert modes, migrations, errors, no PII.
 
-Tests taking the ``db`` fixture also run against PostgreSQL when
-``CAPI_MONITOR_TEST_PG_URL`` names a throwaway database (its ``public`` schema is dropped
-before each test), e.g. ``postgresql+psycopg://capi@127.0.0.1:5432/capi_test``.
+Tests taking the ``db`` fixture also run against PostgreSQL, each on a fresh database of
+the server ``CAPI_MONITOR_TEST_PG_URL`` names (``tests.support.pg``; ``.ci/run`` starts a
+throwaway one).
 """
 
 from __future__ import annotations
 
-import os
+import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -19,7 +20,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 
 from monitor.errors import StoreError
 from monitor.mask import mask_value
@@ -30,10 +31,10 @@ from monitor.model.rollup import LATENCY_BOUNDS, MATCH_KEYS, HourRollup
 from monitor.store import Store
 from monitor.store.db import alembic_config, create_store_engine, parse_url
 from monitor.store.tables.core import metadata
+from tests.support.pg import BACKENDS, ON_PG, database, fresh_database
 
 H = 1_700_000_000 // 3600 * 3600  # an hour start
 EMAIL = "jane.doe@example.com"
-PG_URL = os.environ.get("CAPI_MONITOR_TEST_PG_URL")
 
 
 # The newest migration: every later release adds one, and these tests must keep passing.
@@ -87,30 +88,15 @@ def report(*rollups: HourRollup, findings: list[Finding] | None = None) -> Audit
     return AuditReport(H + 7200.5, H + 7200.0, stats, [ds, other], since=H - 86400.0, until=None)
 
 
-def reset_postgres(url: str) -> None:
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-    finally:
-        engine.dispose()
-
-
 @pytest.fixture
 def sqlite_db(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'state' / 'capi.db'}"
 
 
-@pytest.fixture(
-    params=["sqlite", *([pytest.param("postgres", marks=pytest.mark.postgres)] if PG_URL else [])]
-)
-def db(request: pytest.FixtureRequest, sqlite_db: str) -> str:
-    if request.param == "sqlite":
-        return sqlite_db
-    assert PG_URL is not None
-    reset_postgres(PG_URL)
-    return PG_URL
+@pytest.fixture(params=BACKENDS)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
@@ -312,6 +298,46 @@ def test_concurrent_add_cycles_lose_no_counts(db: str) -> None:
             t.join()
         [r] = a.rollups()
     assert (r.events, r.key_coverage()["em"]) == (60, 60)
+
+
+def test_instances_starting_together_migrate_a_fresh_database_once(db: str) -> None:
+    """Several processes opening one new database at once: one migrates, the others wait
+    for it (the write lock) and find the schema at head."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def open_store() -> None:
+        try:
+            start.wait()
+            with Store.open(db) as s:
+                s.record_audit(report(rollup(events=1)), rollup_mode="add")
+        except BaseException as err:  # collected: a thread's failure must fail the test
+            errors.append(err)
+
+    threads = [threading.Thread(target=open_store) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with Store.open(db) as s:
+        assert version(s) == [HEAD]
+        assert [r.events for r in s.rollups()] == [6]
+
+
+@pytest.mark.postgres
+@ON_PG[1]
+def test_processes_starting_together_migrate_a_fresh_postgres() -> None:
+    code = "import sys; from monitor.store import Store; Store.open(sys.argv[1]).close()"
+    with fresh_database() as url:
+        procs = [
+            subprocess.Popen([sys.executable, "-c", code, url], stderr=subprocess.PIPE)
+            for _ in range(4)
+        ]
+        errors = [p.communicate(timeout=60)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0] * 4, errors
+        with Store.open(url) as s:
+            assert version(s) == [HEAD]
 
 
 # --- opening: paths, URLs, errors ------------------------------------------------------
