@@ -246,6 +246,8 @@ class Daemon:
             "malformed_lines": read.stats.malformed_lines,
             "malformed_events": read.stats.malformed_events,
             "rollup_rows": rollup_rows,
+            "rollup_failures": batch.rollup_failures,
+            "check_failures": sum(len(a.failures) for a in batch.audits.values()),
             "datasets_evaluated": evaluated,
             "datasets_skipped": len(reports) - evaluated,
             **read.counters.to_dict(),

@@ -12,12 +12,13 @@ one a sequential run gives (see ``checks.dedup.Dedup.merge`` for the one approxi
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from checks import CHECKS, CheckContext, registry
+from checks import CHECKS, Check, CheckContext, registry
 from checks.base import skipped
 from checks.funnel import MetaCounts
 from checks.graph_common import UsesRollups
@@ -27,7 +28,7 @@ from monitor.config import DatasetSettings, Settings
 from monitor.engine.parallel import fork_available, plan_parts, run_parts
 from monitor.engine.rollup import RollupAccumulator
 from monitor.errors import ConfigError
-from monitor.model.findings import CheckResult
+from monitor.model.findings import CheckResult, Status
 from monitor.model.graph import DatasetGraph, GraphSnapshot, Part
 from monitor.model.observations import Delivery, ReadStats
 from monitor.model.results import AuditReport, DatasetReport
@@ -38,6 +39,8 @@ from monitor.sources.logs.reader import read_deliveries
 
 if TYPE_CHECKING:
     from monitor.engine.orders_inputs import DatasetOrders
+
+log = logging.getLogger(__name__)
 
 # Below this, forking and merging cost more than they save (~1 s of sequential reading).
 PARALLEL_MIN_BYTES = 32 * 1024 * 1024
@@ -80,11 +83,16 @@ class DatasetAudit:
             self.reconcile.keep_purchases = reconcile
         self.rollup = RollupAccumulator(dataset_id)
         self.events = 0
+        # Checks that raised (a bug, or input nobody foresaw): check id -> what happened.
+        # Such a check stops observing and reports ``error``; the others go on.
+        self.failures: dict[str, str] = {}
+        self.rollup_failures = 0  # deliveries the rollup could not fold (see observe)
         self._observers = self._bind()
 
     def _bind(self) -> list[Callable[[Delivery], None]]:
         # Bound methods, looked up once: this loop runs for every line of every log.
-        return [*(c.observe for c in self.checks), self.rollup.observe]
+        live = [c.observe for c in self.checks if c.id not in self.failures]
+        return [*live, self.rollup.observe]
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "_observers"}
@@ -96,16 +104,41 @@ class DatasetAudit:
     def observe(self, delivery: Delivery) -> None:
         self.events += len(delivery.events)
         for observe in self._observers:
-            observe(delivery)
+            try:  # free in CPython 3.11 unless something raises
+                observe(delivery)
+            except Exception as err:
+                self._failed(observe, delivery, err)
+
+    def _failed(self, observe: Callable[[Delivery], None], d: Delivery, err: Exception) -> None:
+        """One observer raised: a check is taken out (``error`` in its result), the rollup
+        skips the delivery. The reason names the exception type and the line, never its
+        message (which may quote event content)."""
+        owner = getattr(observe, "__self__", None)
+        if owner is self.rollup:
+            self.rollup_failures += 1
+            log.warning("rollup failed", extra={"file": d.file, "line": d.line})
+            return
+        check_id = getattr(owner, "id", "?")
+        self.failures[check_id] = f"{type(err).__name__} at {d.file}:{d.line}"
+        log.warning(
+            "check failed",
+            extra={"check": check_id, "error": type(err).__name__, "file": d.file, "line": d.line},
+        )
+        self._observers = self._bind()
 
     def merge(self, later: DatasetAudit) -> None:
         """Fold in the audit of the same dataset over the input right after this one
         (same settings and clock): event counts, each check by id, the rollup."""
         self.events += later.events
+        self.rollup_failures += later.rollup_failures
+        for check_id, why in later.failures.items():
+            self.failures.setdefault(check_id, why)
         theirs = {c.id: c for c in later.checks}
         for check in self.checks:
-            check.merge(theirs[check.id])
+            if check.id not in self.failures:
+                check.merge(theirs[check.id])
         self.rollup.merge(later.rollup)
+        self._observers = self._bind()
 
     def window_start(self, since: float | None) -> float | None:
         """Where the reconciliation window starts: ``since``, else the earliest send time."""
@@ -136,7 +169,7 @@ class DatasetAudit:
         # No log data is "could not evaluate", never "healthy"; checks with a Graph part
         # still judge Meta's side (their log part then reports skipped by itself).
         results = [
-            c.result()
+            self._result(c)
             if self.events or c.reads_graph
             else skipped(c.id, "no events in the logs for this dataset")
             for c in self.checks
@@ -157,6 +190,18 @@ class DatasetAudit:
             client=ds.client if ds else None,
             funnel=funnel,
         )
+
+    def _result(self, check: Check) -> CheckResult:
+        """The check's result; ``error`` when it failed while observing or now."""
+        why = self.failures.get(check.id)
+        if why is None:
+            try:
+                return check.result()
+            except Exception as err:
+                why = f"{type(err).__name__} while judging"
+                log.warning("check failed", extra={"check": check.id, "error": type(err).__name__})
+        summary = f"the check failed ({why}); it did not judge this dataset"
+        return CheckResult(check.id, Status.ERROR, summary, None, [])
 
 
 def meta_counts(snapshot: GraphSnapshot | None) -> MetaCounts | None:

@@ -14,6 +14,7 @@ its replayed index instead.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 
 from monitor.config import Settings
@@ -23,6 +24,8 @@ from monitor.model.observations import Delivery
 from monitor.model.results import DatasetReport
 from monitor.model.rollup import HourRollup
 from monitor.model.series import VolumeHistory
+
+log = logging.getLogger(__name__)
 
 # Builds the audit of one dataset for one cycle: dataset id -> its DatasetAudit.
 AuditFactory = Callable[[str], DatasetAudit]
@@ -65,6 +68,7 @@ class CycleBatch:
         self.audits: dict[str, DatasetAudit] = {}
         self.deliveries = 0
         self.recent = 0
+        self.rollup_failures = 0
         self._make_audit = audit or self._default_audit
 
     def observe(self, delivery: Delivery) -> None:
@@ -73,7 +77,14 @@ class CycleBatch:
         rollup = self.rollups.get(dataset)
         if rollup is None:
             rollup = self.rollups[dataset] = RollupAccumulator(dataset)
-        rollup.observe(delivery)
+        try:  # one delivery the rollup cannot fold must not fail every dataset's cycle
+            rollup.observe(delivery)
+        except Exception as err:
+            self.rollup_failures += 1
+            log.warning(
+                "rollup failed",
+                extra={"dataset": dataset, "error": type(err).__name__, "line": delivery.line},
+            )
         recent = recent_part(delivery, self.since)
         if recent is not None:
             self.recent += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import random
 import tracemalloc
@@ -722,3 +723,60 @@ def test_memory_does_not_grow_with_log_size(tmp_path: Path) -> None:
     big.write_bytes(one * 100_000)
     peak_small, peak_big = _peak_bytes(small), _peak_bytes(big)
     assert peak_big <= 1.5 * peak_small, (peak_small, peak_big)
+
+
+# ----------------------------------------------------------------------------- ranges
+
+
+def text(obj: Any) -> bytes:
+    """A line written by the standard library: integers of any size (orjson stops at 64 bits)."""
+    return json.dumps(obj).encode() + b"\n"
+
+
+OUT_OF_RANGE_LINES = [
+    ("sent_at 1e300", {"sent_at": 1e300}, "sent_at: out of range"),
+    ("sent_at of 30 digits", {"sent_at": 123456789012345678901234567890}, "sent_at: out of range"),
+    ("sent_at before 1970", {"sent_at": "1969-12-31T23:59:59Z"}, "sent_at: out of range"),
+    ("sent_at in the year 9999", {"sent_at": "9999-01-01T00:00:00Z"}, "sent_at: out of range"),
+    ("sent_at as a huge numeric string", {"sent_at": "1e300"}, "sent_at: out of range"),
+    ("status beyond HTTP", {"response": {"status": 10**12}}, "response.status: out of range"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("intent", "fields", "reason"), OUT_OF_RANGE_LINES, ids=[c[0] for c in OUT_OF_RANGE_LINES]
+)
+def test_out_of_range_fields_make_the_line_malformed(
+    tmp_path: Path, intent: str, fields: dict[str, Any], reason: str
+) -> None:
+    deliveries, stats = read_one(tmp_path, text({"request": {"data": [ev()]}, **fields}))
+    assert deliveries == [] and stats.malformed_lines == 1, intent
+    assert stats.problems[0].reason == reason
+
+
+@pytest.mark.parametrize("t", [1e300, -1, 1e14 + 1, 123456789012345678901234567890])
+def test_out_of_range_event_times_make_the_event_malformed(tmp_path: Path, t: float) -> None:
+    (d,), stats = read_one(tmp_path, text({"sent_at": T0, "request": {"data": [ev(t=t), ev()]}}))
+    assert len(d.events) == 1 and stats.malformed_events == 1
+    assert stats.problems[0].reason == "request.data[0]: event_time: out of range"
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [(190, 190), ("190", 190), (" 190 ", 190), ("\u00b2", None), ("9" * 5000, None),
+     (2**60, None), (-5, -5), (1.5, None), (True, None)],
+)  # fmt: skip
+def test_integer_fields_are_bounded_and_never_raise(
+    tmp_path: Path, code: Any, expected: int | None
+) -> None:
+    body = {"error": {"code": code, "error_subcode": code}, "events_received": code}
+    (d,), _ = read_one(tmp_path, text({**RECORD, "response": {"status": 400, "body": body}}))
+    assert d.response is not None
+    assert (d.response.error_code, d.response.error_subcode) == (expected, expected)
+    assert d.response.events_received == expected
+
+
+@pytest.mark.parametrize("duration", [10**400 // 10**100, -1e300, 1e300, "12"])
+def test_duration_is_a_finite_number_or_unknown(tmp_path: Path, duration: Any) -> None:
+    (d,), _ = read_one(tmp_path, text({**RECORD, "duration_ms": duration}))
+    assert d.duration_ms is None or abs(d.duration_ms) <= 1e300

@@ -18,6 +18,16 @@ from monitor.model.observations import ResponseInfo
 
 # Unix times above this are milliseconds: 1e11 s is the year 5138, 1e11 ms is 1973.
 MILLIS_ABOVE = 1e11
+# A time (seconds, milliseconds normalised) outside [TIME_MIN, TIME_MAX) is no time at all:
+# before 1970, or after the year 5138 (also in milliseconds). Such a sent_at makes its
+# line malformed, such an event_time its event: nothing downstream (hour arithmetic,
+# datetimes, the store's 64-bit integers) ever sees it.
+TIME_MIN = 0.0
+TIME_MAX = 1e11
+# Integers the reader hands on (codes, counts) fit a signed 64-bit column, with room.
+_INT_LIMIT = 1 << 53
+_INT_DIGITS = 15  # numeric strings longer than this are not codes or counts
+HTTP_STATUS_MAX = 999
 
 
 class Malformed(Exception):
@@ -43,7 +53,7 @@ def _parse_timestamp_slow(text: str) -> float | None:
     except ValueError:
         pass
     else:
-        return unix_seconds(number) if number == number and abs(number) != float("inf") else None
+        return unix_seconds(number) if math.isfinite(number) else None
     upper = cleaned.upper()  # "z" suffix, "t" separator
     if upper.endswith(" UTC"):
         upper = upper[:-4] + "Z"
@@ -66,6 +76,12 @@ def unix_seconds(value: float) -> float:
     except OverflowError:
         return math.inf if value > 0 else -math.inf
     return number / 1000.0 if number > MILLIS_ABOVE else number
+
+
+def in_time_range(seconds: float) -> bool:
+    """Whether a time in seconds (after ``unix_seconds``) is one: ``TIME_MIN`` to
+    ``TIME_MAX``, finite (NaN compares false)."""
+    return TIME_MIN <= seconds < TIME_MAX
 
 
 def event_times(events: Sequence[dict[str, Any]]) -> tuple[list[float], list[bool] | None]:
@@ -140,8 +156,11 @@ def response_info(raw: Any) -> ResponseInfo | None:
     if type(raw) is not dict:
         raise Malformed("response: expected an object")
     status = raw.get("status")
-    if status is not None and type(status) is not int:
-        raise Malformed("response.status: expected an integer")
+    if status is not None:
+        if type(status) is not int:
+            raise Malformed("response.status: expected an integer")
+        if not 0 <= status <= HTTP_STATUS_MAX:
+            raise Malformed("response.status: out of range")
     body = raw.get("body")
     if type(body) is not dict:
         if type(body) is str:
@@ -153,9 +172,7 @@ def response_info(raw: Any) -> ResponseInfo | None:
     error = body.get("error")
     if error is not None:
         return _error_response(status, body, error)
-    received = body.get("events_received")
-    if type(received) is not int:
-        received = _int(received)
+    received = _int(body.get("events_received"))
     return ResponseInfo(
         status, received, None, None, None, None, None, _str(body.get("fbtrace_id"))
     )
@@ -189,12 +206,16 @@ def _decode_object(text: str) -> dict[str, Any] | None:
 
 
 def _int(value: Any) -> int | None:
-    """An integer field; numeric strings are tolerated (some proxies stringify codes)."""
-    if type(value) is int:
-        return value
-    if type(value) is str and value.strip().isdigit():
-        return int(value)
-    return None
+    """An integer field (a code, a count); numeric strings are tolerated (some proxies
+    stringify codes). Anything else, or beyond ±2**53, is unknown (None)."""
+    if type(value) is str:
+        text = value.strip()
+        if not (text.isascii() and text.isdigit() and len(text) <= _INT_DIGITS):
+            return None
+        value = int(text)
+    elif type(value) is not int:
+        return None
+    return value if -_INT_LIMIT < value < _INT_LIMIT else None
 
 
 def _str(value: Any) -> str | None:
@@ -213,5 +234,12 @@ def label_text(value: Any) -> str | None:
 
 
 def optional_number(value: Any) -> float | None:
+    """A finite number as a float (``duration_ms``); any other value is unknown (None)."""
     kind = type(value)
-    return float(value) if kind is int or kind is float else None
+    if kind is not int and kind is not float:
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None

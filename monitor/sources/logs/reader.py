@@ -30,6 +30,7 @@ from monitor.sources.logs.fields import (
     decode_event,
     event_defect,
     event_times,
+    in_time_range,
     label_text,
     optional_number,
     own_dataset,
@@ -412,7 +413,10 @@ class _Reader:
             if type(item.get("event_name")) is str and (
                 type(event_time) is int or type(event_time) is float
             ):
-                events.append(item)
+                if in_time_range(unix_seconds(event_time)):
+                    events.append(item)
+                else:
+                    self._bad_event(name, lineno, field, index, "event_time: out of range")
             else:
                 self._bad_event(name, lineno, field, index, event_defect(item))
         return (events, *event_times(events))
@@ -434,10 +438,15 @@ class _Reader:
             ts = parse_timestamp(value)
             if ts is None:
                 raise Malformed("sent_at: unparsable timestamp")
+            if not in_time_range(ts):
+                raise Malformed("sent_at: out of range")
             self._last_sent_raw, self._last_sent_ts = value, ts
             return ts
         if kind is int or kind is float:
-            return unix_seconds(value)
+            ts = unix_seconds(value)
+            if not in_time_range(ts):
+                raise Malformed("sent_at: out of range")
+            return ts
         raise Malformed("sent_at: expected an ISO 8601 string or Unix seconds")
 
     def _window(self, delivery: Delivery) -> Delivery | None:
