@@ -7,6 +7,7 @@ never read from the file: it names environment variables (``*_env`` keys) instea
 from __future__ import annotations
 
 import re
+import socket
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -176,6 +177,56 @@ class AlertSettings(_Section):
     # An alert back within this long of resolving is flapping: reopened, said once as
     # flapping, then kept firing until its finding has been absent this long.
     flap_window: Duration = Field(86400.0, ge=0)
+    # Fleet mode: an instance that has not reported (finished a logs cycle) for this long
+    # raises INSTANCE_SILENT and no longer keeps an alert open. At least 3 x logs_every;
+    # unset: 15 minutes, or 3 x logs_every if that is longer (Settings fills it in).
+    instance_stale: Duration = 0.0
+
+
+_INSTANCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def _instance_name(value: Any) -> Any:
+    if isinstance(value, str) and not _INSTANCE_NAME.match(value):
+        raise ValueError(
+            "expected 1-100 letters, digits, '.', '_' or '-' (starting with a letter or digit)"
+        )
+    return value
+
+
+def _host_name() -> str:
+    """The default instance name: this host's name, cut to what an instance name allows."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:100].lstrip("._-")
+    return name or "capi-monitor"
+
+
+class InstanceSettings(_Section):
+    """``[instance]``: who this process is in a fleet (docs/contracts.md §11)."""
+
+    name: Annotated[str, BeforeValidator(_instance_name)] = Field(default_factory=_host_name)
+
+
+def _listen(value: Any) -> Any:
+    if value == "off" or not isinstance(value, str):
+        return value
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT (e.g. '127.0.0.1:9977') or 'off', got {value!r}")
+    return value
+
+
+class ServerSettings(_Section):
+    """``[server]``: the daemon's HTTP server (docs/contracts.md §10)."""
+
+    listen: Annotated[str, BeforeValidator(_listen)] = "127.0.0.1:9977"  # or "off"
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) to bind, ``None`` when switched off."""
+        if self.listen == "off":
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
 
 
 class SlackSettings(_Section):
@@ -381,7 +432,20 @@ class Settings(_Section):
     report: ReportSettings = Field(default_factory=ReportSettings)
     input: InputSettings = Field(default_factory=InputSettings)
     checks: ChecksSettings = Field(default_factory=ChecksSettings)
+    instance: InstanceSettings = Field(default_factory=InstanceSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
     source_path: str | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _instance_stale(self) -> Settings:
+        least = 3 * self.schedule.logs_every
+        if not self.alerts.instance_stale:
+            self.alerts.instance_stale = max(900.0, least)
+        elif self.alerts.instance_stale < least:
+            raise ValueError(
+                f"alerts.instance_stale must be at least 3 x schedule.logs_every ({least:g}s)"
+            )
+        return self
 
     def dataset(self, dataset_id: str) -> DatasetSettings | None:
         return next((d for d in self.datasets if d.id == dataset_id), None)

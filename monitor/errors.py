@@ -6,7 +6,9 @@
     ├── StoreError              the database cannot be opened or migrated
     ├── SourceError             a source (e.g. the Graph API) could not be read; the message
     │                           is already scrubbed (sources.graph.errors.GraphError adds a `kind`)
-    └── WorkerError             a worker process of a parallel audit died without a result
+    ├── WorkerError             a worker process of a parallel audit died without a result
+    └── FleetError              an instance cannot join the fleet (its name is taken by a live
+                                instance, or another instance uses the same SQLite file)
 
 Malformed *content* (a bad log line) is never an exception: sources count and report it.
 Third-party errors are wrapped at the boundary with ``raise ... from``.
@@ -35,3 +37,7 @@ class SourceError(CapiMonitorError):
 
 class WorkerError(CapiMonitorError):
     """A worker process of a parallel audit died without a result (killed, out of memory)."""
+
+
+class FleetError(CapiMonitorError):
+    """This instance cannot run alongside the others (docs/contracts.md §11)."""

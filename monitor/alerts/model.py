@@ -34,12 +34,17 @@ class Reason(StrEnum):
     RESOLVED = "resolved"
 
 
+# The label a fleet alert (no dataset: INSTANCE_SILENT) shows where a dataset would be.
+FLEET_LABEL = "capi-monitor fleet"
+
+
 @dataclass(frozen=True, slots=True)
 class AlertKey:
-    dataset_id: str
+    dataset_id: str | None  # None: the alert concerns the fleet (INSTANCE_SILENT)
     check: str
     code: str
     event_name: str | None  # None: the finding concerns the dataset as a whole
+    instance: str | None = None  # the instance a fleet alert is about
 
     @property
     def fingerprint(self) -> str:
@@ -49,9 +54,13 @@ class AlertKey:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
     def labels(self) -> dict[str, str]:
-        out = {"dataset_id": self.dataset_id, "check": self.check, "code": self.code}
+        out = {"check": self.check, "code": self.code}
+        if self.dataset_id is not None:
+            out["dataset_id"] = self.dataset_id
         if self.event_name is not None:
             out["event_name"] = self.event_name
+        if self.instance is not None:
+            out["instance"] = self.instance
         return out
 
 
@@ -60,7 +69,7 @@ class AlertView:
     """One alert as a notification shows it. All text is already masked/scrubbed."""
 
     fingerprint: str
-    dataset_id: str
+    dataset_id: str | None
     check: str
     code: str
     event_name: str | None
@@ -74,6 +83,7 @@ class AlertView:
     resolved_at: float | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
     examples: list[Example] = field(default_factory=list)
+    instance: str | None = None  # a fleet alert's instance (INSTANCE_SILENT)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,13 +102,14 @@ class AlertView:
             "count": self.count,
             "evidence": dict(self.evidence),
             "examples": [e.to_dict() for e in self.examples],
+            **({"instance": self.instance} if self.instance is not None else {}),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AlertView:
         return cls(
             fingerprint=d["fingerprint"],
-            dataset_id=d["dataset_id"],
+            dataset_id=d.get("dataset_id"),
             check=d["check"],
             code=d["code"],
             event_name=d.get("event_name"),
@@ -112,6 +123,7 @@ class AlertView:
             count=int(d.get("count", 0)),
             evidence=dict(d.get("evidence") or {}),
             examples=[Example(**e) for e in d.get("examples") or []],
+            instance=d.get("instance"),
         )
 
 
@@ -120,7 +132,7 @@ class Notification:
     """The content of one outbox row: one dataset, one evaluation cycle."""
 
     key: str  # idempotency key: stable for (dataset, cycle, notifier)
-    dataset_id: str
+    dataset_id: str | None  # None: a fleet notification (dataset_name says so)
     dataset_name: str | None
     client: str | None
     created_at: float
@@ -147,7 +159,7 @@ class Notification:
     def from_dict(cls, d: dict[str, Any]) -> Notification:
         return cls(
             key=d["key"],
-            dataset_id=d["dataset_id"],
+            dataset_id=d.get("dataset_id"),
             dataset_name=d.get("dataset_name"),
             client=d.get("client"),
             created_at=float(d["created_at"]),

@@ -46,6 +46,7 @@ def record_values(r: AlertRecord) -> dict[str, Any]:
         "check_id": r.key.check,
         "code": r.key.code,
         "event_name": r.key.event_name,
+        "instance": r.key.instance,
         "state": str(r.state),
         "severity": str(r.severity),
         "peak_severity": str(r.peak_severity),
@@ -70,7 +71,9 @@ def record_values(r: AlertRecord) -> dict[str, Any]:
 
 def record_from_row(row: Mapping[Any, Any]) -> AlertRecord:
     """The lifecycle record of an ``alerts`` row."""
-    key = AlertKey(row["dataset_id"], row["check_id"], row["code"], row["event_name"])
+    key = AlertKey(
+        row["dataset_id"], row["check_id"], row["code"], row["event_name"], row["instance"]
+    )
     severity = Severity(row["severity"])
     content = Seen(
         key=key,
@@ -125,6 +128,15 @@ def load_resolved_since(
     )
     rows = conn.execute(query.order_by(ALERTS.c.resolved_at, ALERTS.c.id)).mappings()
     return {r.key: r for r in (record_from_row(row) for row in rows)}
+
+
+def load_open_fleet(conn: Connection, code: str) -> dict[AlertKey, AlertRecord]:
+    """The open fleet alerts (no dataset) of ``code``, by key, read on ``conn``."""
+    query = select(ALERTS).where(
+        ALERTS.c.dataset_id.is_(None), ALERTS.c.code == code, ALERTS.c.state.in_(OPEN_STATES)
+    )
+    records = (record_from_row(r) for r in conn.execute(query.order_by(ALERTS.c.id)).mappings())
+    return {r.key: r for r in records}
 
 
 def save(conn: Connection, prev: AlertRecord | None, nxt: AlertRecord | None) -> None:

@@ -82,7 +82,12 @@ def once(config_path: str, db_url: str | None, now: float | None) -> int:
     settings = load_settings(config_path)
     url = db_url or store_url(settings)
     with jsonlog.configured(settings, urls=[url]), Daemon.open(settings, url) as d:
-        results = d.run_once(now)
+        # A cron instance stays registered between runs: silent once the runs stop.
+        d.fleet.join(time.time() if now is None else now)
+        try:
+            results = d.run_once(now)
+        finally:
+            d.fleet.release()
     return 0 if all(r.ok for r in results) else 1
 
 

@@ -135,7 +135,7 @@ def graph_judges(snapshots: Mapping[str, GraphSnapshot]) -> Judges:
     """A Graph job's verdicts over ``snapshots`` (module docstring)."""
 
     def judges(key: AlertKey, prev: AlertRecord | None) -> bool:
-        snap = snapshots.get(key.dataset_id)
+        snap = snapshots.get(key.dataset_id) if key.dataset_id is not None else None
         if snap is None or not is_graph_code(key.check, key.code):
             return False
         needed = judged_from(key.check, key.code, prev, snap)

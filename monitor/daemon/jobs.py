@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 JOB_RUNS_KEPT = 500  # rows kept per job in ``job_runs`` (a notify run every 5 s adds up)
 # Counters that are non-zero in an idle run too (state, not activity).
-_STANDING_COUNTERS = frozenset({"datasets_skipped", "pending"})
+_STANDING_COUNTERS = frozenset({"datasets_skipped", "pending", "standby", "fleet_instances"})
 
 
 class Abandoned(Exception):

@@ -41,6 +41,7 @@ from sqlalchemy import Connection
 
 from monitor.alerts.engine import CycleOutcome, Judges, evaluate_cycle
 from monitor.config import Settings
+from monitor.daemon.fleet import NOTIFY_LEASE, Membership, notify_lease_ttl
 from monitor.daemon.graph_jobs import (
     QUALITY_JOB,
     STATS_JOB,
@@ -82,6 +83,7 @@ log = logging.getLogger(__name__)
 STOP_GRACE = 8.0  # seconds ``run`` waits for running jobs once stopped (exit within 10 s)
 _PASS_STEP = 0.001  # seconds between the evaluation times of two passes of one logs job
 _STOP_CHECK_EVERY = 256  # deliveries between two looks at the stop event
+_GRAPH_LEASE_INTERVALS = 1.5  # a Graph job's lease, in its intervals
 
 
 class Evaluate(Protocol):
@@ -154,6 +156,7 @@ class Daemon:
         self._job_runs_kept = max(1, job_runs_kept)
         self._idle = threading.Condition()
         self._running = 0
+        self.fleet = Membership(settings, store.engine)
 
     @classmethod
     def open(
@@ -229,15 +232,18 @@ class Daemon:
         # The series as committed before this pass: its own lines add to them (volume).
         series = load_volume_history(self.store, self.settings, now, current=Current.ADD)
         with write_connection(self.store.engine) as conn, conn.begin():
-            read = self.tailer.read(load_cursors(conn), now)
+            me = self.fleet.name
+            read = self.tailer.read(load_cursors(conn, me), now)
             batch = self._consume(read, CycleBatch(self.settings, now, series), stop)
-            save_cursors(conn, read.cursors(), read.retired_before)
-            rollup_rows = upsert_rollups(conn, batch.all_rollups(), "add")
+            save_cursors(conn, read.cursors(), read.retired_before, me)
+            rollup_rows = upsert_rollups(conn, batch.all_rollups(), "add", me)
             reports = batch.reports()
             if batch.recent:
                 self._record_results(conn, now, batch, read.stats, reports)
+            # The fleet's view: what the other live instances still see joins ours.
+            fleet, fleet_counters = self.fleet.judge(conn, reports, now)
             # Graph findings are the Graph jobs' to judge (monitor.daemon.graph_jobs).
-            outcome = self._evaluate(conn, self.settings, reports, now, judges=judges_logs)
+            outcome = self._evaluate(conn, self.settings, fleet, now, judges=judges_logs)
         evaluated = sum(1 for r in reports if r.events)
         counters = {
             "deliveries": batch.deliveries,
@@ -252,6 +258,7 @@ class Daemon:
             "datasets_skipped": len(reports) - evaluated,
             **read.counters.to_dict(),
             **outcome.summary(),
+            **fleet_counters,
         }
         return counters, read.exhausted
 
@@ -291,6 +298,12 @@ class Daemon:
         snapshots, then store them and evaluate the alerts in one write transaction: a
         crash in between stores nothing and decides nothing, and the next run polls again.
         A Graph failure is a result (``error`` checks, SOURCE_UNAVAILABLE), not a crash."""
+        # One instance of a fleet polls (its lease outlives one interval): Meta's answers
+        # are the same for every instance, and they share the rate limits.
+        every = self.settings.schedule.graph_every if job is STATS_JOB else None
+        every = every or self.settings.schedule.quality_every
+        if not self.fleet.holds(f"job:{job.name}", now, every * _GRAPH_LEASE_INTERVALS):
+            return {"standby": 1}
         # Polling happens outside the transaction: it may take a while, and other jobs
         # need the database meanwhile.
         snapshots = self._graph_poll(self.settings, now, job.parts)
@@ -310,7 +323,10 @@ class Daemon:
         return poll_graph(settings, now=now, env=self.env, parts=parts)
 
     def notify_cycle(self, now: float, stop: threading.Event | None = None) -> dict[str, Any]:
-        """The ``notify`` job: send what the outbox holds (retries are the sender's)."""
+        """The ``notify`` job: send what the outbox holds (retries are the sender's), when
+        this instance holds the fleet's notify lease."""
+        if not self.fleet.holds(NOTIFY_LEASE, now, notify_lease_ttl(self.settings)):
+            return {"standby": 1}
         stats = plain(self.sender.drain(now))
         return stats if isinstance(stats, dict) else {"result": stats}
 
@@ -343,7 +359,8 @@ class Daemon:
     def _record(self, result: JobResult) -> None:
         try:
             with write_connection(self.store.engine) as conn, conn.begin():
-                insert_job_run(conn, result.to_dict(), self._job_runs_kept)
+                values = {**result.to_dict(), "instance": self.fleet.name}
+                insert_job_run(conn, values, self._job_runs_kept)
         except Exception:  # bookkeeping must not take a job (or the daemon) down
             log.exception("cannot record the job run", extra={"job": result.job})
 
@@ -362,11 +379,20 @@ class Daemon:
             log.info("job not scheduled", extra={"job": job, "reason": reason})
 
     def run(self, stop: threading.Event) -> None:
-        """Schedule every job and return once ``stop`` is set and running jobs have ended
-        (a logs cycle abandons its transaction; waiting is bounded by ``STOP_GRACE``)."""
+        """Join the fleet, schedule every job and return once ``stop`` is set and running
+        jobs have ended (a logs cycle abandons its transaction; waiting is bounded by
+        ``STOP_GRACE``), having left the fleet. ``FleetError`` when this instance may not
+        run (its name is taken, or another instance uses the SQLite file)."""
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        scheduler = BackgroundScheduler(
+        self.fleet.join(self.clock())
+        try:
+            self._run(stop, BackgroundScheduler)
+        finally:
+            self.fleet.leave(self.clock())
+
+    def _run(self, stop: threading.Event, scheduler_class: Any) -> None:
+        scheduler = scheduler_class(
             timezone=self.timezone,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )

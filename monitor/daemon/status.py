@@ -14,13 +14,14 @@ from monitor.config import Settings
 from monitor.daemon.jobs import JOBS, not_scheduled, plain
 from monitor.store import Store
 from monitor.store.cursors import load_cursors
+from monitor.store.fleet import lease_holders, load_instances
 from monitor.store.job_runs import latest_job_runs
 
 
-def last_runs(store: Store) -> dict[str, dict[str, Any]]:
-    """The latest ``job_runs`` row of each job."""
+def last_runs(store: Store, instance: str | None = None) -> dict[str, dict[str, Any]]:
+    """The latest ``job_runs`` row of each job (of ``instance``, if given)."""
     with store.engine.connect() as conn:
-        return latest_job_runs(conn)
+        return latest_job_runs(conn, instance)
 
 
 def status(
@@ -33,9 +34,13 @@ def status(
     from monitor.alerts.silences import active_silences
     from monitor.notify.sender import notifier_health
 
+    me = settings.instance.name
     with store.engine.connect() as conn:
-        cursors = load_cursors(conn)
-    runs = last_runs(store)
+        cursors = load_cursors(conn, me)
+        instances = load_instances(conn)
+        leases = lease_holders(conn, now)
+    runs = last_runs(store, me)
+    stale = settings.alerts.instance_stale
     return {
         "now": datetime.fromtimestamp(now, UTC).isoformat(),
         "alerts": [_alert(a) for a in open_alerts(store.engine)],
@@ -43,6 +48,11 @@ def status(
         "jobs": {spec.name: runs.get(spec.name) for spec in JOBS},
         "not_scheduled": not_scheduled(settings, env),
         "notifiers": plain(notifier_health(store.engine, now, _configured_notifiers(settings))),
+        "instance": me,
+        "instances": [
+            {**i.to_dict(now, stale), "leases": sorted(n for n, h in leases.items() if h == i.name)}
+            for i in instances
+        ],
         "log_files": {
             "watched": sum(1 for c in cursors if c.active),
             "datasets": sorted({c.dataset_id for c in cursors if c.active and c.dataset_id}),
@@ -63,6 +73,7 @@ def _alert(record: AlertRecord) -> dict[str, Any]:
         "check": key.check,
         "code": key.code,
         "event_name": key.event_name,
+        "instance": key.instance,
         "state": str(record.state),
         "severity": str(record.severity),
         "started_at": record.started_at,
@@ -85,9 +96,9 @@ def status_lines(data: Mapping[str, Any]) -> list[str]:
         name = f" {a['event_name']}" if a["event_name"] else ""
         muted = f" (muted: {a['muted_by']})" if a["muted_by"] else ""
         since = _when(a["fired_at"] or a["started_at"])
+        where = a["dataset_id"] or f"instance {a.get('instance')}"
         lines.append(
-            f"  {a['state'].upper()} {a['severity']} {a['dataset_id']} {a['code']}{name}"
-            f" since {since}{muted}"
+            f"  {a['state'].upper()} {a['severity']} {where} {a['code']}{name} since {since}{muted}"
         )
     lines.append(f"active silences: {len(data['silences'])}")
     lines += [f"  {s}" for s in data["silences"]]
@@ -113,6 +124,15 @@ def status_lines(data: Mapping[str, Any]) -> list[str]:
             f"  {n['notifier']}: {n['status']}, last sent {_when(n['last_success_at'])},"
             f" {n['pending']} waiting, {n['failed']} failed{error}"
         )
+    instances = data.get("instances") or []
+    if len(instances) > 1 or any(i["state"] != "live" for i in instances):
+        lines.append(f"instances: {len(instances)}")
+        for i in instances:
+            leases = f", holds {', '.join(i['leases'])}" if i["leases"] else ""
+            lines.append(
+                f"  {i['name']} ({i['host']}): {i['state']},"
+                f" last report {_when(i['last_report_at'])}{leases}"
+            )
     files = data["log_files"]
     lines.append(f"log files watched: {files['watched']}")
     return lines

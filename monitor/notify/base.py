@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from monitor.alerts.model import AlertView, Notification
+from monitor.alerts.model import FLEET_LABEL, AlertView, Notification
 from monitor.errors import CapiMonitorError
 from monitor.mask import scrub_secrets, scrub_text
 from monitor.model.findings import Severity
@@ -175,7 +175,10 @@ def all_resolved(n: Notification) -> bool:
 
 
 def dataset_label(n: Notification) -> str:
-    """``Example shop (1234567890)``, or the id alone without a name."""
+    """``Example shop (1234567890)``, or the id alone without a name (the name alone for a
+    fleet notification, which has no dataset)."""
+    if n.dataset_id is None:
+        return n.dataset_name or FLEET_LABEL
     return f"{n.dataset_name} ({n.dataset_id})" if n.dataset_name else n.dataset_id
 
 

@@ -68,14 +68,14 @@ def route_target(route: RouteSettings, notifier: str) -> str | None:
     return None
 
 
-def matches(route: RouteSettings, dataset_id: str, client: str | None) -> bool:
+def matches(route: RouteSettings, dataset_id: str | None, client: str | None) -> bool:
     if route.match_dataset and dataset_id not in route.match_dataset:
         return False
     return not route.match_client or (client is not None and client in route.match_client)
 
 
 def first_route(
-    settings: NotifySettings, dataset_id: str, client: str | None
+    settings: NotifySettings, dataset_id: str | None, client: str | None
 ) -> tuple[int, RouteSettings] | None:
     """The first route matching the dataset and client, with its index."""
     for i, route in enumerate(settings.routes):

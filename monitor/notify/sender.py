@@ -201,7 +201,8 @@ class OutboxSender:
             ]  # fmt: skip
         stale = float(row["created_at"]) + self._settings.give_up_after <= now
         out = []
-        for d in route(n, self._settings, self._notifiers, client=self._clients.get(n.dataset_id)):
+        client = self._clients.get(n.dataset_id or "")
+        for d in route(n, self._settings, self._notifiers, client=client):
             reason = None if d.send else d.reason
             if d.send and stale:
                 reason = f"older than give_up_after ({fmt_duration(self._settings.give_up_after)})"

@@ -38,13 +38,14 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web import WebClient
 from slack_sdk.webhook import WebhookClient
 
-from monitor.alerts.model import Notification
+from monitor.alerts.model import FLEET_LABEL, Notification
 from monitor.notify.base import (
     FirstReport,
     NotifierError,
     all_resolved,
     codes_summary,
     contains_secret,
+    dataset_label,
     ordered_alerts,
     private_logger,
     scrub,
@@ -162,6 +163,8 @@ def _overflow_blocks(lines: list[AlertLine]) -> list[dict[str, Any]]:
 def _dataset_context(n: Notification) -> dict[str, Any]:
     name = f"*{escape(n.dataset_name)}* " if n.dataset_name else ""
     client = f"Client *{escape(n.client)}*" if n.client else ""
+    if n.dataset_id is None:
+        return _context(escape(dataset_label(n)), client, "capi-monitor")
     return _context(f"Dataset {name}`{escape(n.dataset_id)}`", client, "capi-monitor")
 
 
@@ -169,7 +172,7 @@ def build_blocks(n: Notification, lines: list[AlertLine]) -> list[dict[str, Any]
     """Block Kit for ``n``: header, dataset context, one section per alert."""
     severity = str(top_severity(n))
     emoji = _EMOJI.get(severity, "") if any(ln.firing for ln in lines) else ":white_check_mark:"
-    title = f"{emoji} {headline(n)} · {n.dataset_name or n.dataset_id}"
+    title = f"{emoji} {headline(n)} · {n.dataset_name or n.dataset_id or FLEET_LABEL}"
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _cut(title, MAX_HEADER_CHARS)}},
         _dataset_context(n),
@@ -195,14 +198,15 @@ def build_metadata(n: Notification, key: str) -> dict[str, Any]:
             "fingerprint": a.fingerprint,
             "state": a.state,
             "code": a.code,
-            "dataset_id": a.dataset_id,
+            "dataset_id": a.dataset_id or "",
             "event_name": a.event_name or "",
+            **({"instance": a.instance} if a.instance else {}),
             "severity": str(a.severity),
             "reason": str(a.reason),
         }
         for a in alerts[:MAX_METADATA_ALERTS]
     ]
-    payload: dict[str, Any] = dict(items[0]) if items else {"dataset_id": n.dataset_id}
+    payload: dict[str, Any] = dict(items[0]) if items else {"dataset_id": n.dataset_id or ""}
     payload.update(key=key, alert_count=len(alerts), alerts=items)
     if n.dataset_name:
         payload["dataset_name"] = n.dataset_name
@@ -226,7 +230,7 @@ def build_message(
     """The Slack message for ``n`` (pure: no I/O)."""
     firsts = first_reports or {}
     lines = alert_lines(n, firsts)
-    label = f"{n.dataset_name} ({n.dataset_id})" if n.dataset_name else n.dataset_id
+    label = dataset_label(n)
     # The fallback text is what notifications and screen readers show: codes and states.
     text = f"[{headline(n)}] {label}: {codes_summary(n, limit=20)}"
     return SlackMessage(

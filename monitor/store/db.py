@@ -51,7 +51,7 @@ _PG_WRITE_LOCK = 0x6361_706D
 _WRITE = "capi_monitor_write"  # execution option: this transaction writes
 
 _ROLLUPS: Table = metadata.tables["hour_rollups"]
-_ROLLUP_KEY = ("dataset_id", "event_name", "source", "hour")
+_ROLLUP_KEY = ("dataset_id", "event_name", "source", "hour", "instance")
 _ROLLUP_VALUES = (
     "events", "failed", "with_event_id", "key_counts", "latency_hist", "error_codes",
     "value_sum", "value_count",
@@ -321,8 +321,9 @@ def _finding_values(run_id: int, dataset_id: str, f: Finding) -> dict[str, Any]:
     }
 
 
-def _rollup_values(r: HourRollup) -> dict[str, Any]:
+def _rollup_values(r: HourRollup, instance: str) -> dict[str, Any]:
     return {
+        "instance": instance,
         "dataset_id": r.dataset_id,
         "event_name": r.event_name,
         "source": r.source,
@@ -374,6 +375,18 @@ def _copy(r: HourRollup) -> HourRollup:
     )
 
 
+def _summed(rollups: Iterable[HourRollup]) -> list[HourRollup]:
+    """Rollups in key order with the rows of one key (one per instance) merged; the input
+    comes ordered by key, so equal keys are adjacent."""
+    out: list[HourRollup] = []
+    for r in rollups:
+        if out and _key(out[-1]) == _key(r):
+            out[-1].merge(r)
+        else:
+            out.append(r)
+    return out
+
+
 def _key(r: HourRollup) -> RollupKey:
     return (r.dataset_id, r.event_name, r.source, r.hour)
 
@@ -393,12 +406,13 @@ def _batch(rollups: Iterable[HourRollup]) -> dict[RollupKey, HourRollup]:
     return out
 
 
-def _add_stored(conn: Connection, batch: dict[RollupKey, HourRollup]) -> None:
+def _add_stored(conn: Connection, batch: dict[RollupKey, HourRollup], instance: str) -> None:
     """Fold the stored counts of ``batch``'s keys into it, with one SELECT."""
     hours = [k[3] for k in batch]
     query = select_core(_ROLLUPS).where(
         _ROLLUPS.c.dataset_id.in_(sorted({k[0] for k in batch})),
         _ROLLUPS.c.hour.between(min(hours), max(hours)),
+        _ROLLUPS.c.instance == instance,
     )
     for row in conn.execute(query).mappings():
         key = (row["dataset_id"], row["event_name"], row["source"], int(row["hour"]))
@@ -422,20 +436,25 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"rollup_mode must be 'replace' or 'add', not {mode!r}")
 
 
-def upsert_rollups(conn: Connection, rollups: Iterable[HourRollup], mode: RollupMode) -> int:
-    """Write ``rollups`` by (dataset, event name, source, hour); returns the rows written.
+def upsert_rollups(
+    conn: Connection, rollups: Iterable[HourRollup], mode: RollupMode, instance: str = ""
+) -> int:
+    """Write ``rollups`` by (dataset, event name, source, hour) as ``instance``'s counts;
+    returns the rows written.
 
     ``replace`` overwrites stored hours (re-auditing the same logs never double counts);
     ``add`` increments them (the daemon's incremental cycles). Call inside a write
-    transaction so that ``add`` cannot interleave with another writer.
+    transaction so that ``add`` cannot interleave with another writer. Each instance of a
+    fleet keeps its own rows (``""``: no instance, e.g. ``audit --db``); reads sum them.
     """
     _check_mode(mode)
     batch = _batch(rollups)
     if not batch:
         return 0
     if mode == "add":
-        _add_stored(conn, batch)
-    conn.execute(_upsert_statement(conn.dialect.name), [_rollup_values(r) for r in batch.values()])
+        _add_stored(conn, batch, instance)
+    values = [_rollup_values(r, instance) for r in batch.values()]
+    conn.execute(_upsert_statement(conn.dialect.name), values)
     return len(batch)
 
 
@@ -554,7 +573,8 @@ class Store:
         since: float | None = None,
         until: float | None = None,
     ) -> list[HourRollup]:
-        """Stored rollups, by dataset, hour, event name and source.
+        """Stored rollups, by dataset, hour, event name and source; the counts of a
+        fleet's instances summed (each instance keeps its own rows).
 
         ``since`` (inclusive) and ``until`` (exclusive) bound the hour start, in Unix seconds.
         """
@@ -569,4 +589,4 @@ class Store:
             *(_ROLLUPS.c[k] for k in ("dataset_id", "hour", "event_name", "source"))
         )
         with store_errors("read", self._engine.url), self._engine.connect() as conn:
-            return [_rollup_from(row) for row in conn.execute(query).mappings()]
+            return _summed(_rollup_from(row) for row in conn.execute(query).mappings())

@@ -263,7 +263,8 @@ def alert_rows(store: Store, until: float) -> list[AlertEpisode]:
         return []
     query = (
         select(t)
-        .where(t.c.fired_at.is_not(None), t.c.fired_at < until)
+        # Fleet alerts (no dataset: INSTANCE_SILENT) are about capi-monitor, not a dataset.
+        .where(t.c.fired_at.is_not(None), t.c.fired_at < until, t.c.dataset_id.is_not(None))
         .order_by(t.c.fired_at, t.c.id)
     )
     return [

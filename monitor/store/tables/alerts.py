@@ -41,10 +41,11 @@ class AlertRow(StoreModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     fingerprint: str
-    dataset_id: str
+    dataset_id: str | None = None  # None: a fleet alert (INSTANCE_SILENT)
     check_id: str
     code: str
     event_name: str | None = None
+    instance: str | None = None  # the instance an INSTANCE_SILENT alert is about
     state: str
     severity: str
     peak_severity: str
@@ -91,6 +92,6 @@ class OutboxRow(StoreModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     key: str
-    dataset_id: str
+    dataset_id: str | None = None  # None: a fleet notification (INSTANCE_SILENT)
     created_at: float
     payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)

@@ -143,7 +143,7 @@ class RollupRow(StoreModel, table=True):
 
     __tablename__ = "hour_rollups"
     __table_args__ = (
-        UniqueConstraint("dataset_id", "event_name", "source", "hour"),
+        UniqueConstraint("dataset_id", "event_name", "source", "hour", "instance"),
         Index(None, "dataset_id", "hour"),
         Index(None, "hour"),
     )
@@ -162,3 +162,6 @@ class RollupRow(StoreModel, table=True):
     # custom_data.value of Purchase-like events: sum and number of events carrying one
     value_sum: float = 0.0
     value_count: int = Field(default=0, sa_type=BigInteger)
+    # Fleet mode: each instance keeps its own counts, summed when read ("" outside a
+    # daemon: an audit's rollups, a single instance before fleet mode existed).
+    instance: str = ""

@@ -32,7 +32,11 @@ class LogCursor(StoreModel, table=True):
     """
 
     __tablename__ = "log_cursors"
-    __table_args__ = (Index(None, "device", "inode"), Index(None, "retired_at"))
+    __table_args__ = (
+        Index(None, "device", "inode"),
+        Index(None, "retired_at"),
+        Index(None, "instance"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     path: str
@@ -48,6 +52,7 @@ class LogCursor(StoreModel, table=True):
     created_at: float
     updated_at: float
     retired_at: float | None = None
+    instance: str | None = None  # the instance that reads the file (None: not yet claimed)
 
 
 class JobRun(StoreModel, table=True):
@@ -67,3 +72,4 @@ class JobRun(StoreModel, table=True):
     ok: bool
     error: str | None = None
     counters: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    instance: str | None = None  # the instance that ran it (None: before fleet mode)
