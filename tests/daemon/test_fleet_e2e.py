@@ -68,7 +68,7 @@ notify_every = "0.5s"
 
 [alerts]
 window = "1h"
-instance_stale = "4s"
+instance_stale = "10s"
 
 [notify]
 timeout = "2s"
