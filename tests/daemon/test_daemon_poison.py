@@ -71,7 +71,7 @@ def write_logs(tmp_path: Path, bad: list[bytes]) -> None:
         (tmp_path / name / "capi.jsonl").write_bytes(b"\n".join(lines) + b"\n")
 
 
-def firing(store: Store) -> set[tuple[str, str]]:
+def firing(store: Store) -> set[tuple[str | None, str]]:
     return {(a.key.dataset_id, a.key.code) for a in open_alerts(store.engine, firing_only=True)}
 
 
