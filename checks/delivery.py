@@ -12,6 +12,8 @@ error envelope, never from the HTTP status alone: test mocks and real proxies pa
     Every other error, including HTTP ≥ 400 without an envelope: one finding per
     code/subcode, ``field`` = ``response.error.<code>[/<subcode>]`` (or ``.http_<status>``),
     with Meta's ``error_user_title`` and a remediation per known subcode.
+    A request that got no HTTP answer at all (``response.transport_error``: timed out,
+    network failure) is one of these, grouped as ``response.error.no_answer``.
 ``EVENTS_DROPPED`` (``warn``; ``crit`` at ``warn_to_crit_share``)
     A success whose ``events_received`` is lower than the events sent; ``count`` is the
     sum of the differences.
@@ -104,6 +106,11 @@ REMEDIATIONS: dict[tuple[int, int | None], str] = {
     (200, None): _PERMISSION,
     (368, None): "Meta blocked the request for a policy reason: check Business Support Home.",
 }
+_NO_ANSWER_REMEDIATION = (
+    "The sender got no answer from Meta (timed out or failed on the network): check its "
+    "timeout and its connectivity to graph.facebook.com, and resend the events that are "
+    "still under 7 days old with the same event_id (Meta deduplicates them)."
+)
 _HTTP_REMEDIATION = (
     "HTTP error without a Graph error body: check proxies, gateways and the Graph URL "
     "between the sender and graph.facebook.com, and log Meta's response body."
@@ -139,7 +146,8 @@ class ErrorGroup:
     causes: Counter[tuple[int | None, int | None]] = dc.field(default_factory=Counter)
 
     def add_cause(self, r: ResponseInfo) -> None:
-        # Without a Graph envelope the HTTP status is the only cause we know.
+        # Without a Graph envelope the HTTP status is the only cause we know; without an
+        # answer, none: (None, None) reads "no answer".
         cause = (r.error_code, r.error_subcode if r.error_code is not None else r.status)
         if cause in self.causes or len(self.causes) < MAX_ERROR_KEYS:
             self.causes[cause] += 1
@@ -195,7 +203,7 @@ class DeliveryCheck:
         group = self._group(code, delivery, r)
         group.requests += 1
         group.add_cause(r)
-        shown = group.title or f"HTTP {r.status}"
+        shown = group.title or (f"HTTP {r.status}" if r.status is not None else "no answer")
         # Token and throttling problems concern the dataset, not an event name.
         _book(group.tally, delivery, shown, n, names=code == DELIVERY_ERRORS)
 
@@ -228,7 +236,8 @@ class DeliveryCheck:
                 field = "response.error.other"
         group = self._groups.get((code, field))
         if group is None:
-            text = r.error_title or r.error_message
+            no_answer = r.transport_error.replace("_", " ") if r.transport_error else None
+            text = r.error_title or r.error_message or no_answer
             title = scrub_text(text)[:MAX_SHOWN] if isinstance(text, str) and text else None
             group = self._groups[(code, field)] = ErrorGroup(Tally(code, field), title)
         return group
@@ -283,6 +292,12 @@ class DeliveryCheck:
             f"Meta {verb} {group.requests} requests with error {label}{title}: "
             f"{tally.count} events ({_pct(share)} of events sent) were not accepted."
         )
+        if tally.field == "response.error.no_answer":
+            message = (
+                f"{group.requests} requests got no answer from Meta{title}: {tally.count} "
+                f"events ({_pct(share)} of events sent) were probably not received."
+            )
+            return make_finding(self.id, tally, severity, message, _NO_ANSWER_REMEDIATION, evidence)
         if tally.code == RATE_LIMITED:
             remediation = (
                 "Retry throttled requests with exponential back-off, send fewer and larger "
@@ -357,7 +372,7 @@ def _cause_text(cause: tuple[int | None, int | None]) -> str:
     """``190/463``, ``17``, or ``HTTP 502`` for an error without a Graph envelope."""
     code, sub = cause
     if code is None:
-        return f"HTTP {sub}"
+        return f"HTTP {sub}" if sub is not None else "no answer"
     return f"{code}/{sub}" if sub else str(code)
 
 

@@ -11,6 +11,7 @@ import socket
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -62,10 +63,16 @@ class MetaSettings(_Section):
     stats_hours: int = Field(48, ge=2, le=28 * 24)
 
 
+# The delivery-log formats (docs/log-format.md): "auto" detects each file's from its
+# content; the names are those of monitor.sources.logs.formats.CHOICES.
+LogFormat = Literal["auto", "v1", "gtms", "cloud-logging", "gtms-bigquery", "woocommerce"]
+
+
 class DatasetSettings(_Section):
     id: str
     name: str | None = None
     logs: list[str] = Field(default_factory=list)
+    logs_format: LogFormat = "auto"
     access_token_env: str | None = None
     timezone: str | None = None
     owner: str | None = None
@@ -452,6 +459,15 @@ class Settings(_Section):
 
     def orders_source(self, name: str | None) -> OrdersSettings | None:
         return next((o for o in self.orders if o.name == name), None) if name else None
+
+    @property
+    def graph_hosts(self) -> frozenset[str]:
+        """Hosts besides graph.facebook.com whose ``/{id}/events`` URLs in sender logs are
+        Graph calls: the host of a configured ``[meta] graph_url`` (a proxy)."""
+        if self.meta is None:
+            return frozenset()
+        host = urlsplit(self.meta.graph_url).hostname
+        return frozenset({host.lower()}) if host else frozenset()
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:

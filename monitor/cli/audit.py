@@ -22,6 +22,7 @@ from monitor.engine.audit import input_files, run_audit
 from monitor.engine.parallel import MAX_AUTO_JOBS, default_jobs
 from monitor.model.findings import Severity
 from monitor.model.results import AuditReport
+from monitor.sources.logs.formats import AUTO, CHOICES
 from monitor.sources.logs.paths import InputFile
 
 PROGRESS_MIN_BYTES = 32 * 1024 * 1024  # below this, reading takes about a second: no bar
@@ -50,6 +51,15 @@ PROGRESS_MIN_BYTES = 32 * 1024 * 1024  # below this, reading takes about a secon
     help="Reconcile Purchases with this order export (CSV or JSON lines; repeatable); "
     "overrides the configured [[orders]] sources.",
 )
+@click.option(
+    "--format",
+    "log_format",
+    type=click.Choice(CHOICES),
+    default=AUTO,
+    show_default=True,
+    help="Log format of every input; auto detects each file's from its content "
+    "(default: each dataset's logs_format for configured logs).",
+)
 @click.option("--db", "db_url", metavar="URL", help="Store URL (default: [storage] url).")
 @click.option("--no-store", is_flag=True, help="Do not record this run in the store.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary on the terminal.")
@@ -72,6 +82,7 @@ def audit(
     html_out: str | None,
     fail_on: str,
     orders_files: tuple[str, ...],
+    log_format: str,
     db_url: str | None,
     no_store: bool,
     quiet: bool,
@@ -88,7 +99,7 @@ def audit(
 
     settings = load_settings(config_path)
     check_exports(orders_files)
-    files = input_files(settings, paths)
+    files = input_files(settings, paths, log_format)
     if not files and not graph_inputs.graph_datasets(settings):
         err("nothing to audit: no log files matched the configured datasets' logs")
         return 0

@@ -148,6 +148,7 @@ class Daemon:
             settings.datasets,
             max_line_bytes=settings.input.max_line_bytes,
             max_problems=settings.input.max_problems,
+            graph_hosts=settings.graph_hosts,
         )
         self.timezone = _zone(settings.schedule.timezone)
         self._evaluate = evaluate
@@ -244,6 +245,7 @@ class Daemon:
             fleet, fleet_counters = self.fleet.judge(conn, reports, now)
             # Graph findings are the Graph jobs' to judge (monitor.daemon.graph_jobs).
             outcome = self._evaluate(conn, self.settings, fleet, now, judges=judges_logs)
+        read.keep()  # committed: sender-format calls still waiting carry over to the next pass
         evaluated = sum(1 for r in reports if r.events)
         counters = {
             "deliveries": batch.deliveries,

@@ -11,6 +11,7 @@ one a sequential run gives (see ``checks.dedup.Dedup.merge`` for the one approxi
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import logging
 import os
@@ -34,6 +35,8 @@ from monitor.model.observations import Delivery, ReadStats
 from monitor.model.results import AuditReport, DatasetReport
 from monitor.model.rollup import HourRollup
 from monitor.model.series import VolumeHistory
+from monitor.sources.logs.formats import AUTO
+from monitor.sources.logs.formatted import resolve_format
 from monitor.sources.logs.paths import DatasetResolver, InputFile, expand_paths
 from monitor.sources.logs.reader import read_deliveries
 
@@ -228,8 +231,9 @@ def health_score(results: Sequence[CheckResult]) -> int | None:
 
 
 def configured_files(datasets: Iterable[DatasetSettings]) -> list[InputFile]:
-    """Files matched by the datasets' ``logs`` globs; a glob matching nothing is no error
-    here (a daemon's log directory may be empty), unlike a PATH given on the command line."""
+    """Files matched by the datasets' ``logs`` globs, in their dataset's ``logs_format``;
+    a glob matching nothing is no error here (a daemon's log directory may be empty),
+    unlike a PATH given on the command line."""
     seen: set[str] = set()
     out: list[InputFile] = []
     for ds in datasets:
@@ -238,16 +242,22 @@ def configured_files(datasets: Iterable[DatasetSettings]) -> list[InputFile]:
             for path in matches:
                 if os.path.isfile(path) and path not in seen:
                     seen.add(path)
-                    out.append(InputFile(path))
+                    out.append(InputFile(path, fmt=ds.logs_format))
     return out
 
 
-def input_files(settings: Settings, paths: Sequence[str]) -> list[InputFile]:
+def input_files(settings: Settings, paths: Sequence[str], fmt: str = AUTO) -> list[InputFile]:
+    """The inputs of an audit: PATHs, else the configured datasets' logs. ``fmt`` (the
+    ``--format`` option), unless ``auto``, is the format of every input."""
     if paths:
-        return expand_paths(paths)
-    if not settings.datasets:
+        files = expand_paths(paths)
+    elif not settings.datasets:
         raise ConfigError("nothing to audit: give log PATHs or a --config with [[datasets]]")
-    return configured_files(settings.datasets)
+    else:
+        files = configured_files(settings.datasets)
+    if fmt != AUTO:
+        files = [dataclasses.replace(f, fmt=fmt) for f in files]
+    return files
 
 
 # What auditing some input yields: its read counts and one audit per dataset seen.
@@ -281,6 +291,7 @@ def audit_files(
         until=until,
         on_bytes=on_bytes,
         stdin=stdin,
+        graph_hosts=settings.graph_hosts,
     )
     for delivery in deliveries:
         audit = audits.get(delivery.dataset_id)
@@ -373,7 +384,8 @@ def _parts(files: Sequence[InputFile], jobs: int, min_bytes: int) -> list[list[I
         return [list(files)]
     if sum(_size(f) for f in files) < min_bytes:
         return [list(files)]
-    return plan_parts(files, jobs)
+    # Only v1 files may be cut into ranges: a sender format pairs entries across lines.
+    return plan_parts([resolve_format(f) for f in files], jobs)
 
 
 def _size(f: InputFile) -> int:

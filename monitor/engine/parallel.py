@@ -30,6 +30,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any, NamedTuple, TypeVar
 
 from monitor.errors import CapiMonitorError, WorkerError
+from monitor.sources.logs.formats import AUTO, V1
 from monitor.sources.logs.paths import InputFile
 
 T = TypeVar("T")
@@ -103,7 +104,9 @@ def _span(f: InputFile) -> _Span:
             size = os.fstat(raw.fileno()).st_size
             hi = size if f.end is None else min(f.end, size)
             if raw.read(2) != _GZIP_MAGIC:
-                return _Span(f.start, hi, max(0, hi - f.start), True)
+                # A file in a sender format is read whole: its entries pair across lines.
+                cuttable = f.fmt in (V1, AUTO)
+                return _Span(f.start, hi, max(0, hi - f.start), cuttable)
             # ISIZE, the last 4 bytes: the uncompressed size mod 2**32 (of the last member)
             raw.seek(max(0, size - 4))
             isize = int.from_bytes(raw.read(4), "little")

@@ -33,10 +33,13 @@ class ResponseInfo:
     error_title: str | None = None  # error_user_title; sender-visible text, scrub before display
     error_message: str | None = None  # scrub before display
     fbtrace_id: str | None = None
+    # Why there is no HTTP answer at all ("timed_out", "failed", ...): the call failed
+    # before Meta could answer (docs/log-format.md, ``response.transport_error``).
+    transport_error: str | None = None
 
     @property
     def is_error(self) -> bool:
-        if self.error_code is not None:
+        if self.error_code is not None or self.transport_error is not None:
             return True
         return self.status is not None and self.status >= 400
 
@@ -94,7 +97,12 @@ class Problem:
 
 @dataclass(slots=True)
 class ReadStats:
-    """Counters of one read; problems are kept up to ``max_problems`` (counts are exact)."""
+    """Counters of one read; problems are kept up to ``max_problems`` (counts are exact).
+
+    ``formats`` counts entries per detected format (a line, a LogEntry, a BigQuery row, a
+    multi-line WooCommerce entry); ``skipped_lines`` are entries of other tags or
+    endpoints and ``unpaired_responses`` Responses without their Request (sender formats,
+    docs/log-format.md); neither is malformed."""
 
     files: int = 0
     lines: int = 0
@@ -104,6 +112,12 @@ class ReadStats:
     bytes_read: int = 0
     max_problems: int = 200
     problems: list[Problem] = field(default_factory=list)
+    formats: dict[str, int] = field(default_factory=dict)
+    skipped_lines: int = 0
+    unpaired_responses: int = 0
+
+    def count_format(self, name: str, entries: int) -> None:
+        self.formats[name] = self.formats.get(name, 0) + entries
 
     def problem(self, file: str, line: int, reason: str, *, event: bool = False) -> None:
         if event:
@@ -122,6 +136,10 @@ class ReadStats:
         self.malformed_lines += later.malformed_lines
         self.malformed_events += later.malformed_events
         self.bytes_read += later.bytes_read
+        for name, entries in later.formats.items():
+            self.count_format(name, entries)
+        self.skipped_lines += later.skipped_lines
+        self.unpaired_responses += later.unpaired_responses
         room = self.max_problems - len(self.problems)
         if room > 0:
             self.problems.extend(later.problems[:room])
@@ -133,5 +151,8 @@ class ReadStats:
             "events": self.events,
             "malformed_lines": self.malformed_lines,
             "malformed_events": self.malformed_events,
+            "formats": dict(self.formats),
+            "skipped_lines": self.skipped_lines,
+            "unpaired_responses": self.unpaired_responses,
             "problems": [p.to_dict() for p in self.problems],
         }

@@ -81,6 +81,8 @@ def error_key(delivery: Delivery) -> str:
     r = delivery.response
     if r is None:
         return "unknown"
+    if r.transport_error is not None:
+        return "no_answer"
     if r.error_code is None:
         return f"http_{r.status}"
     return f"{r.error_code}/{r.error_subcode}" if r.error_subcode else str(r.error_code)

@@ -68,6 +68,13 @@ def inputs_line(stats: ReadStats) -> str:
         (stats.malformed_events, "malformed event"),
     ):
         parts.append(_styled(_plural(n, word), "warn") if n else _plural(n, word))
+    senders = {k: v for k, v in stats.formats.items() if k != "v1" and v}
+    if senders:  # sender formats: what was read, and what was not a delivery
+        parts.append(", ".join(f"{escape(k)} {n:,}" for k, n in sorted(senders.items())))
+        skipped = stats.skipped_lines
+        parts.append(f"{skipped:,} skipped {'entry' if skipped == 1 else 'entries'}")
+        if stats.unpaired_responses:
+            parts.append(_plural(stats.unpaired_responses, "unpaired response"))
     return "[bold]Inputs:[/] " + " · ".join(parts)
 
 

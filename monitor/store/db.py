@@ -260,7 +260,7 @@ def migrate(engine: Engine) -> None:
 # --- rows <-> value types --------------------------------------------------------------
 
 
-def _inputs(stats: ReadStats) -> dict[str, int]:
+def _inputs(stats: ReadStats) -> dict[str, Any]:
     # Counters only: the problem list names files and lines, which the run does not need.
     return {
         "files": stats.files,
@@ -269,6 +269,9 @@ def _inputs(stats: ReadStats) -> dict[str, int]:
         "malformed_lines": stats.malformed_lines,
         "malformed_events": stats.malformed_events,
         "bytes_read": stats.bytes_read,
+        "formats": dict(stats.formats),
+        "skipped_lines": stats.skipped_lines,
+        "unpaired_responses": stats.unpaired_responses,
     }
 
 

@@ -54,6 +54,8 @@ CLASSIFY_CASES = [
     ("an error envelope on HTTP 200 is still an error", err(100, status=200), DELIVERY_ERRORS,
      "response.error.100"),
     ("HTTP 502 without envelope", ResponseInfo(502), DELIVERY_ERRORS, "response.error.http_502"),
+    ("no HTTP answer at all (timed out)", ResponseInfo(transport_error="timed_out"),
+     DELIVERY_ERRORS, "response.error.no_answer"),
 ]  # fmt: skip
 
 
@@ -216,3 +218,13 @@ def test_weird_events_in_failed_and_dropped_requests_never_crash(weird: Any) -> 
     _, result = run(DeliveryCheck, deliveries)
     assert codes(result) == {DELIVERY_ERRORS, EVENTS_DROPPED}
     assert [f.count for f in result.findings] == [1, 1]
+
+
+def test_no_answer_is_a_failure_with_its_own_words() -> None:
+    _, result = run(DeliveryCheck, [batch(ResponseInfo(transport_error="timed_out")), *healthy(3)])
+    finding = one(result, DELIVERY_ERRORS)
+    assert finding.field == "response.error.no_answer"
+    assert finding.count == 5
+    assert "1 requests got no answer from Meta (timed out)" in finding.message
+    assert "connectivity to graph.facebook.com" in finding.remediation
+    assert finding.examples[0].value == "timed out"

@@ -780,3 +780,36 @@ def test_integer_fields_are_bounded_and_never_raise(
 def test_duration_is_a_finite_number_or_unknown(tmp_path: Path, duration: Any) -> None:
     (d,), _ = read_one(tmp_path, text({**RECORD, "duration_ms": duration}))
     assert d.duration_ms is None or abs(d.duration_ms) <= 1e300
+
+
+# ----------------------------------------------------------------------------- no answer
+
+
+@pytest.mark.parametrize(
+    ("logged", "word"),
+    [
+        ("timed_out", "timed_out"),
+        ("ReadTimeout", "timed_out"),
+        ("no status", "no_status"),
+        (True, "failed"),
+        # HTTP clients quote the request URL, token included: the text is never kept.
+        (
+            "Max retries exceeded with url: /v25.0/1/events?access_token=EAAFAKEtokenInLog",
+            "failed",
+        ),
+    ],
+)
+def test_transport_error_is_a_failure_kept_as_one_word(
+    tmp_path: Path, logged: object, word: str
+) -> None:
+    record = {**RECORD, "response": {"status": None, "transport_error": logged}}
+    (d,), stats = read_one(tmp_path, record)
+    assert d.response == ResponseInfo(transport_error=word)
+    assert d.response.is_error
+    assert stats.malformed_lines == 0
+
+
+def test_transport_error_beside_a_status_is_ignored(tmp_path: Path) -> None:
+    record = {**RECORD, "response": {"status": 200, "transport_error": "timed_out"}}
+    (d,), _ = read_one(tmp_path, record)
+    assert d.response is not None and d.response.transport_error is None

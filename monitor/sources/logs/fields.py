@@ -150,7 +150,8 @@ def event_defect(event: dict[str, Any]) -> str:
 def response_info(raw: Any) -> ResponseInfo | None:
     """``response`` -> ResponseInfo: ``status`` plus a success body or an error envelope
     (docs/meta-capi.md §8). A body that is text but not JSON (a proxy's HTML error page) is
-    kept as "status only"; any other non-object body makes the line malformed."""
+    kept as "status only"; any other non-object body makes the line malformed. Without a
+    status, ``transport_error`` means the call got no answer (a failure)."""
     if raw is None:
         return None
     if type(raw) is not dict:
@@ -161,6 +162,9 @@ def response_info(raw: Any) -> ResponseInfo | None:
             raise Malformed("response.status: expected an integer")
         if not 0 <= status <= HTTP_STATUS_MAX:
             raise Malformed("response.status: out of range")
+    transport = raw.get("transport_error")
+    if transport is not None and transport is not False and status is None:
+        return ResponseInfo(transport_error=transport_word(transport))
     body = raw.get("body")
     if type(body) is not dict:
         if type(body) is str:
@@ -176,6 +180,18 @@ def response_info(raw: Any) -> ResponseInfo | None:
     return ResponseInfo(
         status, received, None, None, None, None, None, _str(body.get("fbtrace_id"))
     )
+
+
+def transport_word(value: Any) -> str:
+    """``response.transport_error`` as one fixed word: ``timed_out``, ``no_status`` or
+    ``failed``. Senders may log an exception's text there, and HTTP clients put the
+    request URL (with its ``access_token``) in theirs: the text itself is never kept."""
+    text = value.lower() if type(value) is str else ""
+    if "time" in text:
+        return "timed_out"
+    if "status" in text:
+        return "no_status"
+    return "failed"
 
 
 def _error_response(status: int | None, body: dict[str, Any], error: Any) -> ResponseInfo:

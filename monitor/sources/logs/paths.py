@@ -15,6 +15,7 @@ from fnmatch import fnmatchcase
 
 from monitor.config import DatasetSettings
 from monitor.errors import InputError
+from monitor.sources.logs.formats import AUTO
 
 STDIN_NAME = "<stdin>"
 UNKNOWN_DATASET = "unknown"
@@ -33,6 +34,9 @@ class InputFile:
     makes the reader count the newlines before ``start``. Only the range that starts at
     byte 0 counts in ``ReadStats.files``. A gzip file or stdin is always read whole:
     a range of one raises ``ValueError``.
+
+    ``fmt`` is the log format (``monitor.sources.logs.formats.CHOICES``): ``auto`` detects
+    it from the content of a whole file; a range is always v1 (only v1 files are cut).
     """
 
     path: str
@@ -40,6 +44,7 @@ class InputFile:
     start: int = 0
     end: int | None = None
     first_line: int | None = 1
+    fmt: str = AUTO
 
     @property
     def is_whole(self) -> bool:

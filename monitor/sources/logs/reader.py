@@ -24,6 +24,7 @@ import orjson
 
 from monitor.errors import InputError
 from monitor.model.observations import Delivery, ReadStats, Shape
+from monitor.sources.logs import formatted
 from monitor.sources.logs.fields import (
     Malformed,
     data_list,
@@ -38,6 +39,7 @@ from monitor.sources.logs.fields import (
     response_info,
     unix_seconds,
 )
+from monitor.sources.logs.formats import AUTO, V1, FormatReader
 from monitor.sources.logs.paths import UNKNOWN_DATASET, DatasetResolver, InputFile
 
 # A large buffer keeps syscalls (and, for gzip, Python-level refills) rare; 1 MiB measured
@@ -73,6 +75,7 @@ def read_deliveries(
     until: float | None = None,
     on_bytes: Callable[[int], None] | None = None,
     stdin: BinaryIO | None = None,
+    graph_hosts: frozenset[str] = frozenset(),
 ) -> Iterator[Delivery]:
     """Stream the deliveries of ``files`` in order, counting into ``stats``.
 
@@ -89,6 +92,10 @@ def read_deliveries(
       end of each file; ``stats.bytes_read`` adds up the same numbers.
     - ``stdin`` is read for an ``InputFile`` with ``is_stdin`` (default
       ``sys.stdin.buffer``) and is left open.
+    - Each whole file is read in its ``fmt`` (detected from its first lines for
+      ``auto``): v1 here, a sender format (docs/contracts.md §7) through
+      ``monitor.sources.logs.formatted``, whose request URLs count as Graph URLs on
+      ``graph.facebook.com`` and on ``graph_hosts`` (a configured ``graph_url``).
 
     ``stats`` is complete once the iterator is exhausted or closed. Raises ``InputError``
     only for an input that cannot be opened or read (missing, permission denied, I/O error).
@@ -103,7 +110,43 @@ def read_deliveries(
         with opener as (source, position, first_line):
             if file.start == 0:  # a file cut into ranges is still one file
                 stats.files += 1
-            yield from reader.read_file(file.path, source, position, dataset, first_line, limit)
+            fmt = file.fmt if file.is_whole else V1
+            if fmt == AUTO:
+                chunk = min(max_line_bytes + 1, _SKIP_CHUNK)
+                source, fmt = formatted.sniff(source, chunk, _GZIP_DAMAGE)
+            if fmt != V1:
+                yield from formatted.read_formatted(
+                    reader, fmt, file.path, source, position, dataset, graph_hosts
+                )
+                continue
+            lines_before = stats.lines
+            try:
+                yield from reader.read_file(file.path, source, position, dataset, first_line, limit)
+            finally:
+                stats.count_format(V1, stats.lines - lines_before)
+
+
+def read_sender_stream(
+    source: BinaryIO,
+    stats: ReadStats,
+    entries: FormatReader,
+    *,
+    name: str,
+    first_line: int,
+    first_offset: int,
+    flush: bool = False,
+    max_line_bytes: int = 16 * 1024 * 1024,
+    graph_hosts: frozenset[str] = frozenset(),
+) -> Iterator[Delivery]:
+    """The deliveries of part of a sender-format file, read by ``entries``, a format
+    reader that follows the file (and the files it rotates into) across reads: a call
+    read now may be answered in a later read. ``source`` starts at line ``first_line``,
+    byte ``first_offset`` of ``name``; ``flush`` gives up on the calls still waiting."""
+    reader = _Reader(stats, max_line_bytes, None, None, None)
+    yield from formatted.read_formatted(
+        reader, entries.name, name, source, None, UNKNOWN_DATASET, graph_hosts,
+        entries=entries, flush=flush, first_line=first_line, first_offset=first_offset,
+    )  # fmt: skip
 
 
 @contextlib.contextmanager

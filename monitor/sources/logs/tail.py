@@ -27,10 +27,21 @@ recognise late archives, then deleted.
 
 Files are read through a descriptor opened once and checked with ``fstat``: a rotation
 between finding a file and reading it cannot make us read another file's bytes.
+
+Files in a sender format (``monitor.sources.logs.formats``: the dataset's ``logs_format``,
+else detected from the file's first lines; a file too short to tell waits) are read by
+one format reader per (dataset, format) that lives as long as the tailer: a Request read
+in one cycle pairs with its Response read in a later cycle or in the file that replaced
+a rotated one. A cycle works on copies of those readers, made the tailer's by
+``TailRead.keep`` once its cursors are committed (a cycle that is not kept is read again
+from the same state). A reader that got no lines for
+its ``max_wait`` gives up on the calls still waiting (unknown outcome). The waiting calls
+live in memory only: a restart loses them (their answers then count as unpaired).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import glob
 import gzip
@@ -47,14 +58,24 @@ from typing import BinaryIO
 from monitor.config import DatasetSettings
 from monitor.model.cursors import Cursor, Identity
 from monitor.model.observations import Delivery, ReadStats
+from monitor.sources.logs.formats import (
+    AUTO,
+    SNIFF_BYTES,
+    SNIFF_LINES,
+    V1,
+    FormatReader,
+    detect,
+    open_reader,
+)
 from monitor.sources.logs.paths import UNKNOWN_DATASET, InputFile
-from monitor.sources.logs.reader import read_deliveries
+from monitor.sources.logs.reader import read_deliveries, read_sender_stream
 from monitor.sources.logs.tailio import (
     GZIP_DAMAGE,
     HEAD_BYTES,
     CountingReader,
     first_newline_end,
     gzip_head,
+    gzip_prefix,
     last_newline_end,
     pread,
     skip_bytes,
@@ -69,6 +90,8 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _READ_BUFFER = 1 << 20
 
 log = logging.getLogger(__name__)
+
+StreamKey = tuple[str | None, str]  # (dataset id, sender format)
 
 
 def _sha(data: bytes) -> str:
@@ -152,6 +175,7 @@ class LogTailer:
         settle: float = GZIP_SETTLE,
         retired_keep: float = RETIRED_KEEP,
         wall_clock: Callable[[], float] = time.time,
+        graph_hosts: frozenset[str] = frozenset(),
     ) -> None:
         self.datasets = list(datasets)
         self.max_line_bytes = max_line_bytes
@@ -160,6 +184,15 @@ class LogTailer:
         self.settle = settle
         self.retired_keep = retired_keep
         self.wall_clock = wall_clock
+        self.graph_hosts = graph_hosts
+        self._formats = {ds.id: ds.logs_format for ds in self.datasets}
+        # Sender-format state that outlives a cycle (see the module docstring).
+        self.streams: dict[StreamKey, FormatReader] = {}
+        self.fed: dict[StreamKey, float] = {}  # when each stream last got lines
+        self.detected: dict[Identity, str] = {}  # the format of each file, once known
+
+    def logs_format(self, dataset_id: str | None) -> str:
+        return self._formats.get(dataset_id or "", AUTO)
 
     def read(self, cursors: list[Cursor], now: float) -> TailRead:
         """Start one cycle from the stored ``cursors`` (``monitor.store.cursors``): files
@@ -190,6 +223,9 @@ class TailRead:
         self.exhausted = False
         self.stats = ReadStats(max_problems=tailer.max_problems)
         self.counters = TailCounters()
+        self._streams: dict[StreamKey, FormatReader] = {}  # this cycle's working copies
+        self._fed: dict[StreamKey, float] = {}
+        self._detected: dict[Identity, str] = {}
 
     # -- the cycle ------------------------------------------------------------------
 
@@ -218,6 +254,7 @@ class TailRead:
         new = [f for f in self._files if f.identity not in handled]
         for watched in sorted(new, key=lambda f: (f.mtime, f.path)):
             yield from self._start(watched, None)
+        yield from self._give_up_idle()
         self._finished = True
 
     @property
@@ -232,6 +269,17 @@ class TailRead:
         if not self._finished:
             raise RuntimeError("TailRead.cursors before the deliveries were all read")
         return self._cursors
+
+    def keep(self) -> None:
+        """Make this cycle's sender-format state (calls waiting for their answer) the
+        tailer's. Call it once the transaction that saved ``cursors()`` is committed: a
+        cycle that is not kept is read again, from the same cursors and the same state."""
+        if not self._finished:
+            raise RuntimeError("TailRead.keep before the deliveries were all read")
+        tailer = self._tailer
+        tailer.streams.update(self._streams)
+        tailer.fed.update(self._fed)
+        tailer.detected.update(self._detected)
 
     # -- locating ---------------------------------------------------------------------
 
@@ -366,22 +414,26 @@ class TailRead:
             self._touch(cursor)
         if self._out_of_budget():
             return
+        fmt = self._format(cursor, raw, compressed=False)
+        if fmt is None:
+            return  # too little of the file yet to tell its format
         end = self._read_end(raw, cursor.offset, size)
         if end <= cursor.offset:
             return
         raw.seek(cursor.offset)
         stream = CountingReader(raw, limit=end - cursor.offset)
-        yield from self._deliveries(cursor, stream)
+        yield from self._deliveries(cursor, stream, fmt)
         self._advance(cursor, stream.total, stream.newlines)
 
     def _read_gzip(self, cursor: Cursor, raw: BinaryIO) -> Iterator[Delivery]:
         """A whole archive, from the cursor's (decompressed) offset to its end."""
+        fmt = self._format(cursor, raw, compressed=True) or V1
         raw.seek(0)
         unzipped = gzip.GzipFile(fileobj=raw, mode="rb")
         stream = CountingReader(unzipped)
         try:
             skip_bytes(unzipped, cursor.offset)
-            yield from self._deliveries(cursor, stream)
+            yield from self._deliveries(cursor, stream, fmt)
         except GZIP_DAMAGE:
             # Damage before the first line (the reader reports damage after it).
             self.stats.problem(cursor.path, cursor.line + 1, "gzip: damaged archive")
@@ -391,12 +443,15 @@ class TailRead:
         trailing = int(complete > stream.last_newline)  # a last line without "\n"
         self._advance(cursor, complete, stream.newlines + trailing)
 
-    def _deliveries(self, cursor: Cursor, stream: CountingReader) -> Iterator[Delivery]:
+    def _deliveries(self, cursor: Cursor, stream: CountingReader, fmt: str) -> Iterator[Delivery]:
         """Parse ``stream`` with the log reader; line numbers and the dataset are those of
         the file (the reader sees a stream that starts at the cursor)."""
+        if fmt != V1:
+            yield from self._sender_deliveries(cursor, stream, fmt)
+            return
         base, dataset = cursor.line, cursor.dataset_id
         problems_before = len(self.stats.problems)
-        source = InputFile(cursor.path, is_stdin=True)
+        source = InputFile(cursor.path, is_stdin=True, fmt=V1)
         # The reader's stdin path parses a stream we opened: no second open by name.
         with io.BufferedReader(stream, _READ_BUFFER) as buffered:
             deliveries = read_deliveries(
@@ -410,6 +465,68 @@ class TailRead:
                 yield delivery
         for problem in self.stats.problems[problems_before:]:
             problem.line += base
+
+    def _sender_deliveries(
+        self, cursor: Cursor, stream: CountingReader, fmt: str
+    ) -> Iterator[Delivery]:
+        """Feed the new lines of a sender-format file to its stream's format reader."""
+        key = (cursor.dataset_id, fmt)
+        self._fed[key] = self._now
+        with io.BufferedReader(stream, _READ_BUFFER) as buffered:
+            yield from read_sender_stream(
+                buffered, self.stats, self._stream(key),
+                name=cursor.path, first_line=cursor.line + 1, first_offset=cursor.offset,
+                max_line_bytes=self._tailer.max_line_bytes,
+                graph_hosts=self._tailer.graph_hosts,
+            )  # fmt: skip
+
+    def _stream(self, key: StreamKey) -> FormatReader:
+        """This cycle's copy of the format reader of ``key`` (a new one the first time)."""
+        working = self._streams.get(key)
+        if working is None:
+            kept = self._tailer.streams.get(key)
+            # No reorder window: entries would wait in it for later traffic; files that
+            # are followed are written in time order, give or take what pairing absorbs.
+            working = copy.deepcopy(kept) if kept is not None else open_reader(
+                key[1], graph_hosts=self._tailer.graph_hosts,
+                max_entry_bytes=self._tailer.max_line_bytes, reorder_window=0,
+            )  # fmt: skip
+            self._streams[key] = working
+        return working
+
+    def _give_up_idle(self) -> Iterator[Delivery]:
+        """Streams that got no lines for their ``max_wait``: their waiting calls become
+        deliveries with unknown outcome (their files may never grow again)."""
+        for key, kept in list(self._tailer.streams.items()):
+            current = self._streams.get(key, kept)
+            last = self._fed.get(key, self._tailer.fed.get(key, self._now))
+            if not current.pending or self._now - last < current.max_wait:
+                continue
+            yield from read_sender_stream(
+                io.BytesIO(b""), self.stats, self._stream(key), name=current.source,
+                first_line=1, first_offset=0, flush=True,
+                max_line_bytes=self._tailer.max_line_bytes,
+            )  # fmt: skip
+
+    def _format(self, cursor: Cursor, raw: BinaryIO, *, compressed: bool) -> str | None:
+        """The file's format: its dataset's ``logs_format``, else detected from its first
+        lines once (None: a plain file still too short to tell, read later)."""
+        forced = self._tailer.logs_format(cursor.dataset_id)
+        if forced != AUTO:
+            return forced
+        known = self._detected.get(cursor.identity) or self._tailer.detected.get(cursor.identity)
+        if known is not None and cursor.offset > 0:
+            return known
+        head = gzip_prefix(raw, SNIFF_BYTES) if compressed else pread(raw, 0, SNIFF_BYTES)
+        lines = head.splitlines(keepends=True)
+        found = detect(lines[:SNIFF_LINES])
+        if found is None:
+            complete = sum(1 for line in lines if line.strip() and line.endswith(b"\n"))
+            if not compressed and len(head) < SNIFF_BYTES and complete < SNIFF_LINES:
+                return None
+            found = V1
+        self._detected[cursor.identity] = found
+        return found
 
     def _read_end(self, raw: BinaryIO, start: int, size: int) -> int:
         """Where this read of ``[start, size)`` stops: after the last newline, or within

@@ -71,6 +71,23 @@ def pread(raw: BinaryIO, offset: int, size: int) -> bytes:
         raise InputError(f"{raw.name}: cannot read: {(err.strerror or 'error').lower()}") from None
 
 
+def gzip_prefix(raw: BinaryIO, limit: int) -> bytes:
+    """Up to ``limit`` decompressed bytes from the start of a gzip file (less when it is
+    damaged: reading it reports that)."""
+    raw.seek(0)
+    out = b""
+    try:
+        with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
+            while len(out) < limit:
+                chunk = unzipped.read(min(_SKIP_CHUNK, limit - len(out)))
+                if not chunk:
+                    break
+                out += chunk
+    except GZIP_DAMAGE:
+        pass
+    return out
+
+
 def gzip_head(raw: BinaryIO) -> bytes:
     """The first ``HEAD_BYTES`` decompressed bytes (fewer if shorter or damaged)."""
     raw.seek(0)
