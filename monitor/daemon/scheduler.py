@@ -253,6 +253,8 @@ class Daemon:
             "events": read.stats.events,
             "malformed_lines": read.stats.malformed_lines,
             "malformed_events": read.stats.malformed_events,
+            "skipped_lines": read.stats.skipped_lines,
+            "unpaired_responses": read.stats.unpaired_responses,
             "rollup_rows": rollup_rows,
             "rollup_failures": batch.rollup_failures,
             "check_failures": sum(len(a.failures) for a in batch.audits.values()),

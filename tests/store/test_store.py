@@ -128,6 +128,9 @@ def test_record_audit_round_trip(store: Store) -> None:
         "malformed_lines": 2,
         "malformed_events": 0,
         "bytes_read": 9000,
+        "formats": {},
+        "skipped_lines": 0,
+        "unpaired_responses": 0,
     }  # counters only: the problem list (file names, reasons) is not kept
     assert run.datasets == [
         {"dataset_id": "111", "name": "Shop", "health_score": 70, "events": 42, "status": "crit"},
