@@ -28,20 +28,13 @@ recognise late archives, then deleted.
 Files are read through a descriptor opened once and checked with ``fstat``: a rotation
 between finding a file and reading it cannot make us read another file's bytes.
 
-Files in a sender format (``monitor.sources.logs.formats``: the dataset's ``logs_format``,
-else detected from the file's first lines; a file too short to tell waits) are read by
-one format reader per (dataset, format) that lives as long as the tailer: a Request read
-in one cycle pairs with its Response read in a later cycle or in the file that replaced
-a rotated one. A cycle works on copies of those readers, made the tailer's by
-``TailRead.keep`` once its cursors are committed (a cycle that is not kept is read again
-from the same state). A reader that got no lines for
-its ``max_wait`` gives up on the calls still waiting (unknown outcome). The waiting calls
-live in memory only: a restart loses them (their answers then count as unpaired).
+Files in a sender format are read by format readers that outlive a cycle
+(``monitor.sources.logs.tailformats``): call ``TailRead.keep`` once the cursors are
+committed.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import glob
 import gzip
@@ -58,17 +51,10 @@ from typing import BinaryIO
 from monitor.config import DatasetSettings
 from monitor.model.cursors import Cursor, Identity
 from monitor.model.observations import Delivery, ReadStats
-from monitor.sources.logs.formats import (
-    AUTO,
-    SNIFF_BYTES,
-    SNIFF_LINES,
-    V1,
-    FormatReader,
-    detect,
-    open_reader,
-)
+from monitor.sources.logs.formats import V1
 from monitor.sources.logs.paths import UNKNOWN_DATASET, InputFile
-from monitor.sources.logs.reader import read_deliveries, read_sender_stream
+from monitor.sources.logs.reader import read_deliveries
+from monitor.sources.logs.tailformats import SenderState
 from monitor.sources.logs.tailio import (
     GZIP_DAMAGE,
     HEAD_BYTES,
@@ -90,8 +76,6 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _READ_BUFFER = 1 << 20
 
 log = logging.getLogger(__name__)
-
-StreamKey = tuple[str | None, str]  # (dataset id, sender format)
 
 
 def _sha(data: bytes) -> str:
@@ -184,15 +168,9 @@ class LogTailer:
         self.settle = settle
         self.retired_keep = retired_keep
         self.wall_clock = wall_clock
-        self.graph_hosts = graph_hosts
-        self._formats = {ds.id: ds.logs_format for ds in self.datasets}
-        # Sender-format state that outlives a cycle (see the module docstring).
-        self.streams: dict[StreamKey, FormatReader] = {}
-        self.fed: dict[StreamKey, float] = {}  # when each stream last got lines
-        self.detected: dict[Identity, str] = {}  # the format of each file, once known
-
-    def logs_format(self, dataset_id: str | None) -> str:
-        return self._formats.get(dataset_id or "", AUTO)
+        self.senders = SenderState(
+            self.datasets, graph_hosts=graph_hosts, max_line_bytes=max_line_bytes
+        )
 
     def read(self, cursors: list[Cursor], now: float) -> TailRead:
         """Start one cycle from the stored ``cursors`` (``monitor.store.cursors``): files
@@ -223,9 +201,7 @@ class TailRead:
         self.exhausted = False
         self.stats = ReadStats(max_problems=tailer.max_problems)
         self.counters = TailCounters()
-        self._streams: dict[StreamKey, FormatReader] = {}  # this cycle's working copies
-        self._fed: dict[StreamKey, float] = {}
-        self._detected: dict[Identity, str] = {}
+        self._senders = tailer.senders.cycle(self.stats, now)
 
     # -- the cycle ------------------------------------------------------------------
 
@@ -254,7 +230,7 @@ class TailRead:
         new = [f for f in self._files if f.identity not in handled]
         for watched in sorted(new, key=lambda f: (f.mtime, f.path)):
             yield from self._start(watched, None)
-        yield from self._give_up_idle()
+        yield from self._senders.give_up_idle()
         self._finished = True
 
     @property
@@ -276,10 +252,7 @@ class TailRead:
         cycle that is not kept is read again, from the same cursors and the same state."""
         if not self._finished:
             raise RuntimeError("TailRead.keep before the deliveries were all read")
-        tailer = self._tailer
-        tailer.streams.update(self._streams)
-        tailer.fed.update(self._fed)
-        tailer.detected.update(self._detected)
+        self._senders.keep()
 
     # -- locating ---------------------------------------------------------------------
 
@@ -469,64 +442,18 @@ class TailRead:
     def _sender_deliveries(
         self, cursor: Cursor, stream: CountingReader, fmt: str
     ) -> Iterator[Delivery]:
-        """Feed the new lines of a sender-format file to its stream's format reader."""
-        key = (cursor.dataset_id, fmt)
-        self._fed[key] = self._now
-        with io.BufferedReader(stream, _READ_BUFFER) as buffered:
-            yield from read_sender_stream(
-                buffered, self.stats, self._stream(key),
-                name=cursor.path, first_line=cursor.line + 1, first_offset=cursor.offset,
-                max_line_bytes=self._tailer.max_line_bytes,
-                graph_hosts=self._tailer.graph_hosts,
-            )  # fmt: skip
-
-    def _stream(self, key: StreamKey) -> FormatReader:
-        """This cycle's copy of the format reader of ``key`` (a new one the first time)."""
-        working = self._streams.get(key)
-        if working is None:
-            kept = self._tailer.streams.get(key)
-            # No reorder window: entries would wait in it for later traffic; files that
-            # are followed are written in time order, give or take what pairing absorbs.
-            working = copy.deepcopy(kept) if kept is not None else open_reader(
-                key[1], graph_hosts=self._tailer.graph_hosts,
-                max_entry_bytes=self._tailer.max_line_bytes, reorder_window=0,
-            )  # fmt: skip
-            self._streams[key] = working
-        return working
-
-    def _give_up_idle(self) -> Iterator[Delivery]:
-        """Streams that got no lines for their ``max_wait``: their waiting calls become
-        deliveries with unknown outcome (their files may never grow again)."""
-        for key, kept in list(self._tailer.streams.items()):
-            current = self._streams.get(key, kept)
-            last = self._fed.get(key, self._tailer.fed.get(key, self._now))
-            if not current.pending or self._now - last < current.max_wait:
-                continue
-            yield from read_sender_stream(
-                io.BytesIO(b""), self.stats, self._stream(key), name=current.source,
-                first_line=1, first_offset=0, flush=True,
-                max_line_bytes=self._tailer.max_line_bytes,
-            )  # fmt: skip
+        yield from self._senders.deliveries(
+            cursor.dataset_id, fmt, stream, name=cursor.path, first_line=cursor.line + 1,
+            first_offset=cursor.offset,
+        )  # fmt: skip
 
     def _format(self, cursor: Cursor, raw: BinaryIO, *, compressed: bool) -> str | None:
-        """The file's format: its dataset's ``logs_format``, else detected from its first
-        lines once (None: a plain file still too short to tell, read later)."""
-        forced = self._tailer.logs_format(cursor.dataset_id)
-        if forced != AUTO:
-            return forced
-        known = self._detected.get(cursor.identity) or self._tailer.detected.get(cursor.identity)
-        if known is not None and cursor.offset > 0:
-            return known
-        head = gzip_prefix(raw, SNIFF_BYTES) if compressed else pread(raw, 0, SNIFF_BYTES)
-        lines = head.splitlines(keepends=True)
-        found = detect(lines[:SNIFF_LINES])
-        if found is None:
-            complete = sum(1 for line in lines if line.strip() and line.endswith(b"\n"))
-            if not compressed and len(head) < SNIFF_BYTES and complete < SNIFF_LINES:
-                return None
-            found = V1
-        self._detected[cursor.identity] = found
-        return found
+        def head(n: int) -> bytes:
+            return gzip_prefix(raw, n) if compressed else pread(raw, 0, n)
+
+        return self._senders.format(
+            cursor.dataset_id, cursor.identity, cursor.offset, head, complete=compressed
+        )
 
     def _read_end(self, raw: BinaryIO, start: int, size: int) -> int:
         """Where this read of ``[start, size)`` stops: after the last newline, or within

@@ -150,4 +150,4 @@ def test_only_new_stream_state_is_copied_per_cycle(tmp_path: Path, store: Store)
     shutil.copy(DATA / "gtms.log", log)
     t = tailer(str(log))
     cycle(store, t)
-    assert set(t.streams) == {("1234567890", "gtms")}
+    assert set(t.senders.streams) == {("1234567890", "gtms")}
