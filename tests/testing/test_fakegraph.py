@@ -141,8 +141,17 @@ def test_flaky_fails_first_calls_per_dataset_then_recovers() -> None:
 
 
 def test_counts_max_in_flight_and_serves_in_parallel() -> None:
-    with FakeGraph(latency=0.3) as fg:
-        threads = [threading.Thread(target=_stats, args=(fg,)) for _ in range(8)]
+    # A latency long enough that a thread started late on a loaded machine still finds
+    # the others in flight; the barrier sends the eight requests together.
+    latency = 1.5
+    with FakeGraph(latency=latency) as fg:
+        barrier = threading.Barrier(8)
+
+        def call() -> None:
+            barrier.wait()
+            _stats(fg)
+
+        threads = [threading.Thread(target=call) for _ in range(8)]
         t0 = time.monotonic()
         for t in threads:
             t.start()
@@ -154,7 +163,7 @@ def test_counts_max_in_flight_and_serves_in_parallel() -> None:
         with httpx.Client(timeout=5) as client:
             admin = client.get(f"{fg.url}/__fakegraph/stats").json()
         assert admin["max_in_flight"] == 8
-    assert elapsed < 8 * 0.3  # in parallel, not one after the other
+    assert elapsed < 8 * latency  # in parallel, not one after the other
 
 
 def test_stop_wakes_slow_answers() -> None:
