@@ -813,3 +813,19 @@ def test_transport_error_beside_a_status_is_ignored(tmp_path: Path) -> None:
     record = {**RECORD, "response": {"status": 200, "transport_error": "timed_out"}}
     (d,), _ = read_one(tmp_path, record)
     assert d.response is not None and d.response.transport_error is None
+
+
+def test_expand_directory_takes_json_files_only_when_they_are_sender_exports(
+    tmp_path: Path,
+) -> None:
+    formats = Path(__file__).resolve().parents[1] / "data" / "formats"
+    sink = tmp_path / "run.googleapis.com" / "stdout" / "2026" / "11" / "20"
+    sink.mkdir(parents=True)
+    (sink / "14:00:00_14:59:59_S0.json").write_bytes(
+        (formats / "cloud-logging.sink.json").read_bytes()
+    )
+    (tmp_path / "read.json").write_bytes((formats / "cloud-logging.gcloud.json").read_bytes())
+    (tmp_path / "package.json").write_text('{"name": "shop", "version": "1.0.0"}\n')
+    (tmp_path / "empty.json").write_bytes(b"")
+    names = {os.path.relpath(f.path, tmp_path) for f in expand_paths([str(tmp_path)])}
+    assert names == {"run.googleapis.com/stdout/2026/11/20/14:00:00_14:59:59_S0.json", "read.json"}

@@ -8,7 +8,10 @@ Contract: docs/contracts.md §4 (PATH) and §6 "Reading" (globs as written, a re
 from __future__ import annotations
 
 import glob
+import gzip
+import itertools
 import os
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -16,6 +19,13 @@ from fnmatch import fnmatchcase
 from monitor.config import DatasetSettings
 from monitor.errors import InputError
 from monitor.sources.logs.formats import AUTO
+from monitor.sources.logs.formats.detect import (
+    CLOUD_LOGGING,
+    GTMS,
+    GTMS_BIGQUERY,
+    SNIFF_LINES,
+    detect,
+)
 
 STDIN_NAME = "<stdin>"
 UNKNOWN_DATASET = "unknown"
@@ -100,7 +110,7 @@ def _walk(top: str) -> list[InputFile]:
         os.path.join(folder, name)
         for folder, _dirs, names in os.walk(top, onerror=fail)
         for name in names
-        if is_log_name(name)
+        if is_log_name(name) or (is_export_name(name) and _is_sender_export(folder, name))
     ]
     return [InputFile(p) for p in sorted(found)]
 
@@ -109,6 +119,26 @@ def is_log_name(name: str) -> bool:
     """Whether a directory search picks up this file name (``.jsonl``, ``.ndjson``, ``.log``,
     each optionally ``.gz``; case-insensitive)."""
     return name.lower().removesuffix(".gz").endswith(LOG_SUFFIXES)
+
+
+def is_export_name(name: str) -> bool:
+    """``.json`` (optionally ``.gz``): what Cloud Logging sinks and ``gcloud logging read``
+    write. A directory search takes such a file only when its content is a sender's log."""
+    return name.lower().removesuffix(".gz").endswith(".json")
+
+
+def _is_sender_export(folder: str, name: str) -> bool:
+    """Whether the first lines of a ``.json`` file are LogEntries, BigQuery rows or GTMS
+    lines (unrelated JSON files in a log directory stay out); unreadable ones are taken,
+    so that the reader reports them."""
+    path = os.path.join(folder, name)
+    opener = gzip.open if name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            found = detect(itertools.islice(f, SNIFF_LINES))
+    except (OSError, EOFError, zlib.error):
+        return True
+    return found in (CLOUD_LOGGING, GTMS_BIGQUERY, GTMS)
 
 
 def _has_magic(text: str) -> bool:
