@@ -217,7 +217,7 @@ def _listen(value: Any) -> Any:
     if value == "off" or not isinstance(value, str):
         return value
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f"expected HOST:PORT (e.g. '127.0.0.1:9977') or 'off', got {value!r}")
     return value
 
@@ -225,7 +225,8 @@ def _listen(value: Any) -> Any:
 class ServerSettings(_Section):
     """``[server]``: the daemon's HTTP server (docs/contracts.md §10)."""
 
-    listen: Annotated[str, BeforeValidator(_listen)] = "127.0.0.1:9977"  # or "off"
+    # "off" serves nothing; port 0 takes any free port (the daemon logs which).
+    listen: Annotated[str, BeforeValidator(_listen)] = "127.0.0.1:9977"
 
     @property
     def address(self) -> tuple[str, int] | None:

@@ -7,8 +7,9 @@
     ├── SourceError             a source (e.g. the Graph API) could not be read; the message
     │                           is already scrubbed (sources.graph.errors.GraphError adds a `kind`)
     ├── WorkerError             a worker process of a parallel audit died without a result
-    └── FleetError              an instance cannot join the fleet (its name is taken by a live
-                                instance, or another instance uses the same SQLite file)
+    ├── FleetError              an instance cannot join the fleet (its name is taken by a live
+    │                           instance, or another instance uses the same SQLite file)
+    └── ServerError             the daemon cannot serve HTTP on [server] listen (port in use)
 
 Malformed *content* (a bad log line) is never an exception: sources count and report it.
 Third-party errors are wrapped at the boundary with ``raise ... from``.
@@ -41,3 +42,7 @@ class WorkerError(CapiMonitorError):
 
 class FleetError(CapiMonitorError):
     """This instance cannot run alongside the others (docs/contracts.md §11)."""
+
+
+class ServerError(CapiMonitorError):
+    """The daemon's HTTP server cannot listen on ``[server] listen``."""

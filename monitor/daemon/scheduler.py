@@ -63,6 +63,9 @@ from monitor.daemon.jobs import (
     not_scheduled,
     plain,
 )
+from monitor.daemon.live import Views
+from monitor.daemon.metrics import DaemonMetrics
+from monitor.daemon.server import DaemonServer
 from monitor.engine.cycle import CycleBatch
 from monitor.engine.graph_inputs import poll_graph
 from monitor.engine.series import load_volume_history
@@ -158,6 +161,12 @@ class Daemon:
         self._idle = threading.Condition()
         self._running = 0
         self.fleet = Membership(settings, store.engine)
+        # Every metric carries the instance name in fleet mode (a PostgreSQL store).
+        fleet_mode = store.engine.dialect.name == "postgresql"
+        self.metrics = DaemonMetrics(store, self.fleet.name if fleet_mode else None)
+        observe = getattr(sender, "observe_outcomes", None)
+        if callable(observe):
+            observe(self.metrics.notification)
 
     @classmethod
     def open(
@@ -246,6 +255,13 @@ class Daemon:
             # Graph findings are the Graph jobs' to judge (monitor.daemon.graph_jobs).
             outcome = self._evaluate(conn, self.settings, fleet, now, judges=judges_logs)
         read.keep()  # committed: sender-format calls still waiting carry over to the next pass
+        # Counted once committed: a rolled-back pass is read again.
+        # A delivery that does not name its format: the pass's only detected one.
+        formats = read.stats.formats
+        only = next(iter(formats)) if len(formats) == 1 else "unknown"
+        for (dataset, fmt), count in batch.events_read.items():
+            self.metrics.events_read(dataset, fmt or only, count)
+        self.metrics.malformed_lines(read.stats.malformed_lines)
         evaluated = sum(1 for r in reports if r.events)
         counters = {
             "deliveries": batch.deliveries,
@@ -319,7 +335,11 @@ class Daemon:
             outcome = self._evaluate(
                 conn, self.settings, reports, now, judges=graph_judges(snapshots)
             )
-        return {**poll_counters(snapshots), **outcome.summary()}
+        polled = poll_counters(snapshots)
+        errors = min(polled["part_errors"], polled["graph_calls"])
+        self.metrics.graph_requests("ok", polled["graph_calls"] - errors)
+        self.metrics.graph_requests("error", errors)
+        return {**polled, **outcome.summary()}
 
     def _poll_graph(
         self, settings: Settings, now: float, parts: frozenset[Part]
@@ -353,6 +373,7 @@ class Daemon:
             log.exception("job failed", extra={"job": spec.name})
         result.finished_at = self.clock()
         self._record(result)
+        self.metrics.job_run(spec.name, result.ok)
         # An idle run (every few seconds for notify) is not worth a line at INFO.
         level = (
             logging.WARNING if not result.ok else logging.INFO if busy(result) else logging.DEBUG
@@ -385,15 +406,24 @@ class Daemon:
     def run(self, stop: threading.Event) -> None:
         """Join the fleet, schedule every job and return once ``stop`` is set and running
         jobs have ended (a logs cycle abandons its transaction; waiting is bounded by
-        ``STOP_GRACE``), having left the fleet. ``FleetError`` when this instance may not
+        ``STOP_GRACE``), having left the fleet; serves ``[server] listen`` meanwhile.
+        ``ServerError`` when the port is busy, ``FleetError`` when this instance may not
         run (its name is taken, or another instance uses the SQLite file)."""
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        self.fleet.join(self.clock())
+        address = self.settings.server.address
+        server = DaemonServer(address, Views(self, self.clock())) if address else None
         try:
-            self._run(stop, BackgroundScheduler)
+            self.fleet.join(self.clock())
+            try:
+                if server is not None:
+                    server.start()
+                self._run(stop, BackgroundScheduler)
+            finally:
+                self.fleet.leave(self.clock())
         finally:
-            self.fleet.leave(self.clock())
+            if server is not None:
+                server.stop()
 
     def _run(self, stop: threading.Event, scheduler_class: Any) -> None:
         scheduler = scheduler_class(

@@ -15,6 +15,7 @@ its replayed index instead.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping
 
 from monitor.config import Settings
@@ -29,6 +30,13 @@ log = logging.getLogger(__name__)
 
 # Builds the audit of one dataset for one cycle: dataset id -> its DatasetAudit.
 AuditFactory = Callable[[str], DatasetAudit]
+
+
+def log_format(delivery: Delivery) -> str | None:
+    """The sender log format ``delivery`` was read from (docs/contracts.md §7), when the
+    reader names it on the delivery."""
+    named = getattr(delivery, "format", None)
+    return named if isinstance(named, str) and named else None
 
 
 def recent_part(delivery: Delivery, since: float) -> Delivery | None:
@@ -68,12 +76,15 @@ class CycleBatch:
         self.audits: dict[str, DatasetAudit] = {}
         self.deliveries = 0
         self.recent = 0
+        # Events read per (dataset, log format or None when unnamed), for the metrics.
+        self.events_read: Counter[tuple[str, str | None]] = Counter()
         self.rollup_failures = 0
         self._make_audit = audit or self._default_audit
 
     def observe(self, delivery: Delivery) -> None:
         self.deliveries += 1
         dataset = delivery.dataset_id
+        self.events_read[(dataset, log_format(delivery))] += len(delivery.events)
         rollup = self.rollups.get(dataset)
         if rollup is None:
             rollup = self.rollups[dataset] = RollupAccumulator(dataset)

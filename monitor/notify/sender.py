@@ -134,6 +134,16 @@ class OutboxSender:
         self._clients = clients_of(settings)
         self._clock = clock
         self._lock = threading.Lock()
+        self._observe: Callable[[str, str], None] | None = None
+
+    def observe_outcomes(self, observe: Callable[[str, str], None]) -> None:
+        """Have ``observe(notifier, outcome)`` called for every delivery attempt's
+        outcome: ``sent``, ``recovered`` (found delivered), ``retried``, ``failed``."""
+        self._observe = observe
+
+    def _count(self, notifier: str, outcome: str) -> None:
+        if self._observe is not None:
+            self._observe(notifier, outcome)
 
     @property
     def lease(self) -> float:
@@ -229,9 +239,11 @@ class OutboxSender:
             if notifier is None:
                 self._fail(row, f"notifier {nid!r} is not configured any more", now)
                 stats.failed += 1
+                self._count(row["notifier"], "failed")
             elif float(row["queued_at"]) + self._settings.give_up_after <= now:
                 self._give_up(row, now)
                 stats.failed += 1
+                self._count(row["notifier"], "failed")
             elif row["next_attempt_at"] > now or not self._attempt(notifier, row, now, stats):
                 # Not due yet, or failed for now: later rows wait, to keep the order.
                 return
@@ -261,6 +273,7 @@ class OutboxSender:
             return self._failed_attempt(row, why, attempts, now, stats)
         self._mark_sent(row, ref, now)
         stats.sent += 1
+        self._count(row["notifier"], "sent")
         log.info("%s: delivered outbox #%d (%s)", row["notifier"], row["outbox_id"], row["key"])
         return True
 
@@ -286,6 +299,7 @@ class OutboxSender:
             return "send"
         self._mark_sent(row, ref, now)
         stats.recovered += 1
+        self._count(row["notifier"], "recovered")
         log.info("%s: outbox #%d had arrived before (%s)", row["notifier"], row["outbox_id"], ref)
         return "arrived"
 
@@ -301,6 +315,7 @@ class OutboxSender:
         if err.permanent:
             self._fail(row, str(err), now)
             stats.failed += 1
+            self._count(row["notifier"], "failed")
             return True  # this row is final; the next may still go out
         delay = self.backoff(max(1, attempts), err.retry_after)
         state = DeliveryState.SENDING if (keep_sending or err.uncertain) else DeliveryState.PENDING
@@ -312,6 +327,7 @@ class OutboxSender:
             last_error_at=now,
         )
         stats.retried += 1
+        self._count(row["notifier"], "retried")
         log.warning(
             "%s: outbox #%d not delivered (attempt %d), next try in %s: %s",
             row["notifier"], row["outbox_id"], attempts, fmt_duration(delay), err,

@@ -149,6 +149,9 @@ def write_config(tmp_path: Path, slack: FakeSlack, smtp_port: int) -> Path:
 [storage]
 url = "sqlite:///{tmp_path}/state.db"
 
+[server]
+listen = "off"
+
 [[datasets]]
 id = "1234567890"
 name = "E2E shop"
@@ -248,7 +251,7 @@ def test_sigint_stops_the_daemon_with_status_0(tmp_path: Path) -> None:
     config.write_text(
         f'[storage]\nurl = "sqlite:///{tmp_path}/state.db"\n'
         f'[[datasets]]\nid = "1"\nlogs = ["{tmp_path}/*.jsonl"]\n'
-        '[schedule]\nlogs_every = "1h"\n'
+        '[schedule]\nlogs_every = "1h"\n[server]\nlisten = "off"\n'
     )
     daemon = DaemonProcess(config, tmp_path / "daemon.log")
     try:

@@ -171,9 +171,15 @@ FACTS_JS = """JSON.stringify({
 
 
 def open_page(
-    tools: DevTools, path: Path, *, width: int = 1200, height: int = 900, mobile: bool = False
+    tools: DevTools,
+    path: Path | str,
+    *,
+    width: int = 1200,
+    height: int = 900,
+    mobile: bool = False,
 ) -> LoadedPage:
-    """Load ``path`` in a new tab of ``width`` CSS pixels; return what happened."""
+    """Load ``path`` (a file, or a URL such as the daemon's live page) in a new tab of
+    ``width`` CSS pixels; return what happened."""
     target = tools.send("Target.createTarget", {"url": "about:blank"})["targetId"]
     session = tools.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
         "sessionId"
@@ -186,7 +192,8 @@ def open_page(
         session=session,
     )
     tools.events.clear()
-    tools.send("Page.navigate", {"url": path.resolve().as_uri()}, session=session)
+    url = path if isinstance(path, str) else path.resolve().as_uri()
+    tools.send("Page.navigate", {"url": url}, session=session)
     tools.wait_for("Page.loadEventFired")
     time.sleep(0.3)  # late console messages
     facts = orjson.loads(
