@@ -1,6 +1,7 @@
 """What reconciliation reads of each side: Purchase records folded from deliveries, and
 the paid orders of a source (one per order id). Compact on purpose: a check keeps one
-``Purchase`` per Purchase event, never the event."""
+``Purchase`` per Purchase event, never the event. ``Purchase`` and ``Outcome`` are value
+types of ``monitor.model.orders`` (the daemon's store keeps them too)."""
 
 from __future__ import annotations
 
@@ -8,37 +9,12 @@ import dataclasses as dc
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from enum import StrEnum
 from typing import Any
 
 from monitor.model.observations import Delivery
-from monitor.model.orders import Order, order_key
+from monitor.model.orders import Order, Outcome, Purchase, order_key
 
 PURCHASE = "Purchase"
-
-
-class Outcome(StrEnum):
-    ACCEPTED = "accepted"
-    UNCONFIRMED = "unconfirmed"  # no logged response
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class Purchase:
-    """What the reconciliation needs of one Purchase event; nothing about the customer."""
-
-    file: str
-    line: int
-    key: str | None  # normalised order id from match_field
-    event_id: str | None
-    event_time: float
-    value: Decimal | None
-    currency: str | None
-    outcome: Outcome
-
-    @property
-    def delivered(self) -> bool:
-        return self.outcome is not Outcome.FAILED
 
 
 def outcome_of(delivery: Delivery) -> Outcome:

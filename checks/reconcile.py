@@ -140,15 +140,21 @@ def reconcile(
     rules: ReconcileRules,
     now: float,
     window_start: float | None,
+    judged: tuple[float, float] | None = None,
 ) -> Reconciliation:
-    """The ``reconcile`` result for one dataset (module docstring); pure."""
+    """The ``reconcile`` result for one dataset (module docstring); pure.
+
+    ``judged``: only the Purchases whose ``event_time`` lies in this span (bounds
+    included) are judged and counted; the others still make an order "sent" and give an
+    order id its first ``event_id``, so a repeat inside the span is a duplicate (the
+    daemon keeps Purchases longer than it judges them). Default: every Purchase."""
     if snapshot is None:
         return Reconciliation(skipped(CHECK_ID, "no orders source for this dataset"), {})
     if snapshot.error is not None:
         return Reconciliation(_unavailable(snapshot), {})
     if window_start is None:
         return Reconciliation(skipped(CHECK_ID, "no delivery logs to reconcile"), {})
-    return _Judge(snapshot, purchases, rules, now, window_start).run()
+    return _Judge(snapshot, purchases, rules, now, window_start, judged).run()
 
 
 def _unavailable(snapshot: OrderSnapshot) -> CheckResult:
@@ -183,9 +189,11 @@ class _Judge:
         rules: ReconcileRules,
         now: float,
         window_start: float,
+        judged: tuple[float, float] | None = None,
     ) -> None:
         self.snap, self.rules, self.now, self.start = snapshot, rules, now, window_start
         self.purchases = purchases
+        self.span = judged
         self.orders = paid_orders(snapshot.orders)
         self.by_key: dict[str, list[PaidOrder]] = defaultdict(list)
         for order in self.orders:
@@ -195,12 +203,16 @@ class _Judge:
         self.hits: dict[str, _Hits] = defaultdict(_Hits)
         self.counts: dict[str, int] = defaultdict(int)
 
+    def judges(self, p: Purchase) -> bool:
+        return self.span is None or self.span[0] <= p.event_time <= self.span[1]
+
     def run(self) -> Reconciliation:
         delivered = [p for p in self.purchases if p.delivered]
         for p in delivered:
             self._match(p)
         self._duplicates(delivered)
         self._values()
+        delivered = [p for p in delivered if self.judges(p)]
         judged = [
             o for o in self.orders if self.start <= o.created_at <= self.now - self.rules.grace
         ]
@@ -215,14 +227,18 @@ class _Judge:
         self.hits[code].add(file, line, shown, order_id)
 
     def _match(self, p: Purchase) -> None:
+        judged = self.judges(p)
         if p.key is None:
-            self._hit(PURCHASE_ORDER_ID_MISSING, p.file, p.line, "no order id", None)
+            if judged:
+                self._hit(PURCHASE_ORDER_ID_MISSING, p.file, p.line, "no order id", None)
             return
         window = self.rules.match_window
         for order in self.by_key.get(p.key, ()):
             if abs(p.event_time - order.created_at) <= window:
                 order.purchases.append(p)
                 return
+        if not judged:
+            return
         if not self.snap.since + window <= p.event_time <= self.snap.until:
             self.counts["purchases_not_judged"] += 1
             return
@@ -238,7 +254,7 @@ class _Judge:
                 continue
             ids = identities[p.key]
             identity: object = p.event_id if p.event_id is not None else object()
-            if ids and identity not in ids:
+            if ids and identity not in ids and self.judges(p):
                 self.hits[PURCHASE_DUPLICATE_ORDER].add(
                     p.file, p.line, f"{p.key}: another event_id", p.key
                 )
@@ -250,6 +266,8 @@ class _Judge:
             if order.amount is None:
                 continue
             for p in order.purchases:
+                if not self.judges(p):
+                    continue
                 why = value_problem(order.amount, order.currency, p.value, p.currency, tolerance)
                 if why is not None:
                     self._hit(
@@ -275,7 +293,9 @@ class _Judge:
             "purchases_delivered": len(delivered),
             "purchases_accepted": sum(1 for p in delivered if p.outcome is Outcome.ACCEPTED),
             "sent_unconfirmed": sum(1 for p in delivered if p.outcome is Outcome.UNCONFIRMED),
-            "purchases_failed": len(self.purchases) - len(delivered),
+            "purchases_failed": sum(
+                1 for p in self.purchases if not p.delivered and self.judges(p)
+            ),
             "purchases_not_judged": self.counts["purchases_not_judged"],
             "matched_unpaid": self.counts["matched_unpaid"],
             "source": self.snap.source,
@@ -469,6 +489,8 @@ class ReconcileCheck:
         self.buckets: Counter[tuple[Outcome, int]] = Counter()
         self.first_sent: float | None = None
         self._last: Reconciliation | None = None
+        # Why no orders will come, when another job judges them (the daemon's log cycles).
+        self.judged_elsewhere: str | None = None
 
     def use_orders(
         self, snapshot: OrderSnapshot | None, rules: ReconcileRules, since: float | None
@@ -505,6 +527,8 @@ class ReconcileCheck:
         return self.since if self.since is not None else self.first_sent
 
     def reconciliation(self) -> Reconciliation:
+        if self._last is None and self.orders is None and self.judged_elsewhere:
+            self._last = Reconciliation(skipped(CHECK_ID, self.judged_elsewhere), {})
         if self._last is None:
             self._last = reconcile(
                 self.orders, self.purchases, self.rules, self.ctx.now, self.window_start

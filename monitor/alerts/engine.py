@@ -144,7 +144,10 @@ class _DatasetCycle:
         self.now = now
         self.seen = seen_alerts(report)
         self.ran = checks_ran(report)
-        self.seen_codes = frozenset(k.code for k in self.seen)
+        # Source trouble seen this cycle (an orders source's is its own, see inhibit).
+        self.seen_codes = frozenset(
+            k.code for k in self.seen if k.check not in inhibit.OWN_SOURCE_CHECKS
+        )
         self.prev = {k: r for k, r in stored.items() if k.dataset_id == report.dataset_id}
         # A key seen again without an open episode: its recently resolved one may reopen
         # (flapping, ``monitor.alerts.lifecycle``). Only seen keys: the others stay history.
@@ -156,7 +159,7 @@ class _DatasetCycle:
 
     def run(self, conn: Connection, outcome: CycleOutcome) -> Notification | None:
         keys = sorted(set(self.seen) | set(self.prev), key=_order)
-        roots = [k for k in keys if k.code in inhibit.INHIBITORS]
+        roots = [k for k in keys if inhibit.is_inhibitor(k)]
         for key in roots:
             self._decide(key, None)
         firing = {k.code for k in roots if self._firing(k)}

@@ -15,6 +15,8 @@ The dependency map, explicitly (one place to read and change):
 Not inhibited: what the sender's own logs show regardless of Meta (``hash_validity``,
 ``payload``, ``dedup``'s ``MISSING_EVENT_ID``/``EVENT_ID_REUSED``, ``latency``'s
 ``LATENCY_HIGH``, ``MATCH_KEY_COVERAGE_LOW``) and ``RATE_LIMITED`` seen in delivery logs.
+``reconcile``'s ``SOURCE_UNAVAILABLE`` (an orders source cannot be read) is about that
+source alone: it inhibits nothing and blocks no resolution (``OWN_SOURCE_CHECKS``).
 Inhibitors never inhibit each other (both are root causes worth a post), and an
 inhibitor inhibits while it fires even if it is itself silenced (as in Alertmanager).
 
@@ -37,6 +39,10 @@ SOURCE_UNAVAILABLE = "SOURCE_UNAVAILABLE"
 INHIBITORS: tuple[str, ...] = (TOKEN_INVALID, SOURCE_UNAVAILABLE)  # precedence order
 # Seen in a cycle, these mean Meta-side data may not have been read (see the docstring).
 SOURCE_TROUBLE: frozenset[str] = frozenset({*INHIBITORS, "RATE_LIMITED"})
+
+# Checks whose SOURCE_UNAVAILABLE concerns a source of their own (an orders source), not
+# Meta nor the logs: such an alert is no root cause of any other.
+OWN_SOURCE_CHECKS: frozenset[str] = frozenset({"reconcile"})
 
 # Checks whose every finding depends on Meta-side data or on successful delivery.
 DEPENDENT_CHECKS: frozenset[str] = frozenset({"volume", "parity", "diagnostics"})
@@ -67,6 +73,11 @@ WHY: dict[str, str] = {
     SOURCE_UNAVAILABLE: "depend on a source that cannot be read",
 }
 INHIBITED_PREFIX = "inhibited:"
+
+
+def is_inhibitor(key: AlertKey) -> bool:
+    """Whether ``key``'s alert may inhibit others (and, seen, hide their data)."""
+    return key.code in INHIBITORS and key.check not in OWN_SOURCE_CHECKS
 
 
 def depends_on_source(key: AlertKey) -> bool:

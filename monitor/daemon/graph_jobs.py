@@ -127,8 +127,9 @@ def graph_reports(
 
 
 def judges_logs(key: AlertKey, prev: AlertRecord | None) -> bool:
-    """A log cycle's verdicts: every alert except the Graph findings."""
-    return not is_graph_code(key.check, key.code)
+    """A log cycle's verdicts: every alert except the Graph findings and ``reconcile``'s
+    (the ``orders`` job judges those, ``monitor.daemon.orders_jobs``)."""
+    return key.check != "reconcile" and not is_graph_code(key.check, key.code)
 
 
 def graph_judges(snapshots: Mapping[str, GraphSnapshot]) -> Judges:

@@ -9,6 +9,9 @@
 - ``graph`` (``graph_every``) and ``quality`` (``quality_every``): poll the Graph API and
   judge the Graph findings (``monitor.daemon.graph_jobs``). Not scheduled without
   ``[meta]`` or without a dataset that has a token.
+- ``orders`` (``orders_every``): read the ``[[orders]]`` sources and reconcile them with
+  the Purchases the ``logs`` job kept (``monitor.daemon.orders_jobs``). Not scheduled
+  when no dataset names an orders source.
 - ``notify`` (``notify_every``): drain the outbox (``monitor.notify.sender``).
 - ``weekly_report`` (looks every ``WEEKLY_CHECK_EVERY`` seconds whether ``[schedule]
   weekly_report`` has come): claims the due week, writes and sends the weekly report
@@ -61,6 +64,7 @@ class JobSpec:
     summary: str
     enabled: Callable[[Settings], bool] = _always
     needs_graph: bool = False
+    off_reason: str = "switched off by the settings"  # why ``enabled`` is false
 
 
 @dataclass(slots=True)
@@ -132,6 +136,16 @@ def _quality_job(daemon: Daemon, now: float, stop: threading.Event) -> dict[str,
     return daemon.quality_cycle(now, stop)
 
 
+def _orders_job(daemon: Daemon, now: float, stop: threading.Event) -> dict[str, Any]:
+    return daemon.orders_cycle(now, stop)
+
+
+def _orders_enabled(settings: Settings) -> bool:
+    from monitor.daemon.orders_jobs import no_orders_source
+
+    return no_orders_source(settings) is None
+
+
 # The weekly job only looks whether a week is due (one SELECT) this often; the report
 # time itself is [schedule] weekly_report ("mon 08:00"), see monitor.daemon.weekly.
 WEEKLY_CHECK_EVERY = 300.0
@@ -172,6 +186,14 @@ JOBS: tuple[JobSpec, ...] = (
         "poll Dataset Quality, da_checks and the token, run the Graph checks",
         needs_graph=True,
     ),
+    JobSpec(
+        "orders",
+        lambda s: s.schedule.orders_every,
+        _orders_job,
+        "read the orders sources, reconcile paid orders with the Purchases sent",
+        _orders_enabled,
+        off_reason="no dataset names an [[orders]] source",
+    ),
     JobSpec("notify", lambda s: s.schedule.notify_every, _notify_job, "send queued notifications"),
     JobSpec(
         "weekly_report",
@@ -190,7 +212,7 @@ def not_scheduled(settings: Settings, env: Mapping[str, str] | None = None) -> d
     out = {}
     for spec in JOBS:
         if not spec.enabled(settings):
-            out[spec.name] = "switched off by the settings"
+            out[spec.name] = spec.off_reason
         elif spec.needs_graph and graph_off:
             out[spec.name] = graph_off
     return out

@@ -68,6 +68,7 @@ from monitor.daemon.metrics import DaemonMetrics
 from monitor.daemon.server import DaemonServer
 from monitor.engine.cycle import CycleBatch
 from monitor.engine.graph_inputs import poll_graph
+from monitor.engine.orders_inputs import kept_since
 from monitor.engine.series import load_volume_history
 from monitor.errors import ConfigError
 from monitor.model.graph import GraphSnapshot, Part
@@ -75,18 +76,20 @@ from monitor.model.observations import ReadStats
 from monitor.model.results import AuditReport, DatasetReport
 from monitor.model.series import Current
 from monitor.sources.logs.tail import LogTailer, TailRead
+from monitor.sources.orders.common import Sleep, default_sleep
 from monitor.store import Store
 from monitor.store.cursors import load_cursors, save_cursors
 from monitor.store.db import upsert_rollups, write_connection
 from monitor.store.graph import write_graph
 from monitor.store.job_runs import insert_job_run
+from monitor.store.orders import insert_purchases
 
 log = logging.getLogger(__name__)
 
 STOP_GRACE = 8.0  # seconds ``run`` waits for running jobs once stopped (exit within 10 s)
 _PASS_STEP = 0.001  # seconds between the evaluation times of two passes of one logs job
 _STOP_CHECK_EVERY = 256  # deliveries between two looks at the stop event
-_GRAPH_LEASE_INTERVALS = 1.5  # a Graph job's lease, in its intervals
+_GRAPH_LEASE_INTERVALS = 1.5  # a Graph or orders job's lease, in its intervals
 
 
 class Evaluate(Protocol):
@@ -137,12 +140,15 @@ class Daemon:
         notifiers: Mapping[str, Any] | None = None,
         env: Mapping[str, str] | None = None,
         graph_poll: GraphPoll | None = None,
+        orders_sleep: Sleep | None = None,
     ) -> None:
         """``env``: where the Graph API tokens are (default ``os.environ``); ``graph_poll``
-        replaces ``monitor.engine.graph_inputs.poll_graph`` (tests)."""
+        replaces ``monitor.engine.graph_inputs.poll_graph`` (tests); ``orders_sleep``: how
+        the orders readers wait between retries (tests: no waiting)."""
         self.settings = settings
         self.env: Mapping[str, str] = os.environ if env is None else env
         self._graph_poll = graph_poll or self._poll_graph
+        self._orders_sleep = orders_sleep or default_sleep
         self.store = store
         self.sender = sender
         self.notifiers = dict(notifiers or {})  # the weekly report sends through them too
@@ -247,6 +253,7 @@ class Daemon:
             batch = self._consume(read, CycleBatch(self.settings, now, series), stop)
             save_cursors(conn, read.cursors(), read.retired_before, me)
             rollup_rows = upsert_rollups(conn, batch.all_rollups(), "add", me)
+            purchases = insert_purchases(conn, batch.purchases)
             reports = batch.reports()
             if batch.recent:
                 self._record_results(conn, now, batch, read.stats, reports)
@@ -274,6 +281,7 @@ class Daemon:
             "rollup_rows": rollup_rows,
             "rollup_failures": batch.rollup_failures,
             "check_failures": sum(len(a.failures) for a in batch.audits.values()),
+            "purchases_kept": purchases,
             "datasets_evaluated": evaluated,
             "datasets_skipped": len(reports) - evaluated,
             **read.counters.to_dict(),
@@ -345,6 +353,40 @@ class Daemon:
         self, settings: Settings, now: float, parts: frozenset[Part]
     ) -> Mapping[str, GraphSnapshot]:
         return poll_graph(settings, now=now, env=self.env, parts=parts)
+
+    def orders_cycle(self, now: float, stop: threading.Event | None = None) -> dict[str, Any]:
+        """The ``orders`` job: read the orders sources, then store, judge and evaluate in
+        one transaction (``monitor.daemon.orders_jobs``). A source that cannot be read is
+        a result (``SOURCE_UNAVAILABLE``), not a failed job."""
+        from monitor.daemon import orders_jobs as jobs
+        from monitor.store import orders as stored
+
+        # One instance of a fleet reads the sources (the Purchases of every instance are
+        # in the store): its lease outlives one interval, another takes over after that.
+        every = self.settings.schedule.orders_every
+        if not self.fleet.holds("job:orders", now, every * _GRAPH_LEASE_INTERVALS):
+            return {"standby": 1}
+        plan = jobs.orders_plan(self.settings)
+        oldest = kept_since(self.settings, now)
+        with self.store.engine.connect() as conn:
+            starts = {
+                name: jobs.read_since(p.entry, stored.load_order_cursor(conn, name), oldest)
+                for name, p in plan.items()
+            }
+        # Reading happens outside the transaction: it may take a while.
+        snapshots = jobs.read_sources(plan, starts, now, env=self.env, sleep=self._orders_sleep)
+        if stop is not None and stop.is_set():
+            raise Abandoned("the daemon is stopping")
+        with write_connection(self.store.engine) as conn, conn.begin():
+            run = jobs.judge_all(conn, self.settings, plan, snapshots, now)
+            report = AuditReport(
+                generated_at=self.clock(), now=now, inputs=ReadStats(), datasets=run.reports
+            )
+            Store.insert_run(conn, report)
+            outcome = self._evaluate(
+                conn, self.settings, run.reports, now, judges=jobs.judges_orders
+            )
+        return {**run.counters, **outcome.summary()}
 
     def notify_cycle(self, now: float, stop: threading.Event | None = None) -> dict[str, Any]:
         """The ``notify`` job: send what the outbox holds (retries are the sender's), when

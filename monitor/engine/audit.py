@@ -84,6 +84,11 @@ class DatasetAudit:
 
             self.reconcile.rules = dataset_rules(settings, dataset_id)
             self.reconcile.keep_purchases = reconcile
+            ds = settings.dataset(dataset_id)
+            if not reconcile and ds is not None and ds.orders:
+                self.reconcile.judged_elsewhere = (
+                    "reconciled by the daemon's orders job, not per log cycle"
+                )
         self.rollup = RollupAccumulator(dataset_id)
         self.events = 0
         # Checks that raised (a bug, or input nobody foresaw): check id -> what happened.

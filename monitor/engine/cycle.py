@@ -7,6 +7,10 @@ the cycle's time is also handed to its dataset's ``DatasetAudit`` (older lines a
 history: rollups and baselines only). ``reports()`` then gives one report per
 configured dataset (all checks ``skipped`` without recent deliveries).
 
+The Purchases of the datasets that name an orders source are also kept, as compact
+``Purchase`` records (``purchases``): the daemon stores them for its ``orders`` job
+(``monitor.daemon.orders_jobs``), which reconciles them with the paid orders.
+
 How a dataset's audit is made is the caller's: the default hands each audit its
 dataset's stored series (``series``); the backtest passes ``audit=`` to build them from
 its replayed index instead.
@@ -18,10 +22,13 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
 
+from checks.purchases import purchases_of
 from monitor.config import Settings
 from monitor.engine.audit import DatasetAudit
+from monitor.engine.orders_inputs import kept_since, reconciled_datasets
 from monitor.engine.rollup import RollupAccumulator
 from monitor.model.observations import Delivery
+from monitor.model.orders import Purchase
 from monitor.model.results import DatasetReport
 from monitor.model.rollup import HourRollup
 from monitor.model.series import VolumeHistory
@@ -80,6 +87,10 @@ class CycleBatch:
         self.events_read: Counter[tuple[str, str | None]] = Counter()
         self.rollup_failures = 0
         self._make_audit = audit or self._default_audit
+        # Purchases older than the daemon keeps them are of no use to the orders job.
+        self.match_fields = {d: e.match_field for d, e in reconciled_datasets(settings).items()}
+        self.purchases_since = kept_since(settings, now) if self.match_fields else now
+        self.purchases: dict[str, list[Purchase]] = {}
 
     def observe(self, delivery: Delivery) -> None:
         self.deliveries += 1
@@ -90,6 +101,9 @@ class CycleBatch:
             rollup = self.rollups[dataset] = RollupAccumulator(dataset)
         try:  # one delivery the rollup cannot fold must not fail every dataset's cycle
             rollup.observe(delivery)
+            field = self.match_fields.get(dataset)
+            if field is not None:
+                self._keep_purchases(dataset, delivery, field)
         except Exception as err:
             self.rollup_failures += 1
             log.warning(
@@ -100,6 +114,11 @@ class CycleBatch:
         if recent is not None:
             self.recent += 1
             self.audit(dataset).observe(recent)
+
+    def _keep_purchases(self, dataset: str, delivery: Delivery, field: str) -> None:
+        kept = [p for p in purchases_of(delivery, field) if p.event_time >= self.purchases_since]
+        if kept:
+            self.purchases.setdefault(dataset, []).extend(kept)
 
     def audit(self, dataset: str) -> DatasetAudit:
         """The audit of ``dataset`` in this cycle (made on first use)."""

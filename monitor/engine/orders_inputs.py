@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the HTTP readers (httpx) are imported only when a source ne
     import httpx
 
 MATCH_WINDOW = ReconcileRules().match_window
+HOUR = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,3 +182,32 @@ def orders_loader(
         return collect_orders(settings, windows, now=now, since=since, export=export)
 
     return load
+
+
+# --- the daemon's windows ----------------------------------------------------------------
+
+
+def reconciled_datasets(settings: Settings) -> dict[str, OrdersSettings]:
+    """The configured datasets that name an orders source, with their ``[[orders]]`` entry."""
+    out = {}
+    for ds in settings.datasets:
+        entry = settings.orders_source(ds.orders)
+        if entry is not None:
+            out[ds.id] = entry
+    return out
+
+
+def judged_span(settings: Settings, entry: OrdersSettings, now: float) -> tuple[float, float]:
+    """What the daemon's ``orders`` job judges at ``now``: the ``[alerts] window`` that
+    ended ``grace`` ago. Orders created in it are "sent" or not by now; Purchases logged
+    in it have had ``grace`` for their order to reach the source (webhooks and exports
+    lag). Both are judged over the same span, so ``accuracy`` compares like with like."""
+    end = now - entry.grace
+    return end - settings.alerts.window, end
+
+
+def kept_since(settings: Settings, now: float) -> float:
+    """How far back the daemon keeps orders and Purchases: the longest judged span of any
+    source, the ±48 h matching window around it, and an hour's margin."""
+    grace = max((e.grace for e in reconciled_datasets(settings).values()), default=0.0)
+    return now - grace - settings.alerts.window - MATCH_WINDOW - HOUR

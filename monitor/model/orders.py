@@ -6,6 +6,10 @@ are ``Decimal`` in the currency's *major* unit (19.99 EUR, 500 JPY, 1.250 KWD), 
 exactly from whatever the source uses; ``None`` when the source cannot tell what was
 paid (a refunded Shopify order's current total is what is left after the refund).
 
+``Purchase`` is what the reconciliation keeps of one Purchase event of the delivery logs
+(its order id, ``event_id``, time, value, currency and whether Meta accepted it), again
+nothing about the customer: the daemon stores these for the matching window.
+
 ``OrderSnapshot`` is one read of one source over a time range: every order found in it
 (paid or not, so a Purchase can be told apart as "no order" or "order not paid"), the
 number of payments that carried no order id, and — when the read failed — a scrubbed
@@ -36,6 +40,36 @@ def order_key(value: Any) -> str | None:
         value = int(value)  # 1001.0 from a JSON sender is order 1001
     text = str(value).strip().removeprefix("#").strip()
     return text or None
+
+
+class Outcome(StrEnum):
+    """What became of the request that carried a Purchase."""
+
+    ACCEPTED = "accepted"  # a 2xx answer without an error body
+    UNCONFIRMED = "unconfirmed"  # no logged response: counts as sent
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Purchase:
+    """What the reconciliation needs of one Purchase event; nothing about the customer.
+
+    ``key`` is the normalised order id read from the dataset's ``match_field`` (``None``
+    when missing or empty); ``file`` and ``line`` say where it was logged (examples)."""
+
+    file: str
+    line: int
+    key: str | None
+    event_id: str | None
+    event_time: float  # Unix seconds
+    value: Decimal | None
+    currency: str | None
+    outcome: Outcome
+
+    @property
+    def delivered(self) -> bool:
+        """Accepted, or sent with an unknown outcome (docs/contracts.md §8)."""
+        return self.outcome is not Outcome.FAILED
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,3 +114,29 @@ class OrderSnapshot:
         cls, source: str, kind: SourceKind, since: float, until: float, error: str
     ) -> OrderSnapshot:
         return cls(source, kind, since, until, error=error)
+
+
+@dataclass(frozen=True, slots=True)
+class OrdersCursor:
+    """How far the daemon has read one orders source: every order created in
+    ``[covered_from, covered_until)`` is in the store as the latest read saw it."""
+
+    source: str
+    kind: SourceKind
+    covered_from: float
+    covered_until: float
+    read_at: float  # when it was last read in full
+
+
+@dataclass(frozen=True, slots=True)
+class FunnelHour:
+    """One UTC hour of a dataset's funnel as the daemon stores it: paid orders by creation
+    time (``None`` where the source was not read), Purchases by ``event_time`` and what
+    became of them. The weekly report adds Meta's counts of the same hours."""
+
+    dataset_id: str
+    hour: int  # Unix seconds of the UTC hour start
+    orders_paid: int | None
+    purchases_sent: int
+    purchases_accepted: int
+    purchases_unconfirmed: int

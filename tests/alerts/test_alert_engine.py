@@ -294,6 +294,27 @@ def test_inhibition_mutes_dependants_and_releases_them(store: Store) -> None:
     assert {r.key.code for r in open_alerts(store.engine)} == {"VOLUME_DROP", "HASH_PLAINTEXT"}
 
 
+def test_an_orders_source_outage_inhibits_nothing(store: Store) -> None:
+    """reconcile's SOURCE_UNAVAILABLE is about the orders source alone: the delivery and
+    volume alerts stay unmuted and may resolve while it fires."""
+    s = settings()
+    orders_down = f("SOURCE_UNAVAILABLE", "reconcile", [], "warn")
+    dropped = f("EVENTS_DROPPED", "delivery", ["Purchase"], "warn")
+    reconcile = CheckResult("reconcile", Status.ERROR, "source down", None, [orders_down])
+    first = report(dropped)
+    first.checks.append(reconcile)
+    out = cycle(store, s, T, first)
+    assert out.muted == [] and {k.code for k in out.fired} == {
+        "SOURCE_UNAVAILABLE",
+        "EVENTS_DROPPED",
+    }
+    later = report()  # the dropped events are over; the orders source is still down
+    later.checks.append(reconcile)
+    cycle(store, s, T + STEP, later)
+    out = cycle(store, s, T + 2 * STEP, later)
+    assert [k.code for k in out.resolved] == ["EVENTS_DROPPED"]
+
+
 def test_silence_mutes_until_it_expires_by_itself(store: Store) -> None:
     s = settings()
     sil = add_silence(store.engine, dataset_id="111", code="HASH_PLAINTEXT", duration=H,

@@ -19,6 +19,7 @@ from checks.reconcile import (
     SOURCE_UNAVAILABLE,
     ReconcileCheck,
     ReconcileRules,
+    reconcile,
     value_problem,
 )
 from monitor.model.findings import Severity, Status
@@ -275,6 +276,36 @@ def test_orders_before_the_logs_or_within_grace_are_not_judged() -> None:
     assert found(check) == {ORDER_NOT_SENT: 2}
     # a longer grace
     assert found(judge(snap, [], grace=4 * HOUR)) == {}
+
+
+def test_a_judged_span_counts_only_its_purchases() -> None:
+    """The daemon keeps Purchases longer than it judges them: those outside the span
+    still make their order sent and give an order id its first event_id."""
+    t = NOW - 10 * HOUR
+    snap = snapshot(order("1", t - 60), order("2", t + 3 * HOUR - 60), order("3", t - 120))
+    before = [purchase("1", t, line=1), purchase(..., t + 5, line=2), purchase("9", t, line=3)]
+    inside = [
+        purchase("1", t + 3 * HOUR, eid="reload", line=4),  # a reload of order 1
+        purchase("2", t + 3 * HOUR, line=5),
+        purchase(..., t + 3 * HOUR, line=6),
+    ]
+    purchases = [p for d in before + inside for p in purchases_of(d, "custom_data.order_id")]
+    span = (t + 2 * HOUR, t + 4 * HOUR)
+    rec = reconcile(snap, purchases, ReconcileRules(), NOW, t + 2 * HOUR - 180, judged=span)
+    codes = {f.code: f.count for f in rec.result.findings}
+    # Order 3 (before the window) is not judged; 1 and 2 are sent, 1 by a Purchase before
+    # the span. Only the span's Purchases count: the reload, no id once, nothing else.
+    assert codes == {PURCHASE_DUPLICATE_ORDER: 1, PURCHASE_ORDER_ID_MISSING: 1}
+    assert rec.metrics["purchases_delivered"] == 3
+    assert (rec.metrics["orders_paid"], rec.metrics["orders_sent"]) == (1, 1)
+    # Without a span every Purchase counts (and order 3 is judged too).
+    whole = reconcile(snap, purchases, ReconcileRules(), NOW, t - 180)
+    assert {f.code: f.count for f in whole.result.findings} == {
+        ORDER_NOT_SENT: 1,
+        PURCHASE_DUPLICATE_ORDER: 1,
+        PURCHASE_ORDER_ID_MISSING: 2,
+        PURCHASE_WITHOUT_ORDER: 1,
+    }
 
 
 def test_several_payments_of_one_order_are_one_order() -> None:
