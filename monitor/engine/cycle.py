@@ -99,7 +99,7 @@ class CycleBatch:
         rollup = self.rollups.get(dataset)
         if rollup is None:
             rollup = self.rollups[dataset] = RollupAccumulator(dataset)
-        try:  # one delivery the rollup cannot fold must not fail every dataset's cycle
+        try:  # a delivery the rollup or the Purchase records cannot fold must not fail the cycle
             rollup.observe(delivery)
             field = self.match_fields.get(dataset)
             if field is not None:
