@@ -8,11 +8,12 @@ Meta gives per event name. Thresholds are in ``[checks.diagnostics]``.
     (docs/meta-capi.md §8, appendix). The parts that failed for it are explained by this
     finding, not repeated as ``SOURCE_UNAVAILABLE``.
 ``RATE_LIMITED`` (warn)
-    A part stayed throttled (4, 17, 32, 613, 80000-80014, HTTP 429) after the client's
+    A part stayed throttled (4, 17, 32, 341, 613, 80000-80014, HTTP 429) after the client's
     retries: "throttled" is its own state, not an outage (§8).
 ``SOURCE_UNAVAILABLE`` (warn)
     A part could not be read for another reason: 5xx, malformed JSON, timeouts,
-    permission, unknown dataset. The checks that need that part report ``error``.
+    permission, unknown dataset (100/33: the remediation names the dataset id and the
+    token's access). The checks that need that part report ``error``.
 ``TOKEN_EXPIRING`` (warn; crit within ``token_expiry_crit``, 1 d)
     The token, or its data access, expires within ``token_expiry_warn`` (7 d) of ``now``
     (``expires_at`` 0 means never, appendix). ``token_expiry_warn = 0`` disables it.
@@ -191,6 +192,7 @@ class Diagnostics:
         rem = _UNAVAILABLE_ADVICE.get(kinds[0], _UNAVAILABLE_ADVICE["transient"])
         if len(kinds) > 1:
             rem = _UNAVAILABLE_ADVICE["transient"]
+        rem = rem.format(dataset=self.ctx.dataset_id)
         return graph_finding(
             self.id,
             SOURCE_UNAVAILABLE,
@@ -338,7 +340,10 @@ _UNAVAILABLE_ADVICE = {
     "permission": "Give the token's system user access to this dataset (Business Settings > "
     "Data sources > Datasets > Assign people) with ads_read, and the app ads_read plus "
     "ads_management or business_management.",
-    "not_found": "Check the dataset id in the config: Meta does not know it for this token.",
+    "not_found": "Meta cannot reach dataset {dataset} with this token (100/33: the object "
+    "is missing or the token has no access): check the dataset id in the config and that "
+    "the token's system user is assigned to dataset {dataset} (Business Settings > Data "
+    "sources > Datasets) with ads_read.",
     "invalid": "The request was refused as invalid: check [meta] api_version and graph_url.",
     "transient": "Usually temporary on Meta's side: it is retried on the next poll. If it "
     "persists, check [meta] graph_url (proxies) and Meta's status page.",

@@ -33,8 +33,12 @@ complete. Per event name:
     ``mismatch_warn_share`` (0.8) of them, with at least ``mismatch_min_events`` (100)
     accepted. Meta said "received" but does not count them: test events, a wrong
     dataset id, or events dropped after acceptance. Meta counting *more* is normal (other
-    senders of the same dataset). Hours are send-time hours on our side; the comparison
-    spans many hours, so events straddling an hour boundary hardly matter.
+    senders of the same dataset). Hours are instants (docs/contracts.md §9): Meta's are
+    the ad account's local hours (``+0530`` hours start at xx:30 UTC), ours are UTC
+    send-time hours, so Meta's count over one of our hours is the prorated sum of the
+    Meta hours overlapping it (``monitor.model.graph.utc_hour_shares``); an hour of ours
+    that Meta's hours inside the window do not cover fully (the edges, in a half-hour
+    zone) is left out on both sides.
 
 Names in ``ignore_events`` are never judged. If ``/stats`` could only be read dataset-wide
 (the event list failed), the mixed totals are not judged for parity (PageView is rarely
@@ -43,7 +47,7 @@ sent server-side) but still cross-checked against the logs.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -62,7 +66,7 @@ from checks.graph_common import (
     unreadable,
 )
 from monitor.model.findings import CheckResult, Finding, Severity
-from monitor.model.graph import GraphSnapshot, Part
+from monitor.model.graph import HOUR, GraphSnapshot, Part, utc_hour_shares
 from monitor.model.observations import Delivery
 from monitor.model.rollup import OTHER_EVENT, HourRollup
 
@@ -150,10 +154,10 @@ class Parity:
     # -- browser / server counts
 
     def _sides(self, snap: GraphSnapshot, start: int, end: int) -> dict[str, tuple[int, int]]:
-        """Event name -> (browser, server) summed over ``[start, end)``."""
+        """Event name -> (browser, server) summed over Meta's hours inside ``[start, end)``."""
         totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         for sc in snap.source_counts:
-            if start <= sc.hour.timestamp() < end:
+            if start <= sc.hour.timestamp() <= end - HOUR:
                 t = totals[sc.event or ALL_EVENTS]
                 t[0] += sc.browser
                 t[1] += sc.server
@@ -270,31 +274,38 @@ class Parity:
     def _mismatch_findings(
         self, snap: GraphSnapshot, start: int, end: int, judged: list[str]
     ) -> list[Finding]:
-        """``SERVER_COUNT_MISMATCH`` per event name split by Meta (or all events together)."""
+        """``SERVER_COUNT_MISMATCH`` per event name split by Meta (or all events together),
+        over the same instants on both sides (module docstring)."""
         if not self._rollups:
             return []
-        meta: dict[tuple[str, int], int] = defaultdict(int)
+        lo, hi, phase = meta_span(snap, start, end)
+        meta: dict[tuple[str, int], float] = defaultdict(float)
         for sc in snap.source_counts:
-            meta[(sc.event or ALL_EVENTS, int(sc.hour.timestamp()))] += sc.server
-        names = {name for name, _ in meta}
+            t = sc.hour.timestamp()
+            if start <= t <= end - HOUR:  # Meta's hours inside the window
+                for hour, share in utc_hour_shares(t):
+                    meta[(sc.event or ALL_EVENTS, hour)] += sc.server * share
+        names = {name for name, _ in meta} | {sc.event or ALL_EVENTS for sc in snap.source_counts}
         accepted: dict[tuple[str, int], int] = defaultdict(int)
         for r in self._rollups:
-            if start <= r.hour < end and r.events > 0 and r.event_name != OTHER_EVENT:
+            if lo <= r.hour <= hi - HOUR and r.events > 0 and r.event_name != OTHER_EVENT:
                 accepted[(r.event_name, r.hour)] += r.events
                 accepted[(ALL_EVENTS, r.hour)] += r.events
         out = []
         for name in sorted(names - set(self.cfg.ignore_events)):
             hours = sorted(h for n, h in accepted if n == name)
             logged = sum(accepted[(name, h)] for h in hours)
-            counted = sum(meta.get((name, h), 0) for h in hours)
+            counted = round(sum(meta.get((name, h), 0.0) for h in hours))
             if logged >= self.cfg.mismatch_min_events:
                 judged.append(name)
-                finding = self._mismatch(name, logged, counted, len(hours))
+                finding = self._mismatch(name, logged, counted, len(hours), phase)
                 if finding:
                     out.append(finding)
         return out
 
-    def _mismatch(self, name: str, logged: int, counted: int, hours: int) -> Finding | None:
+    def _mismatch(
+        self, name: str, logged: int, counted: int, hours: int, phase: int
+    ) -> Finding | None:
         cfg = self.cfg
         share = counted / logged
         if share >= cfg.mismatch_warn_share:
@@ -315,6 +326,7 @@ class Parity:
             "meta_server_count": counted,
             "share": round(share, 3),
             "hours_compared": hours,
+            "meta_hours_start_at_minute": phase // 60,
             "warn_share": cfg.mismatch_warn_share,
             "crit_share": cfg.mismatch_crit_share,
         }
@@ -381,3 +393,17 @@ class Parity:
                 )
             )
         return out
+
+
+def meta_span(snap: GraphSnapshot, start: int, end: int) -> tuple[int, int, int]:
+    """``(lo, hi, phase)``: the UTC hours ``[lo, hi)`` of the window ``[start, end)`` that
+    Meta's hours inside the window cover completely, and the offset of Meta's hours from
+    UTC hours (seconds; 1800 in a ``+0530`` account). The most common phase of the buckets
+    wins (a DST change in a half-hour zone may shift a few)."""
+    phases = Counter(int(sc.hour.timestamp()) % HOUR for sc in snap.source_counts)
+    phase = phases.most_common(1)[0][0] if phases else 0
+    lo = start + (phase - start) % HOUR  # the first Meta hour starting in the window
+    hi = end - (end - phase) % HOUR  # the end of the last Meta hour ending in it
+    if phase:  # our hours overlapping the uncovered edges are left out on both sides
+        lo, hi = lo - phase + HOUR, hi - phase
+    return lo, hi, phase

@@ -56,11 +56,13 @@ class MetaSettings(_Section):
     api_version: str = "v25.0"
     access_token_env: str = "META_ACCESS_TOKEN"
     # Graph API source (monitor.sources.graph): HTTP calls in flight across all datasets,
-    # per-call timeout, retries of transient/throttled calls, hours of /stats read.
+    # per-call timeout, retries of transient/throttled calls, hours of /stats read, reads
+    # per batch request (Meta allows 50; 0 or 1 sends one HTTP call per read).
     concurrency: int = Field(20, ge=1, le=1000)
     timeout: Duration = 30.0
     max_retries: int = Field(4, ge=0, le=10)
     stats_hours: int = Field(48, ge=2, le=28 * 24)
+    batch_size: int = Field(50, ge=0, le=50)
 
 
 # The delivery-log formats (docs/log-format.md): "auto" detects each file's from its

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor.config import Settings
 from monitor.errors import ConfigError
-from monitor.model.graph import SourceCounts
+from monitor.model.graph import SourceCounts, utc_hour_shares
 from monitor.model.rollup import SOURCE_SERVER_LOG, HourRollup
 from monitor.model.series import HOUR, WEEK, Current, VolumeHistory, _added
 
@@ -52,14 +52,34 @@ def index_rollups(rollups: Iterable[HourRollup]) -> dict[str, dict[int, HourRoll
     return out
 
 
-def index_graph(counts: Iterable[SourceCounts]) -> dict[str, dict[int, tuple[int, int]]]:
-    """Meta's per-event hourly counts as ``(browser, server)``; dataset-wide rows (no
-    event name) are left out: the per-event rows already add up to them."""
-    out: dict[str, dict[int, tuple[int, int]]] = {}
+def index_graph(counts: Iterable[SourceCounts]) -> dict[str, dict[int, tuple[float, float]]]:
+    """Meta's per-event counts on UTC hours as ``(browser, server)``; dataset-wide rows
+    (no event name) are left out: the per-event rows already add up to them.
+
+    Meta's hours are the ad account's local hours (docs/contracts.md §9): in a half-hour
+    or 45-minute zone each one is spread over the two UTC hours it overlaps, in
+    proportion (``utc_hour_shares``), and the first and last UTC hours, which Meta's
+    hours cover only in part, are left out rather than read as a drop.
+    """
+    out: dict[str, dict[int, list[float]]] = {}
+    starts: list[float] = []
     for c in counts:
-        if c.event:
-            out.setdefault(c.event, {})[int(c.hour.timestamp())] = (c.browser, c.server)
-    return out
+        if not c.event:
+            continue
+        t = c.hour.timestamp()
+        starts.append(t)
+        hours = out.setdefault(c.event, {})
+        for hour, share in utc_hour_shares(t):
+            cell = hours.setdefault(hour, [0.0, 0.0])
+            cell[0] += c.browser * share
+            cell[1] += c.server * share
+    if not starts:
+        return {}
+    lo, hi = min(starts), max(starts) + HOUR  # the instants Meta's hours cover
+    return {
+        name: {h: (b, s) for h, (b, s) in sorted(hours.items()) if lo <= h and h + HOUR <= hi}
+        for name, hours in out.items()
+    }
 
 
 def first_hour_of(index: Mapping[str, Mapping[int, object]]) -> int | None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from monitor.model.meta_errors import MetaError
+
 
 class Shape(StrEnum):
     RECORD = "record"  # (a) delivery record with send time and maybe a response
@@ -23,7 +25,12 @@ class Shape(StrEnum):
 
 @dataclass(slots=True)
 class ResponseInfo:
-    """Meta's answer to one ``POST /{dataset}/events`` as logged by the sender."""
+    """Meta's answer to one ``POST /{dataset}/events`` as logged by the sender.
+
+    ``error_code`` is the envelope's ``code``, else the ``(#NNN)`` prefix of its message;
+    ``is_transient`` is Meta's flag as sent (``None``: absent). ``messages`` are the
+    ``messages`` of a successful answer, as text. Texts are Meta's: scrub before display.
+    """
 
     status: int | None = None
     events_received: int | None = None
@@ -36,12 +43,32 @@ class ResponseInfo:
     # Why there is no HTTP answer at all ("timed_out", "failed", ...): the call failed
     # before Meta could answer (docs/log-format.md, ``response.transport_error``).
     transport_error: str | None = None
+    error_user_msg: str | None = None  # error_user_msg; localised, scrub before display
+    is_transient: bool | None = None
+    messages: tuple[str, ...] = ()
 
     @property
     def is_error(self) -> bool:
         if self.error_code is not None or self.transport_error is not None:
             return True
         return self.status is not None and self.status >= 400
+
+    @property
+    def error(self) -> MetaError | None:
+        """The failure as the shared classifier sees it; ``None`` for a success."""
+        if not self.is_error:
+            return None
+        return MetaError(
+            code=self.error_code,
+            subcode=self.error_subcode,
+            type=self.error_type,
+            is_transient=self.is_transient,
+            message=self.error_message,
+            user_title=self.error_title,
+            user_msg=self.error_user_msg,
+            fbtrace_id=self.fbtrace_id,
+            http_status=self.status,
+        )
 
 
 @dataclass(slots=True)

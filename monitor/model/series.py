@@ -87,7 +87,7 @@ class VolumeHistory:
     timezone: str
     rollups: Mapping[str, Mapping[int, HourRollup]]
     first_hour: int | None
-    graph: Mapping[str, Mapping[int, tuple[int, int]]] = dc.field(default_factory=dict)
+    graph: Mapping[str, Mapping[int, tuple[float, float]]] = dc.field(default_factory=dict)
     graph_first_hour: int | None = None
     current: Current = Current.INCLUDED
     memo: BlockMemo | None = dc.field(default=None, compare=False)

@@ -108,7 +108,7 @@ class _Index:
         self.step = step
         self.rollups: dict[str, dict[str, dict[int, HourRollup]]] = {}
         self.first: dict[str, int] = {}
-        self.graph: dict[str, dict[str, dict[int, tuple[int, int]]]] = {}
+        self.graph: dict[str, dict[str, dict[int, tuple[float, float]]]] = {}
         self.zones: dict[str, str] = {}
         # Per dataset, block sums of the ratio baselines (``VolumeHistory.memo``): they
         # span finished hours, so most are reused by the next evaluations.

@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import pytest
 
 from checks.delivery import (
     DELIVERY_ERRORS,
+    DELIVERY_RETRIED,
     EVENTS_DROPPED,
+    META_WARNING,
     RATE_LIMITED,
     TOKEN_INVALID,
     DeliveryCheck,
     remediation_for,
 )
+from checks.delivery_retries import event_key
 from monitor.model.findings import Severity, Status
 from monitor.model.observations import ResponseInfo
-from tests.support.checkutil import NOW, WEIRD_VALUES, by_code, codes, delivery, event, one, run
+from tests.support.checkutil import (
+    NOW,
+    WEIRD_VALUES,
+    by_code,
+    codes,
+    context,
+    delivery,
+    event,
+    one,
+    run,
+)
 
 OK = ResponseInfo(200, events_received=5)
 
@@ -84,7 +98,11 @@ def test_token_message_names_the_subcode(subcode: int | None, meaning: str) -> N
 
 
 def test_token_errors_of_several_subcodes_make_one_finding() -> None:
-    deliveries = [batch(err(190, 463), line=1), batch(err(190, 460), line=2), batch(err(102))]
+    deliveries = [
+        batch(err(190, 463), line=1),
+        batch(err(190, 460), line=2),
+        batch(err(102), line=3),
+    ]
     _, result = run(DeliveryCheck, deliveries)
     f = one(result, TOKEN_INVALID)
     assert f.count == 15
@@ -200,8 +218,12 @@ def test_all_successful_is_ok() -> None:
         (100, 999, "error_user_msg"),  # unknown subcode of 100: the generic 100 advice
         (250, None, "permission"),  # the whole 200-299 range
         (2, None, "back-off"),
-        (None, None, "HTTP"),
+        (None, 502, "HTTP"),
+        (None, None, "no answer"),
         (12345, None, "error reference"),
+        (100, 33, "dataset <dataset id>"),  # object missing or not accessible: not payload
+        (341, None, "wait and retry"),
+        (368, None, "wait and retry"),
     ],
 )
 def test_remediation_table(code: int | None, sub: int | None, expected: str) -> None:
@@ -216,7 +238,9 @@ def test_weird_events_in_failed_and_dropped_requests_never_crash(weird: Any) -> 
         delivery(ev, ev, sent_at=NOW, response=ResponseInfo(200, events_received=1), line=2),
     ]
     _, result = run(DeliveryCheck, deliveries)
-    assert codes(result) == {DELIVERY_ERRORS, EVENTS_DROPPED}
+    # An event with a usable event_id that was accepted later is retried, not lost.
+    failed = DELIVERY_RETRIED if event_key(ev) is not None else DELIVERY_ERRORS
+    assert codes(result) == {failed, EVENTS_DROPPED}
     assert [f.count for f in result.findings] == [1, 1]
 
 
@@ -228,3 +252,142 @@ def test_no_answer_is_a_failure_with_its_own_words() -> None:
     assert "1 requests got no answer from Meta (timed out)" in finding.message
     assert "connectivity to graph.facebook.com" in finding.remediation
     assert finding.examples[0].value == "timed out"
+
+
+# ----------------------------------------------------------------- docs/contracts.md §9
+
+
+def test_object_missing_or_inaccessible_names_the_dataset_and_the_token() -> None:
+    for response in (
+        err(100, 33, error_type="GraphMethodException"),
+        err(100, error_type="GraphMethodException"),  # same family without the subcode
+    ):
+        _, result = run(DeliveryCheck, [batch(response)])
+        f = one(result, DELIVERY_ERRORS)
+        assert "dataset 123" in f.remediation and "token" in f.remediation
+        assert "fix that field in the payload" not in f.remediation
+
+
+@pytest.mark.parametrize(
+    ("response", "code", "wait"),
+    [
+        (err(341), RATE_LIMITED, True),  # the log side and the Graph side agree now
+        (err(368), DELIVERY_ERRORS, True),  # a temporary block: wait and retry
+    ],
+)
+def test_341_and_368_are_wait_and_retry(response: ResponseInfo, code: str, wait: bool) -> None:
+    _, result = run(DeliveryCheck, [batch(response)])
+    f = one(result, code)
+    assert ("back-off" in f.remediation) is wait
+    assert f.evidence["transient_requests"] == 1
+
+
+def test_meta_user_title_and_message_are_shown_scrubbed() -> None:
+    response = err(
+        100,
+        2804050,
+        error_title="For få identifikatorer",
+        error_user_msg="Tilføj flere kundeoplysninger for jane.doe@example.com",
+    )
+    _, result = run(DeliveryCheck, [batch(response)])
+    f = one(result, DELIVERY_ERRORS)
+    assert "For få identifikatorer" in f.message and "Tilføj flere" in f.message
+    assert "jane.doe@example.com" not in f.message + str(f.evidence)
+    assert f.evidence["meta_explanation"]["title"] == "For få identifikatorer"
+    assert "j***@e***.com" in f.evidence["meta_explanation"]["message"]
+
+
+def test_is_transient_false_overrides_the_code() -> None:
+    _, result = run(DeliveryCheck, [batch(err(2, is_transient=False))])
+    assert one(result, DELIVERY_ERRORS).evidence["transient_requests"] == 0
+    _, result = run(DeliveryCheck, [batch(err(12345, is_transient=True))])
+    assert one(result, DELIVERY_ERRORS).evidence["transient_requests"] == 1
+
+
+def resend(response: ResponseInfo | None, line: int, ids: range, name: str = "Purchase") -> Any:
+    """A request carrying the events ``e1-<i>`` (the ids of ``batch(..., line=1)``)."""
+    evs = [event(name, NOW - 60, event_id=f"e1-{i}") for i in ids]
+    return delivery(*evs, sent_at=NOW + line, response=response, line=line)
+
+
+# (intent, deliveries, never accepted, retried)
+RETRY_CASES: list[tuple[str, list[Any], int, int]] = [
+    ("transient failure, then accepted: not lost", [batch(err(2)), resend(OK, 2, range(5))], 0, 5),
+    ("three failed attempts, never accepted: each event once",
+     [batch(err(2)), resend(err(2), 2, range(5)), resend(err(1), 3, range(5))], 5, 0),
+    ("three failed attempts, then accepted", [batch(err(2)), resend(err(2), 2, range(5)),
+     resend(OK, 3, range(5))], 0, 5),
+    ("partly accepted later", [batch(err(2)), resend(OK, 2, range(3))], 2, 3),
+    ("accepted before it failed: the failure is not undone",
+     [resend(OK, 1, range(5)), resend(err(2), 2, range(5))], 5, 0),
+    ("a payload error fixed and resent is not lost either",
+     [batch(err(100, 2804050)), resend(OK, 2, range(5))], 0, 5),
+    ("another event name with the same ids is another event",
+     [batch(err(2)), resend(OK, 2, range(5), name="Lead")], 5, 0),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("intent", "deliveries", "lost", "retried"), RETRY_CASES)
+def test_events_accepted_later_are_retried_not_lost(
+    intent: str, deliveries: list[Any], lost: int, retried: int
+) -> None:
+    check, result = run(DeliveryCheck, deliveries)
+    assert check.lost_events == lost, intent
+    assert sum(f.count for f in by_code(result, DELIVERY_ERRORS)) == lost, intent
+    if retried:
+        f = one(result, DELIVERY_RETRIED)
+        assert (f.count, f.severity, f.event_names) == (retried, Severity.INFO, ["Purchase"])
+    else:
+        assert DELIVERY_RETRIED not in codes(result), intent
+    if not lost:
+        assert result.status is Status.OK, intent
+
+
+def test_events_without_event_id_cannot_be_followed() -> None:
+    evs = [event("Purchase", NOW - 60) for _ in range(3)]
+    deliveries = [
+        delivery(*evs, sent_at=NOW, response=err(2), line=1),
+        delivery(*evs, sent_at=NOW + 1, response=OK, line=2),
+    ]
+    _, result = run(DeliveryCheck, deliveries)
+    assert one(result, DELIVERY_ERRORS).count == 3 and DELIVERY_RETRIED not in codes(result)
+
+
+def test_token_and_throttling_count_only_events_never_accepted() -> None:
+    deliveries = [batch(err(17)), resend(OK, 2, range(4)), batch(err(190, 463), line=5)]
+    _, result = run(DeliveryCheck, deliveries)
+    assert one(result, RATE_LIMITED).count == 1
+    assert one(result, TOKEN_INVALID).count == 5
+    assert one(result, DELIVERY_RETRIED).evidence["errors"] == {"17": 4}
+
+
+def test_meta_warning_counts_requests_with_messages() -> None:
+    warned = ResponseInfo(200, events_received=5, messages=("Deprecated field: foo@example.com",))
+    deliveries = [batch(warned, line=1), batch(warned, line=2), *healthy(8)]
+    _, result = run(DeliveryCheck, deliveries)
+    f = one(result, META_WARNING)
+    assert (f.count, f.severity, f.field) == (2, Severity.WARN, "response.messages")
+    assert [e.line for e in f.examples] == [1, 2]
+    assert "foo@example.com" not in f.message + f.examples[0].value
+    assert "Deprecated field" in f.examples[0].value
+
+
+def _continuing() -> Any:
+    ctx = context()
+    return type(ctx)(ctx.dataset_id, ctx.now, ctx.settings, continuation=True)
+
+
+@pytest.mark.parametrize(("intent", "deliveries", "lost", "retried"), RETRY_CASES)
+def test_parallel_parts_merge_like_a_sequential_run(
+    intent: str, deliveries: list[Any], lost: int, retried: int
+) -> None:
+    extended = [*deliveries, resend(err(2), 9, range(2, 4)), resend(OK, 10, range(3, 4))]
+    expected = run(DeliveryCheck, extended)[1].to_dict()
+    for cut in range(1, len(extended)):
+        earlier, later = DeliveryCheck(context()), DeliveryCheck(_continuing())
+        for d in extended[:cut]:
+            earlier.observe(d)
+        for d in extended[cut:]:
+            later.observe(d)
+        earlier.merge(pickle.loads(pickle.dumps(later)))
+        assert earlier.result().to_dict() == expected, f"{intent} (cut before {cut + 1})"

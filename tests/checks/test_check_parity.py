@@ -19,13 +19,14 @@ from checks.parity import (
     Parity,
 )
 from monitor.model.findings import Severity, Status
-from monitor.model.graph import GraphErrorKind, Part
+from monitor.model.graph import GraphErrorKind, Part, SourceCounts
 from tests.support.checkutil import codes, one
 from tests.support.graphutil import (
     HOUR,
     LAST_JUDGED,
     accepted,
     failure,
+    hour,
     judged_hours,
     quality,
     run_graph,
@@ -246,3 +247,52 @@ def test_absent_blocks_and_empty_snapshot_do_not_crash() -> None:
     graph = snapshot(quality_=[quality("Purchase"), quality("PageView")], events=[])
     result = run_graph(Parity, graph, rollups=[])
     assert result.status is Status.SKIPPED and not result.findings
+
+
+# (intent, minutes past the UTC hour at which Meta's hours start, Meta's server per hour,
+# expected severity): /stats hours are the ad account's local hours (docs/contracts.md §9).
+OFFSETS: list[tuple[str, int, int, Severity | None]] = [
+    ("+0530 account, Meta counts what the logs accepted", 30, 10, None),
+    ("-0330 account (also xx:30 UTC)", 30, 10, None),
+    ("+0545 account: hours at xx:15 UTC", 15, 10, None),
+    ("+0530 account, Meta counts 30 %", 30, 3, Severity.CRIT),
+    ("+0545 account, Meta counts 70 %", 15, 7, Severity.WARN),
+]
+
+
+@pytest.mark.parametrize(("intent", "minute", "meta", "severity"), OFFSETS)
+def test_mismatch_compares_the_same_instants_in_half_hour_zones(
+    intent: str, minute: int, meta: int, severity: Severity | None
+) -> None:
+    hours = judged_hours(24)
+    shift = minute * 60
+    # Meta's local hours cover the window and one hour beyond it on both sides.
+    local = [h + shift - HOUR for h in [*hours, hours[-1] + HOUR, hours[-1] + 2 * HOUR]]
+    graph = snapshot(source_counts=sources("Purchase", 12, meta, local))
+    result = run_graph(Parity, graph, rollups=accepted("Purchase", 10, hours))
+    found = [f for f in result.findings if f.code == SERVER_COUNT_MISMATCH]
+    if severity is None:
+        assert not found, intent  # the UTC-label comparison read Meta's count as 0: crit
+        return
+    (finding,) = found
+    assert finding.severity is severity, intent
+    # The first and last UTC hours are only partly covered by Meta's hours inside the
+    # window: left out on both sides; the 22 others compare prorated counts.
+    assert finding.evidence["hours_compared"] == 22, intent
+    assert finding.evidence["accepted_in_logs"] == 10 * 22
+    assert finding.evidence["meta_server_count"] == meta * 22
+    assert finding.evidence["meta_hours_start_at_minute"] == minute
+
+
+def test_prorating_splits_a_meta_hour_over_two_of_ours() -> None:
+    hours = judged_hours(24)
+    local = [h + 1800 - HOUR for h in [*hours, hours[-1] + HOUR]]
+    # Meta's hours alternate 0 and 20: each of our hours overlaps half of each, so 10.
+    counts = [
+        SourceCounts(hour=hour(t), event="Purchase", browser=12, server=20 * (i % 2))
+        for i, t in enumerate(local)
+    ]
+    result = run_graph(
+        Parity, snapshot(source_counts=counts), rollups=accepted("Purchase", 10, hours)
+    )
+    assert SERVER_COUNT_MISMATCH not in codes(result)

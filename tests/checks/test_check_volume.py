@@ -54,13 +54,18 @@ def make_rollups(days: int = 28, tweak: Tweak | None = None, seed: int = 1) -> l
     return out
 
 
-def graph_counts(days: int = 28, browser_from: int | None = None) -> list[SourceCounts]:
+def graph_counts(
+    days: int = 28, browser_from: int | None = None, shift: int = 0
+) -> list[SourceCounts]:
+    """Meta's hourly counts; ``shift`` seconds past the UTC hour for an ad account in a
+    half-hour zone (``+0530``: 1800), whose local hours those are."""
     out = []
     for hour in range(CURRENT - days * DAY, CURRENT + HOUR, HOUR):
         for name, rate in RATES.items():
             n = round(rate * shape(hour))
             browser = 0 if browser_from is not None and hour >= browser_from else round(0.9 * n)
-            out.append(SourceCounts(datetime.fromtimestamp(hour, UTC), name, browser, n))
+            start = datetime.fromtimestamp(hour + shift - (HOUR if shift else 0), UTC)
+            out.append(SourceCounts(start, name, browser, n))
     return out
 
 
@@ -101,6 +106,17 @@ def test_ordinary_weeks_raise_nothing(seed: int) -> None:
     result = judge(make_rollups(seed=seed), graph_counts())
     assert result.status is Status.OK, [f.message for f in result.findings]
     assert result.score == 100
+
+
+@pytest.mark.parametrize("shift", [1800, 900], ids=["+0530", "+0545"])
+def test_metas_local_hours_in_half_hour_zones_are_instants_not_labels(shift: int) -> None:
+    # Labels compared as UTC hours would find no Meta hour at all: VOLUME_STOPPED.
+    result = judge(make_rollups(seed=1), graph_counts(shift=shift))
+    assert result.status is Status.OK, [f.message for f in result.findings]
+    history = build_history(settings_from_dict({}), "123", [], graph_counts(shift=shift))
+    hours = history.graph["Purchase"]
+    assert all(h % HOUR == 0 for h in hours)  # spread over UTC hours, prorated
+    assert history.graph_first_hour == CURRENT - 28 * DAY  # the partial first hour left out
 
 
 def _from(start: int, change: Callable[[str, HourRollup], None]) -> Tweak:

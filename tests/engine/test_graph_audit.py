@@ -224,6 +224,47 @@ def test_logs_and_graph_cross_check(tmp_path: Path) -> None:
     assert statuses(broken)["hash_validity"] is not Status.SKIPPED
 
 
+def test_cross_check_in_half_hour_zones_compares_instants(tmp_path: Path) -> None:
+    # 2001: an ad account in India (+0530): Meta's hours start at xx:30 UTC. The logs
+    # accepted exactly what Meta counts, over the same instants -> no mismatch (compared
+    # by UTC-hour label, Meta's count read as 0: a false crit). 2002: Nepal (+0545), and
+    # Meta counts no server Purchase at all -> crit, over the 22 fully covered hours.
+    def server(t: float) -> int:
+        return round(hourly_count("2001", "Purchase", t) * SERVER_SHARE)
+
+    logged = {h: round((server(h - 1800) + server(h + 1800)) / 2) for h in _hours()}
+    files = [
+        _purchase_log(tmp_path / "a.jsonl", "2001", logged),
+        _purchase_log(tmp_path / "b.jsonl", "2002", {h: 6 for h in _hours()}),
+    ]
+    scenarios = {"2001": "healthy@+0530", "2002": "server_missing@+0545"}
+    with FakeGraph(scenarios, token=TOKEN) as fg:
+        s = settings(fg.url, ["2001", "2002"])
+        graph = collect_graph(s, now=NOW, store=None, env=ENV, sleep=no_sleep)
+        rep = run_audit(s, files, now=NOW, graph=graph)
+    minutes = {
+        g.snapshot.dataset_id: {c.hour.minute for c in g.snapshot.source_counts}
+        for g in graph.values()
+    }
+    assert minutes == {"2001": {30}, "2002": {15}}
+    india, nepal = dataset(rep, "2001"), dataset(rep, "2002")
+    assert "SERVER_COUNT_MISMATCH" not in alarms(india)
+    mismatch = next(f for f in nepal.findings if f.code == "SERVER_COUNT_MISMATCH")
+    assert mismatch.severity is Severity.CRIT
+    assert mismatch.evidence["hours_compared"] == 22
+    assert mismatch.evidence["meta_hours_start_at_minute"] == 15
+
+
+def test_a_dataset_the_token_cannot_see_names_the_dataset_and_the_token() -> None:
+    with FakeGraph({"3001": "no_access"}, token=TOKEN) as fg:
+        rep = audit(settings(fg.url, ["3001"]))
+    ds = dataset(rep, "3001")
+    finding = next(f for f in ds.findings if f.code == "SOURCE_UNAVAILABLE")
+    assert "dataset 3001" in finding.remediation and "token" in finding.remediation
+    assert {p["code"] for p in finding.evidence["parts"]} == {100}
+    assert {p["kind"] for p in finding.evidence["parts"]} == {"not_found"}
+
+
 def test_emq_drop_through_two_stored_polls(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'capi.db'}"
     with Store.open(db) as store:

@@ -27,6 +27,7 @@ from monitor.sources.graph.errors import GraphError, classify_error
 from monitor.sources.graph.parse import (
     canonical_match_key,
     normalise_stats,
+    parse_da_checks,
     parse_dataset_quality,
     parse_usage,
     stats_window,
@@ -60,6 +61,8 @@ _SETTINGS = frozenset(f.name for f in dataclasses.fields(ClientSettings))
 
 def _client(url: str, sleeps: Sleeps | None = None, **kw: Any) -> GraphClient:
     kw.setdefault("max_retries", 2)
+    if "transport" in kw:  # a MockTransport handler answers GETs one by one
+        kw.setdefault("batch_size", 0)
     settings = ClientSettings(
         graph_url=url, api_version="v25.0", **{k: kw.pop(k) for k in _SETTINGS & set(kw)}
     )
@@ -182,18 +185,21 @@ def test_slow_freshness_keeps_open_vocabulary() -> None:
     }
 
 
-def test_da_checks_failed_compared_case_insensitively() -> None:
+def test_da_checks_failed_read_with_metas_result_words() -> None:
     snap, _ = poll("da_checks_failed")
     assert snap.da_checks is not None
     results = {c.key: c.result for c in snap.da_checks}
     assert results == {
-        "pixel_missing_dpa_event": "passed",  # "PASS"
-        "pixel_missing_param_in_events": "passed",
-        "pixel_decline": "failed",  # "FAIL"
-        "pixel_low_event_source_match_rate": "unavailable",  # unknown key kept
+        "pixel_missing_dpa_event": "passed",
+        "pixel_missing_param_in_events": "unavailable",  # not a failure
+        "pixel_decline": "failed",
     }
     decline = next(c for c in snap.da_checks if c.key == "pixel_decline")
     assert decline.failed and decline.action_uri is not None
+    assert decline.title == "Decline in number of pixel events"
+    # Upper-case words (a third-party fixture) are still folded.
+    (folded,) = parse_da_checks([{"key": "x", "result": "FAIL"}])
+    assert folded.failed
 
 
 def test_token_invalid_is_never_retried() -> None:
@@ -230,7 +236,9 @@ def test_190_on_a_single_call_means_one_request() -> None:
 
         err = run(go())
         assert len(fg.requests) == 1
-    assert err.kind is GraphErrorKind.TOKEN_INVALID and (err.code, err.subcode) == (190, 463)
+    # /stats answers the decrypt failure (HTTP 500, error_user_msg): classified by body.
+    assert err.kind is GraphErrorKind.TOKEN_INVALID and (err.code, err.http_status) == (190, 500)
+    assert "could not be decrypted" in err.message
 
 
 def test_rate_limited_honours_estimated_time_to_regain_access() -> None:
@@ -265,7 +273,7 @@ def test_server_error_retried_then_transient() -> None:
     stats_err = snap.error(Part.STATS_EVENT)
     assert stats_err is not None and stats_err.http_status == 503 and stats_err.code is None
     dq_err = snap.error(Part.DATASET_QUALITY)
-    assert dq_err is not None and dq_err.code == 1
+    assert dq_err is not None and dq_err.code == 2  # with is_transient: true
     assert len(fg.requests) == 6 * 4
     # Full jitter: every delay within [0, base * 2**attempt].
     assert len(sleeps.calls) == 6 * 3 and all(0 <= s <= 4.0 for s in sleeps.calls)
@@ -419,22 +427,37 @@ def test_classification(
     assert GraphError("x", kind=kind, code=code).retryable is retryable
 
 
-@pytest.mark.parametrize("code", [100, 190, 10, 200, 250])
-def test_never_retried_codes_make_exactly_one_request(code: int) -> None:
+@pytest.mark.parametrize(
+    ("error", "requests"),
+    [
+        *(({"code": code}, 1) for code in (100, 190, 10, 200, 250)),  # never retried ...
+        *(({"code": code, "is_transient": True}, 5) for code in (100, 190)),  # ... unless
+        ({"code": 2, "is_transient": False}, 1),  # Meta's false overrides a transient code
+        ({"code": 1, "is_transient": False}, 1),
+        ({"code": 2}, 5),
+        ({"code": 368}, 5),  # a temporary block: wait and retry (docs/contracts.md §9)
+        ({"message": "(#80004) There have been too many calls to this ad-account."}, 5),
+        ({"message": "(#100) Invalid parameter"}, 1),  # the prefix stands in for the code
+        ({"message": "(#80004) too many calls", "code": 100}, 1),  # a present code wins
+    ],
+)
+def test_retries_follow_the_whole_envelope(error: dict[str, Any], requests: int) -> None:
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        # is_transient true must not override a never-retry code.
-        return _json(500, {"error": {"code": code, "message": "no", "is_transient": True}})
+        return _json(500, {"error": {"message": "no", **error}})
 
-    async def go() -> None:
+    async def go() -> GraphError:
         async with _client("https://graph.test", transport=_mock(handler), max_retries=4) as c:
-            with pytest.raises(GraphError):
+            with pytest.raises(GraphError) as info:
                 await c.get("x", {})
+            return info.value
 
-    run(go())
-    assert len(seen) == 1
+    err = run(go())
+    assert len(seen) == requests
+    prefix = "80004" if "80004" in error.get("message", "") else "100"
+    assert err.code == error.get("code", int(prefix))
 
 
 def test_paging_next_is_rebased_and_stripped_of_the_token() -> None:

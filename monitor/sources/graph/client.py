@@ -15,11 +15,13 @@ Contracts:
   outside the ``except`` block (no ``__context__`` chain to the URL), with the token
   replaced and the text scrubbed. A log filter on the ``httpx`` logger redacts the tokens
   of live clients from its "HTTP Request: GET <url>" lines.
-- **Errors** are classified from Meta's JSON error envelope, not the HTTP status (mocks pair
-  190 and 17 with HTTP 500, §8) into ``GraphErrorKind``. Transient and throttling errors
-  are retried with exponential backoff and full jitter; a throttled answer's
-  ``estimated_time_to_regain_access`` (MINUTES, §8) replaces the backoff, capped at
-  ``backoff_max``. 100, 190/102, 3, 10, 200-299, 368 are never retried.
+- **Errors** are classified from Meta's whole error envelope, not the HTTP status (mocks
+  pair 190 and 17 with HTTP 500, §8), by ``monitor.model.meta_errors.MetaError``, the
+  classifier the log side shares (docs/contracts.md §9). Transient errors (Meta's
+  ``is_transient`` first, then the codes, 5xx, no answer) are retried with exponential
+  backoff and full jitter; a throttled answer's ``estimated_time_to_regain_access``
+  (MINUTES, §8) replaces the backoff, capped at ``backoff_max``. 100, 190/102, 3, 10,
+  200-299 are never retried, nor anything Meta calls ``is_transient: false``.
 - **Usage.** ``X-App-Usage``, ``X-Business-Use-Case-Usage`` and ``X-Ad-Account-Usage`` are
   read from every answer; above ``usage_slowdown_pct`` the client sleeps before each call,
   from 0 s at the threshold up to ``usage_slowdown_max`` at 100 %, to stay under the
@@ -33,10 +35,11 @@ import contextlib
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 import orjson
@@ -50,11 +53,12 @@ from monitor.model.graph import (
     TokenInfo,
     Usage,
 )
-from monitor.sources.graph.errors import GraphError, classify_error, classify_status
+from monitor.sources.graph.batch import MAX_BATCH, Batcher, BatchItem, parse_batch_answer
+from monitor.sources.graph.errors import GraphError
 from monitor.sources.graph.parse import (
     as_dicts,
-    as_int,
     as_str,
+    decode_answer,
     normalise_stats,
     parse_da_checks,
     parse_dataset_quality,
@@ -99,7 +103,8 @@ class ClientSettings:
     ``timeout`` per call (s); ``max_retries`` of transient and throttled calls, with
     backoff from ``backoff_base`` doubling up to ``backoff_max`` (s); above
     ``usage_slowdown_pct`` % of a rate limit each call waits up to ``usage_slowdown_max``
-    seconds (see the module docstring).
+    seconds (see the module docstring); reads are sent in batches of up to ``batch_size``
+    (at most 50; 0 or 1: one HTTP call per read).
     """
 
     graph_url: str = "https://graph.facebook.com"
@@ -110,6 +115,7 @@ class ClientSettings:
     backoff_max: float = 60.0
     usage_slowdown_pct: float = 75.0
     usage_slowdown_max: float = 10.0
+    batch_size: int = MAX_BATCH
 
     @classmethod
     def from_meta(cls, meta: MetaSettings) -> ClientSettings:
@@ -119,6 +125,7 @@ class ClientSettings:
             api_version=meta.api_version,
             timeout=meta.timeout,
             max_retries=meta.max_retries,
+            batch_size=meta.batch_size,
         )
 
 
@@ -175,6 +182,16 @@ class HttpPool:
         finally:
             self._busy[i] -= 1
 
+    async def post(
+        self, url: str, *, data: Mapping[str, str], headers: Mapping[str, str], timeout: float
+    ) -> httpx.Response:
+        i = min(range(len(self._busy)), key=self._busy.__getitem__)
+        self._busy[i] += 1
+        try:
+            return await self._clients[i].post(url, data=data, headers=headers, timeout=timeout)
+        finally:
+            self._busy[i] -= 1
+
     async def aclose(self) -> None:
         for client in self._clients:
             await client.aclose()
@@ -207,6 +224,7 @@ class GraphClient:
         cfg = settings or ClientSettings()
         self.settings = cfg
         self._base = cfg.graph_url.rstrip("/")
+        self._base_parts = urlsplit(self._base)
         self._version = cfg.api_version.strip("/")
         self._token = token
         self._timeout = cfg.timeout
@@ -219,7 +237,11 @@ class GraphClient:
         self._token_lock = asyncio.Lock()
         self._token_memo: tuple[float, TokenInfo | GraphError] | None = None
         self._closed = False
+        self._batcher: Batcher[_Target, dict[str, Any] | GraphError] | None = None
+        if cfg.batch_size > 1:
+            self._batcher = Batcher(self._send_batch, cfg.batch_size)
         self.calls = 0
+        self.http_calls = 0
         self.usage = Usage()
         install_redactor()
         REDACTOR.add(token)
@@ -238,6 +260,8 @@ class GraphClient:
         if self._closed:
             return
         self._closed = True
+        if self._batcher is not None:
+            await self._batcher.aclose()
         if self._owns_http:
             await self._http.aclose()
         REDACTOR.discard(self._token)
@@ -343,24 +367,39 @@ class GraphClient:
         """A ``paging.next`` URL -> a target on our ``graph_url``, ``access_token`` removed.
 
         The host is ours, not the link's: a proxy in ``graph_url`` must not be bypassed,
-        and the token header must not go to a host we were not configured for.
+        and the token header must not go to a host we were not configured for. (Plain
+        ``urllib.parse``: ``httpx.URL`` costs more than the rest of a page's handling.)
         """
         try:
-            url: httpx.URL | None = httpx.URL(next_url)
-        except (httpx.InvalidURL, TypeError):
+            url: SplitResult | None = urlsplit(next_url)
+        except (ValueError, TypeError, AttributeError):
             url = None
         if url is None:  # raised outside the except: no context holding the link's token
             raise GraphError(f"{label}: unusable paging.next link", kind=GraphErrorKind.UNKNOWN)
-        base = httpx.URL(self._base)
-        same_origin = (url.scheme, url.host, url.port) == (base.scheme, base.host, base.port)
+        base = self._base_parts
+        same_origin = (url.scheme, url.hostname, _port(url)) == (
+            base.scheme,
+            base.hostname,
+            _port(base),
+        )
         path = url.path if same_origin else base.path.rstrip("/") + url.path
-        params = {k: v for k, v in url.params.multi_items() if k != "access_token"}
-        return _Target(url=str(base.copy_with(path=path)), params=params, label=label)
+        query = parse_qsl(url.query, keep_blank_values=True)
+        params = {k: v for k, v in query if k != "access_token"}
+        rebased = urlunsplit((base.scheme, base.netloc, path, "", ""))
+        return _Target(url=rebased, params=params, label=label)
 
     async def _request(self, target: _Target) -> dict[str, Any]:
+        """One read: batched on its first attempt (when batching), retried alone."""
+        batchable = self._batcher is not None and target.url.startswith(self._base + "/")
         for attempt in range(self._max_retries + 1):
-            await self._throttle()
-            outcome = await self._attempt(target)
+            await self._throttle()  # per read: batch items count one by one against limits
+            self.calls += 1
+            if (counter := DATASET_CALLS.get()) is not None:
+                counter[0] += 1
+            if attempt == 0 and batchable and self._batcher is not None:
+                outcome = await self._batcher.submit(target)
+            else:
+                outcome = await self._attempt(target)
             if not isinstance(outcome, GraphError):
                 return outcome
             if not outcome.retryable or attempt == self._max_retries:
@@ -410,19 +449,17 @@ class GraphClient:
         failure: GraphError | None = None
         limiter = self._limiter or contextlib.nullcontext()
         async with limiter:
-            self.calls += 1
-            if (counter := DATASET_CALLS.get()) is not None:
-                counter[0] += 1
+            self.http_calls += 1
             try:
                 response = await self._http.get(
                     target.url, params=target.params, headers=headers, timeout=self._timeout
                 )
             except httpx.TimeoutException as exc:
-                failure = self._network_error(target, exc, "timed out")
+                failure = self._network_error(target.label, exc, "timed out")
             except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-                failure = self._network_error(target, exc, "bad URL", GraphErrorKind.UNKNOWN)
+                failure = self._network_error(target.label, exc, "bad URL", GraphErrorKind.UNKNOWN)
             except httpx.TransportError as exc:
-                failure = self._network_error(target, exc, "connection failed")
+                failure = self._network_error(target.label, exc, "connection failed")
         # Raised (by the caller) outside the `except` blocks: no __context__ chain back to
         # the httpx exception, whose request holds the URL.
         if failure is not None:
@@ -430,68 +467,82 @@ class GraphClient:
         usage = parse_usage(response.headers)
         if usage is not None:
             self.usage = usage
-        return self._decode(target, response, usage)
+        return decode_answer(
+            target.label, response.status_code, response.content, usage, self._token
+        )
+
+    async def _send_batch(self, targets: Sequence[_Target]) -> list[dict[str, Any] | GraphError]:
+        """One batch call for ``targets``: each read's own outcome, in order (never raises).
+
+        A ``null`` item, and every item of a call that failed as a whole, comes back as a
+        transient error (or the call's own error): ``_request`` retries it alone."""
+        label = f"POST / (batch of {len(targets)})"
+        relative = [self._relative(t) for t in targets]
+        data = {"batch": orjson.dumps(relative).decode(), "include_headers": "true"}
+        headers = {"Authorization": f"Bearer {self._token}"}
+        failure: GraphError | None = None
+        async with self._limiter or contextlib.nullcontext():
+            self.http_calls += 1
+            try:
+                response = await self._http.post(
+                    self._base + "/", data=data, headers=headers, timeout=self._timeout
+                )
+            except httpx.TimeoutException as exc:
+                failure = self._network_error(label, exc, "timed out")
+            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+                failure = self._network_error(label, exc, "bad URL", GraphErrorKind.UNKNOWN)
+            except httpx.TransportError as exc:
+                failure = self._network_error(label, exc, "connection failed")
+        if failure is not None:
+            return [failure.relabelled(f"{t.label}: {failure.message}") for t in targets]
+        if (usage := parse_usage(response.headers)) is not None:
+            self.usage = usage
+        try:
+            answer: Any = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            answer = None
+        items = parse_batch_answer(answer, len(targets))
+        if items is None:  # the call failed as a whole (or its answer is not a list)
+            whole = decode_answer(label, response.status_code, response.content, usage, self._token)
+            if not isinstance(whole, GraphError):
+                msg = f"{label}: the answer is not a list"
+                whole = GraphError(msg, kind=GraphErrorKind.TRANSIENT, http_status=200)
+            return [whole.relabelled(f"{t.label}: {whole.message}") for t in targets]
+        return [self._item_outcome(t, item) for t, item in zip(targets, items, strict=True)]
+
+    def _item_outcome(self, target: _Target, item: BatchItem | None) -> dict[str, Any] | GraphError:
+        if item is None:
+            msg = f"{target.label}: no answer in the batch (null item)"
+            return GraphError(msg, kind=GraphErrorKind.TRANSIENT)
+        usage = parse_usage(item.headers)
+        if usage is not None:
+            self.usage = usage
+        return decode_answer(target.label, item.status, item.body, usage, self._token)
+
+    def _relative(self, target: _Target) -> dict[str, str]:
+        path = target.url[len(self._base) + 1 :]
+        query = urlencode(target.params)
+        return {"method": "GET", "relative_url": f"{path}?{query}" if query else path}
 
     def _network_error(
         self,
-        target: _Target,
+        label: str,
         exc: Exception,
         what: str,
         kind: GraphErrorKind = GraphErrorKind.TRANSIENT,
     ) -> GraphError:
         detail = safe(str(exc), self._token) or type(exc).__name__
-        msg = f"{target.label}: {what} ({type(exc).__name__}: {detail})"
+        msg = f"{label}: {what} ({type(exc).__name__}: {detail})"
         return GraphError(safe(msg, self._token), kind=kind)
 
-    def _decode(
-        self, target: _Target, response: httpx.Response, usage: Usage | None
-    ) -> dict[str, Any] | GraphError:
-        status = response.status_code
-        try:
-            body: Any = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            body = None
-        if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            return self._envelope_error(target, status, body["error"], usage)
-        if status >= 400:
-            kind = classify_status(status)
-            return GraphError(
-                f"{target.label}: HTTP {status} without error body", kind=kind, http_status=status
-            )
-        if not isinstance(body, dict):
-            # A truncated or garbled 2xx body: worth a retry (TRANSIENT, per the brief).
-            msg = f"{target.label}: malformed JSON body (HTTP {status})"
-            return GraphError(msg, kind=GraphErrorKind.TRANSIENT, http_status=status)
-        return body
 
-    def _envelope_error(
-        self, target: _Target, status: int, err: dict[str, Any], usage: Usage | None
-    ) -> GraphError:
-        code, subcode = as_int(err.get("code")), as_int(err.get("error_subcode"))
-        kind = classify_error(code, subcode, status)
-        text = as_str(err.get("message")) or "no message"
-        if title := as_str(err.get("error_user_title")):
-            text = f"{text} ({title})"
-        trace = as_str(err.get("fbtrace_id"))
-        msg = (
-            f"{target.label}: {kind.value} (code {code}, subcode {subcode}, HTTP {status}): {text}"
-        )
-        if trace:
-            msg += f" [fbtrace_id {trace}]"
-        # Only this answer's own header says when access returns (§8), not an older one.
-        throttled = kind is GraphErrorKind.RATE_LIMITED and usage is not None
-        regain = usage.regain_access_s if throttled and usage is not None else None
-        transient = err.get("is_transient")
-        return GraphError(
-            safe(msg, self._token),
-            kind=kind,
-            code=code,
-            subcode=subcode,
-            http_status=status,
-            fbtrace_id=trace,
-            is_transient=transient if isinstance(transient, bool) else None,
-            regain_access_s=regain,
-        )
+def _port(url: SplitResult) -> int | None:
+    """The port, the scheme's default when none is written (``None``: unusable)."""
+    try:
+        port = url.port
+    except ValueError:
+        return None
+    return port if port is not None else {"http": 80, "https": 443}.get(url.scheme)
 
 
 def _next_url(body: Mapping[str, Any]) -> str | None:

@@ -1,18 +1,21 @@
 """Errors of the Graph API source.
 
 ``GraphError`` (a ``monitor.errors.SourceError``) carries the ``GraphErrorKind`` its
-envelope was classified as, the codes, the HTTP status and how many attempts were made;
-its text is already redacted (``monitor.sources.graph.redact``). ``classify_error`` maps
-Meta's envelope codes (docs/meta-capi.md §8), else the HTTP status, to a kind: mocks pair
-codes 190 and 17 with HTTP 500, so the body decides, not the status.
+envelope was classified as, the codes, the HTTP status, whether a retry may succeed and
+how many attempts were made; its text is already redacted
+(``monitor.sources.graph.redact``). Envelopes are classified by ``MetaError``
+(``monitor.model.meta_errors``), the classifier the log side shares (docs/contracts.md
+§9): the body decides, not the HTTP status (mocks pair 190 and 17 with HTTP 500).
 """
 
 from __future__ import annotations
 
 from monitor.errors import SourceError
 from monitor.model.graph import GraphErrorKind, Part, PartError
+from monitor.model.meta_errors import MetaError, classify
+from monitor.sources.graph.redact import safe
 
-__all__ = ["GraphError", "GraphErrorKind", "classify_error", "classify_status"]
+__all__ = ["GraphError", "GraphErrorKind", "classify_error", "classify_status", "envelope_error"]
 
 
 class GraphError(SourceError):
@@ -30,8 +33,13 @@ class GraphError(SourceError):
         is_transient: bool | None = None,
         regain_access_s: float | None = None,
         attempts: int = 1,
+        retryable: bool | None = None,
     ) -> None:
         super().__init__(message)
+        # Without a word from the caller: transient and throttled kinds are retried.
+        if retryable is None:
+            retryable = kind in (GraphErrorKind.TRANSIENT, GraphErrorKind.RATE_LIMITED)
+        self.retryable = retryable
         self.kind = kind
         self.code = code
         self.subcode = subcode
@@ -45,13 +53,6 @@ class GraphError(SourceError):
     def message(self) -> str:
         return str(self.args[0]) if self.args else ""
 
-    @property
-    def retryable(self) -> bool:
-        """Transient and throttling errors; Meta's ``is_transient`` only for unknown codes."""
-        if self.kind in (GraphErrorKind.TRANSIENT, GraphErrorKind.RATE_LIMITED):
-            return True
-        return self.kind is GraphErrorKind.UNKNOWN and bool(self.is_transient)
-
     def clone(self, *, attempts: int | None = None) -> GraphError:
         """A fresh copy (for re-raising a shared outcome without a shared traceback)."""
         return GraphError(
@@ -64,7 +65,14 @@ class GraphError(SourceError):
             is_transient=self.is_transient,
             regain_access_s=self.regain_access_s,
             attempts=self.attempts if attempts is None else attempts,
+            retryable=self.retryable,
         )
+
+    def relabelled(self, message: str) -> GraphError:
+        """The same error with another (already redacted) text."""
+        copy = self.clone()
+        copy.args = (message,)
+        return copy
 
     def to_part_error(self, part: Part) -> PartError:
         return PartError(
@@ -85,36 +93,44 @@ class GraphError(SourceError):
         )
 
 
+def envelope_error(
+    label: str, error: MetaError, *, secret: str = "", regain_access_s: float | None = None
+) -> GraphError:
+    """A ``GraphError`` from Meta's envelope: kind and retry from ``MetaError``; the text
+    names the call, the kind, the codes, Meta's message and its ``error_user_title`` /
+    ``error_user_msg``, redacted (no token, no PII)."""
+    kind = error.kind
+    text = error.message or "no message"
+    explanation = ": ".join(t for t in (error.user_title, error.user_msg) if t)
+    if explanation:
+        text = f"{text} ({explanation})"
+    msg = (
+        f"{label}: {kind.value} (code {error.code}, subcode {error.subcode}, "
+        f"HTTP {error.http_status}): {text}"
+    )
+    if error.fbtrace_id:
+        msg += f" [fbtrace_id {error.fbtrace_id}]"
+    return GraphError(
+        safe(msg, secret),
+        kind=kind,
+        code=error.code,
+        subcode=error.subcode,
+        http_status=error.http_status,
+        fbtrace_id=error.fbtrace_id,
+        is_transient=error.is_transient,
+        regain_access_s=regain_access_s if kind is GraphErrorKind.RATE_LIMITED else None,
+        retryable=error.transient,
+    )
+
+
 def classify_error(
-    code: int | None, subcode: int | None, http_status: int | None
+    code: int | None, subcode: int | None, http_status: int | None, type_: str | None = None
 ) -> GraphErrorKind:
-    """Classify a Graph error from its envelope code (docs/meta-capi.md §8), else the HTTP
-    status."""
-    if code is None:
-        return classify_status(http_status)
-    if code in (190, 102):
-        return GraphErrorKind.TOKEN_INVALID
-    if code in (4, 17, 32, 341, 613) or 80000 <= code <= 80014:
-        return GraphErrorKind.RATE_LIMITED
-    if code in (3, 10, 368) or 200 <= code <= 299:
-        return GraphErrorKind.PERMISSION
-    # 2044055: dataset_quality "unknown dataset" (§3); 100/33: object missing (§8).
-    if code in (2044055, 803) or (code == 100 and subcode == 33):
-        return GraphErrorKind.NOT_FOUND
-    if code in (100, 2500):
-        return GraphErrorKind.INVALID
-    if code in (1, 2):
-        return GraphErrorKind.TRANSIENT
-    return GraphErrorKind.UNKNOWN
+    """The kind of a Graph error from its envelope code, else the HTTP status (the shared
+    classifier, ``monitor.model.meta_errors.classify``)."""
+    return classify(code, subcode, http_status, type_)
 
 
 def classify_status(http_status: int | None) -> GraphErrorKind:
-    if http_status is None or http_status >= 500:
-        return GraphErrorKind.TRANSIENT
-    if http_status == 429:
-        return GraphErrorKind.RATE_LIMITED
-    if http_status in (401, 403):
-        return GraphErrorKind.PERMISSION
-    if http_status == 404:
-        return GraphErrorKind.NOT_FOUND
-    return GraphErrorKind.UNKNOWN
+    """The kind of an answer without a Graph error envelope."""
+    return classify(None, None, http_status)

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from monitor.model.meta_errors import MetaError, code_from_message
 from monitor.model.observations import ResponseInfo
 
 # Unix times above this are milliseconds: 1e11 s is the year 5138, 1e11 ms is 1973.
@@ -177,9 +178,28 @@ def response_info(raw: Any) -> ResponseInfo | None:
     if error is not None:
         return _error_response(status, body, error)
     received = _int(body.get("events_received"))
-    return ResponseInfo(
-        status, received, None, None, None, None, None, _str(body.get("fbtrace_id"))
-    )
+    trace = _str(body.get("fbtrace_id"))
+    messages = body.get("messages")
+    if messages:  # usually [] (docs/contracts.md §9: surfaced as META_WARNING)
+        texts = _messages(messages)
+        return ResponseInfo(status, received, None, None, None, None, None, trace, messages=texts)
+    return ResponseInfo(status, received, None, None, None, None, None, trace)
+
+
+MAX_MESSAGES = 5  # of one answer; each cut to MAX_MESSAGE_CHARS
+MAX_MESSAGE_CHARS = 300
+
+
+def _messages(raw: Any) -> tuple[str, ...]:
+    """``messages`` of a successful answer as text (their content is undocumented: a
+    string, an object or anything else is kept, as text)."""
+    items = raw if type(raw) is list else [raw]
+    texts = []
+    for item in items[:MAX_MESSAGES]:
+        text = item if type(item) is str else orjson.dumps(item, default=str).decode()
+        if text.strip():
+            texts.append(text[:MAX_MESSAGE_CHARS])
+    return tuple(texts)
 
 
 def transport_word(value: Any) -> str:
@@ -195,21 +215,26 @@ def transport_word(value: Any) -> str:
 
 
 def _error_response(status: int | None, body: dict[str, Any], error: Any) -> ResponseInfo:
+    """An error envelope, read by the classifier the Graph side shares (``MetaError``)."""
     received = _int(body.get("events_received"))
     trace = _str(body.get("fbtrace_id"))
     if type(error) is str:
-        return ResponseInfo(status, received, error_message=error, fbtrace_id=trace)
+        code = code_from_message(error)
+        return ResponseInfo(status, received, code, error_message=error, fbtrace_id=trace)
     if type(error) is not dict:
         return ResponseInfo(status, received, fbtrace_id=trace)
+    meta = MetaError.from_envelope(error, status)
     return ResponseInfo(
         status=status,
         events_received=received,
-        error_code=_int(error.get("code")),
-        error_subcode=_int(error.get("error_subcode")),
-        error_type=_str(error.get("type")),
-        error_title=_str(error.get("error_user_title")),
-        error_message=_str(error.get("message")),
-        fbtrace_id=_str(error.get("fbtrace_id")) or trace,
+        error_code=meta.code,
+        error_subcode=meta.subcode,
+        error_type=meta.type,
+        error_title=meta.user_title,
+        error_message=meta.message,
+        fbtrace_id=meta.fbtrace_id or trace,
+        error_user_msg=meta.user_msg,
+        is_transient=meta.is_transient,
     )
 
 

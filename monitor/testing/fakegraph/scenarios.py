@@ -1,20 +1,22 @@
-"""Scenarios of the fake Graph API: what each dataset's answers look like. No I/O here.
+"""Scenarios of the fake Graph API: how each dataset behaves, and its ``/stats``. No I/O.
 
-Every body is built from the shapes documented in docs/meta-capi.md (§2 ``/stats``, §3
-``dataset_quality``, §4 ``da_checks``, §8 errors and usage headers, appendix
-``debug_token``), including the quirks the client must survive: ``+0000`` offsets, ~24
-hourly buckets per page with the previous page's last bucket repeated (daily chunk
-boundaries double count), ``paging.next`` URLs carrying ``access_token``, Meta's names
-for match keys (``email``, ``phone``, ``ip_address``, combos like ``email,phone``),
-upper-case ``PASS``/``FAIL`` da_checks results, ``dedup_key_feedback`` misspelt in answers.
+The answers have the shapes of Meta's real answers (``tests/data/meta/``, whose
+``SOURCES.md`` names each origin): ``/stats`` hours in the ad account's local time with
+an offset without a colon (``+0100``, ``+0530``, ``+0545``, ``-0330``: any account time
+zone, set per scenario, ``Scenario.utc_offset``), ~24 hourly buckets per page with the
+previous page's last bucket repeated (daily chunk boundaries double count; a community
+report, tolerated by the client), ``paging.next`` URLs carrying ``access_token``, Meta's
+names for match keys (``email``, ``phone``, ``ip_address``, combos like ``email,phone``).
+The other bodies are in ``bodies.py``, the error envelopes in ``errors.py``.
 
-Hourly counts are deterministic: a function of the dataset id, the event and the hour,
-with a daily seasonality, so two polls of the same window give the same numbers.
+Hourly counts are deterministic: a function of the dataset id, the event and the bucket
+start, with a daily seasonality, so two polls of the same window give the same numbers.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -25,6 +27,7 @@ from typing import Any
 import orjson
 
 PAGE_BUCKETS = 24
+HOUR = 3600
 
 # Mean hourly volume per event (before dataset scale and seasonality).
 EVENT_BASE = {
@@ -76,6 +79,7 @@ _AGGREGATIONS = frozenset(
         "url_by_rule",
     }
 )
+_OFFSET = re.compile(r"^([+-])(\d\d)(\d\d)$")
 
 
 class ScenarioKind(StrEnum):
@@ -83,26 +87,40 @@ class ScenarioKind(StrEnum):
     SERVER_MISSING = "server_missing"  # browser Purchases, no server Purchases
     EMQ_LOW = "emq_low"
     COVERAGE_LOW = "coverage_low"
-    DEDUP_BROKEN = "dedup_broken"
+    DEDUP_BROKEN = "dedup_broken"  # event_id on 12 % of server events
     SLOW_FRESHNESS = "slow_freshness"
-    DA_CHECKS_FAILED = "da_checks_failed"  # pixel_decline FAIL
-    TOKEN_INVALID = "token_invalid"  # 190/463, HTTP 500 on /stats, 400 elsewhere
+    DA_CHECKS_FAILED = "da_checks_failed"  # pixel_decline failed
+    TOKEN_INVALID = "token_invalid"  # 190: decrypt failure (HTTP 500) on /stats, 463 elsewhere
     RATE_LIMITED = "rate_limited"  # 80004 / 17 / 4 with usage headers, never recovers
     SERVER_ERROR = "server_error"  # 5xx with and without an envelope
     SLOW = "slow"  # every answer delayed by `latency`
     MALFORMED_JSON = "malformed_json"  # HTTP 200 with a truncated body
-    FLAKY = "flaky"  # the first `fail_first` calls answer 500, then healthy
+    FLAKY = "flaky"  # the first `fail_first` calls answer code 2 (HTTP 500), then healthy
+    NO_ACCESS = "no_access"  # 100/33 GraphMethodException: wrong id or token without access
+    BATCH_NULL = "batch_null"  # the first `fail_first` batched calls come back `null`
+
+
+def offset_seconds(offset: str) -> int:
+    """``+0530`` -> 19800, ``-0330`` -> -12600; ``ValueError`` for anything else."""
+    m = _OFFSET.match(offset)
+    if m is None or int(m.group(3)) >= 60:
+        raise ValueError(f"not a UTC offset like +0530: {offset!r}")
+    seconds = int(m.group(2)) * HOUR + int(m.group(3)) * 60
+    return -seconds if m.group(1) == "-" else seconds
 
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
-    """One dataset's behaviour. ``Scenario.named("slow")`` gives each kind's defaults.
+    """One dataset's behaviour. ``Scenario.named("slow")`` gives each kind's defaults;
+    ``"healthy@+0530"`` names a kind and the ad account's UTC offset.
 
-    ``latency``: extra seconds per answer. ``fail_first``: failing calls of ``flaky``.
-    ``regain_minutes``: ``estimated_time_to_regain_access`` of ``rate_limited`` (MINUTES).
-    ``app_usage_pct``: ``X-App-Usage`` percentages. ``token_expires_at``: ``debug_token``
-    ``expires_at`` (0 = never). ``counts``: hourly counts from a file (``from_counts``):
-    event name -> UTC hour start -> ``(browser, server)``; ``None``: the built-in model.
+    ``latency``: extra seconds per answer. ``fail_first``: failing calls of ``flaky`` and
+    ``batch_null``. ``regain_minutes``: ``estimated_time_to_regain_access`` of
+    ``rate_limited`` (MINUTES). ``app_usage_pct``: ``X-App-Usage`` percentages.
+    ``token_expires_at``: ``debug_token`` ``expires_at`` (0 = never). ``utc_offset``: the
+    ad account's offset; ``/stats`` buckets are its local hours. ``counts``: hourly counts
+    from a file (``from_counts``): event name -> UTC hour start -> ``(browser, server)``;
+    ``None``: the built-in model.
     """
 
     kind: ScenarioKind = ScenarioKind.HEALTHY
@@ -111,9 +129,17 @@ class Scenario:
     regain_minutes: float = 1.0
     app_usage_pct: int = 7
     token_expires_at: int = 0
+    utc_offset: str = "+0000"
     counts: Mapping[str, Mapping[int, tuple[int, int]]] | None = field(
         default=None, compare=False, hash=False
     )
+
+    def __post_init__(self) -> None:
+        offset_seconds(self.utc_offset)  # fail early on a typo
+
+    @property
+    def offset_s(self) -> int:
+        return offset_seconds(self.utc_offset)
 
     @classmethod
     def from_counts(cls, path: str) -> dict[str, Scenario]:
@@ -133,17 +159,20 @@ class Scenario:
 
     @classmethod
     def named(cls, name: str) -> Scenario:
-        """A scenario by name; ``ValueError`` listing the known names otherwise."""
+        """A scenario by name (``kind`` or ``kind@+HHMM``); ``ValueError`` listing the
+        known names otherwise."""
+        text, _, offset = name.strip().lower().partition("@")
         try:
-            kind = ScenarioKind(name.strip().lower())
+            kind = ScenarioKind(text)
         except ValueError:
             known = ", ".join(k.value for k in ScenarioKind)
             raise ValueError(f"unknown scenario {name!r} (known: {known})") from None
+        extra: dict[str, Any] = {"utc_offset": offset} if offset else {}
         if kind is ScenarioKind.SLOW:
-            return cls(kind=kind, latency=2.0)
+            return cls(kind=kind, latency=2.0, **extra)
         if kind is ScenarioKind.RATE_LIMITED:
-            return cls(kind=kind, app_usage_pct=96)
-        return cls(kind=kind)
+            return cls(kind=kind, app_usage_pct=96, **extra)
+        return cls(kind=kind, **extra)
 
     @classmethod
     def coerce(cls, value: str | Scenario) -> Scenario:
@@ -170,14 +199,15 @@ class Reply:
 # ----------------------------------------------------------------------- helpers
 
 
-def _unit(*parts: object) -> float:
+def unit(*parts: object) -> float:
     """A deterministic number in [0, 1) from the parts."""
     return zlib.crc32("|".join(map(str, parts)).encode()) / 2**32
 
 
-def graph_time(ts: float) -> str:
-    """Meta's ``start_time`` format: an offset without a colon (§2)."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S+0000")
+def graph_time(ts: float, offset: str = "+0000") -> str:
+    """Meta's ``start_time`` format: local time and an offset without a colon (§2)."""
+    local = datetime.fromtimestamp(ts + offset_seconds(offset), UTC)
+    return local.strftime("%Y-%m-%dT%H:%M:%S") + offset
 
 
 def parse_time(value: str | None, default: float) -> float:
@@ -197,17 +227,18 @@ def parse_time(value: str | None, default: float) -> float:
 
 def hourly_count(dataset_id: str, event: str, hour_ts: float) -> int:
     """Events of one name in one hour: dataset scale x daily seasonality x noise."""
-    scale = 0.5 + 1.5 * _unit("scale", dataset_id)
-    hour_of_day = (hour_ts // 3600) % 24
+    scale = 0.5 + 1.5 * unit("scale", dataset_id)
+    hour_of_day = (hour_ts // HOUR) % 24
     season = 1.0 + 0.6 * math.sin(2 * math.pi * (hour_of_day - 9) / 24)  # peak ~15:00 UTC
-    noise = 0.9 + 0.2 * _unit(dataset_id, event, int(hour_ts))
+    noise = 0.9 + 0.2 * unit(dataset_id, event, int(hour_ts))
     return round(EVENT_BASE[event] * scale * season * noise)
 
 
-def hours_between(start: float, end: float) -> list[float]:
-    """Hour-bucket starts from the hour of ``start`` up to (excluding) ``end``."""
-    first = math.floor(start / 3600) * 3600
-    return [float(h) for h in range(first, math.ceil(end), 3600) if h < end]
+def hours_between(start: float, end: float, offset_s: int = 0) -> list[float]:
+    """Local-hour bucket starts (Unix seconds) from the one holding ``start`` up to
+    (excluding) ``end``; ``offset_s`` is the account's UTC offset."""
+    first = math.floor((start + offset_s) / HOUR) * HOUR - offset_s
+    return [float(h) for h in range(int(first), math.ceil(end), HOUR) if h < end]
 
 
 def page_hours(hours: list[float], page: int) -> tuple[list[float], bool]:
@@ -225,8 +256,19 @@ def event_names(sc: Scenario) -> list[str]:
     return list(sc.counts) if sc.counts is not None else list(EVENT_BASE)
 
 
-def _file_counts(sc: Scenario, event: str, hour: float) -> tuple[int, int]:
-    return (sc.counts or {}).get(event, {}).get(int(hour), (0, 0))
+def _file_counts(sc: Scenario, event: str, start: float) -> tuple[int, int]:
+    """The file's counts (UTC hours) over the bucket ``[start, start + 1 h)``, prorated
+    when the account's hours are not UTC hours."""
+    hours = (sc.counts or {}).get(event, {})
+    utc = int(start // HOUR * HOUR)
+    share = (start - utc) / HOUR  # of the bucket that lies in the next UTC hour
+    a, b = hours.get(utc, (0, 0)), hours.get(utc + HOUR, (0, 0))
+    if not share:
+        return a
+    return (
+        round(a[0] * (1 - share) + b[0] * share),
+        round(a[1] * (1 - share) + b[1] * share),
+    )
 
 
 def _source_items(sc: Scenario, dataset_id: str, event: str, hour: float) -> dict[str, int]:
@@ -292,12 +334,13 @@ def stats_page(
     end: float,
     page: int,
 ) -> tuple[list[dict[str, Any]], bool]:
-    """One page of ``/stats`` results and whether a next page exists."""
-    chunk, more = page_hours(hours_between(start, end), page)
+    """One page of ``/stats`` results (keys in the order of a real bucket: ``start_time``,
+    ``aggregation``, ``data``) and whether a next page exists."""
+    chunk, more = page_hours(hours_between(start, end, sc.offset_s), page)
     results = [
         {
+            "start_time": graph_time(h, sc.utc_offset),
             "aggregation": aggregation,
-            "start_time": graph_time(h),
             "data": stats_items(sc, dataset_id, aggregation, event, h),
         }
         for h in chunk
@@ -307,242 +350,3 @@ def stats_page(
 
 def valid_aggregation(aggregation: str) -> bool:
     return aggregation in _AGGREGATIONS
-
-
-# ------------------------------------------------------------- dataset_quality
-
-
-def _pct(value: float) -> dict[str, float]:
-    return {"percentage": value}
-
-
-def _dedupe(browser: float, server: float, overall: float, key: str = "event_id") -> dict[str, Any]:
-    return {
-        "dedupe_key": key,
-        "browser_events_with_dedupe_key": _pct(browser),
-        "server_events_with_dedupe_key": _pct(server),
-        "overall_browser_coverage_from_dedupe_key": _pct(overall),
-    }
-
-
-def _emq(score: float, coverage: Mapping[str, float], diagnostics: list[Any]) -> dict[str, Any]:
-    feedback = [{"identifier": k, "coverage": _pct(v)} for k, v in coverage.items()]
-    block: dict[str, Any] = {"composite_score": score, "match_key_feedback": feedback}
-    if diagnostics:
-        block["diagnostics"] = diagnostics
-    return block
-
-
-_GOOD_COVERAGE = {"email": 96.4, "ip_address": 99.1, "user_agent": 99.6, "external_id": 88.0}
-_LOW_COVERAGE = {"email": 8.2, "ip_address": 97.0, "user_agent": 99.0}
-_IP_DIAGNOSTIC = {
-    "name": "Server sending mismatched IP addresses",
-    "description": "Some server events carry an IP address that differs from the browser's.",
-    "solution": "Send the client's IP address (prefer IPv6), not your server's.",
-    "percentage": 62.5,
-    "affected_event_count": 410,
-    "total_event_count": 656,
-}
-
-
-def _conversion_entry(sc: Scenario, event: str) -> dict[str, Any]:
-    kind = sc.kind
-    low_emq = kind is ScenarioKind.EMQ_LOW
-    entry: dict[str, Any] = {
-        "event_name": event,
-        "event_match_quality": _emq(
-            3.1 if low_emq else 8.1,
-            _LOW_COVERAGE if low_emq else _GOOD_COVERAGE,
-            [_IP_DIAGNOSTIC] if low_emq else [],
-        ),
-        "event_coverage": {"percentage": 81.2, "goal_percentage": 75},
-        "dedupe_key_feedback": [_dedupe(100, 100, 79.9), _dedupe(92.0, 88.5, 4.1, "external_id")],
-        "data_freshness": {"upload_frequency": "real_time"},
-        "acr": _pct(21.4),
-        "event_potential_aly_acr_increase": _pct(3.5),
-    }
-    if kind is ScenarioKind.COVERAGE_LOW or (
-        kind is ScenarioKind.SERVER_MISSING and event == "Purchase"
-    ):
-        entry["event_coverage"] = {
-            "percentage": 0.0 if kind is ScenarioKind.SERVER_MISSING else 33.3,
-            "goal_percentage": 75,
-        }
-    if kind is ScenarioKind.DEDUP_BROKEN:
-        # The field table's spelling, seen in some answers (§3 spelling trap).
-        del entry["dedupe_key_feedback"]
-        entry["dedup_key_feedback"] = [_dedupe(100, 12.0, 9.5)]
-    if kind is ScenarioKind.SLOW_FRESHNESS:
-        entry["data_freshness"] = {"upload_frequency": "daily" if event == "Purchase" else "Weekly"}
-    return entry
-
-
-def dataset_quality_body(sc: Scenario) -> dict[str, Any]:
-    """``{"web": [...]}``: full blocks for conversions, sparse ones for PageView (§3)."""
-    web = [_conversion_entry(sc, e) for e in ("Purchase", "InitiateCheckout", "AddToCart")]
-    # Sparse on purpose: absent coverage/dedupe/acr blocks mean "unknown", not zero.
-    web.append(
-        {
-            "event_name": "PageView",
-            "event_match_quality": {
-                "composite_score": 6.4 if sc.kind is ScenarioKind.EMQ_LOW else 7.2
-            },
-            "data_freshness": {"upload_frequency": "real_time"},
-        }
-    )
-    return {"web": web}
-
-
-# -------------------------------------------------------------------- da_checks
-
-
-def da_checks_body(sc: Scenario, dataset_id: str) -> dict[str, Any]:
-    """``/da_checks`` items (§4); ``da_checks_failed`` uses the fixture's ``PASS``/``FAIL``."""
-    failed = sc.kind is ScenarioKind.DA_CHECKS_FAILED
-    ok = "PASS" if failed else "passed"
-    uri = f"https://www.facebook.com/ads/manage/pixels/?pixel_id={dataset_id}"
-    return {
-        "data": [
-            {
-                "key": "pixel_missing_dpa_event",
-                "title": "Missing events for dynamic ads",
-                "description": "No ViewContent, AddToCart or Purchase in the last 24 hours.",
-                "result": ok,
-            },
-            {
-                "key": "pixel_missing_param_in_events",
-                "title": "Missing parameters",
-                "description": "Dynamic ads parameters are missing.",
-                "result": ok,
-            },
-            {
-                "key": "pixel_decline",
-                "title": "Decline in number of pixel events",
-                "description": "Events fell below half of the weekly average over 24 hours.",
-                "result": "FAIL" if failed else "passed",
-                "action_uri": uri,
-            },
-            {
-                "key": "pixel_low_event_source_match_rate",
-                "title": "Pixel has low event source match rate",
-                "description": "Catalog content_ids do not match.",
-                "result": "unavailable",
-            },
-        ]
-    }
-
-
-# ------------------------------------------------------------------ debug_token
-
-
-def debug_token_body(sc: Scenario, now: float) -> dict[str, Any]:
-    """A valid system-user token (appendix); ``expires_at`` 0 means never."""
-    return {
-        "data": {
-            "app_id": "100200300",
-            "type": "SYSTEM_USER",
-            "application": "capi-monitor fake",
-            "is_valid": True,
-            "issued_at": int(now) - 86400 * 30,
-            "expires_at": sc.token_expires_at,
-            "data_access_expires_at": 0,
-            "scopes": ["ads_read", "ads_management", "business_management"],
-        }
-    }
-
-
-# ---------------------------------------------------------------- errors, usage
-
-
-def error_body(
-    code: int,
-    message: str,
-    *,
-    subcode: int | None = None,
-    type_: str = "OAuthException",
-    transient: bool = False,
-    trace: str = "AFakeTrace0001",
-) -> dict[str, Any]:
-    """Meta's error envelope (§8)."""
-    err: dict[str, Any] = {
-        "message": message,
-        "type": type_,
-        "code": code,
-        "is_transient": transient,
-        "fbtrace_id": trace,
-    }
-    if subcode is not None:
-        err["error_subcode"] = subcode
-    return {"error": err}
-
-
-def usage_headers(
-    sc: Scenario, dataset_id: str | None, *, throttled: bool = False
-) -> dict[str, str]:
-    """``X-App-Usage``, ``X-Business-Use-Case-Usage``, ``X-Ad-Account-Usage`` (§8)."""
-    pct = sc.app_usage_pct
-    headers = {
-        "X-App-Usage": orjson.dumps(
-            {"call_count": pct, "total_cputime": max(pct - 3, 0), "total_time": max(pct - 2, 0)}
-        ).decode(),
-        "X-Ad-Account-Usage": orjson.dumps(
-            {"acc_id_util_pct": min(pct, 100), "reset_time_duration": 0}
-        ).decode(),
-    }
-    if dataset_id is not None:
-        entry = {
-            "type": "ads_management",
-            "call_count": 100 if throttled else pct,
-            "total_cputime": pct,
-            "total_time": pct,
-            "estimated_time_to_regain_access": sc.regain_minutes if throttled else 0,
-            "ads_api_access_tier": "standard_access",
-        }
-        headers["X-Business-Use-Case-Usage"] = orjson.dumps({dataset_id: [entry]}).decode()
-    return headers
-
-
-TOKEN_EXPIRED = (
-    "Error validating access token: Session has expired on Thursday, 01-Jan-26 00:00:00 PST."
-)
-
-
-def token_error(status: int = 400) -> Reply:
-    return Reply(status, error_body(190, TOKEN_EXPIRED, subcode=463))
-
-
-def failure(sc: Scenario, endpoint: str, call_no: int, dataset_id: str | None) -> Reply | None:
-    """The failing answer of scenario ``sc`` for call number ``call_no`` (0-based), if any.
-
-    ``endpoint`` is ``stats``, ``dataset_quality``, ``da_checks`` or ``debug_token``.
-    """
-    kind = sc.kind
-    if kind is ScenarioKind.TOKEN_INVALID:
-        # Mocks pair 190 with HTTP 500 (§8): /stats answers 500, the rest 400.
-        return token_error(500 if endpoint == "stats" else 400)
-    if kind is ScenarioKind.RATE_LIMITED:
-        headers = usage_headers(sc, dataset_id, throttled=True)
-        if endpoint in ("stats", "da_checks"):
-            body = error_body(
-                80004,
-                "There have been too many calls to this ad-account. Wait a bit and try again.",
-                subcode=2446079,
-                transient=True,
-            )
-            return Reply(400, body, headers)
-        if endpoint == "dataset_quality":
-            return Reply(
-                500, error_body(17, "User request limit reached", subcode=2446079), headers
-            )
-        return Reply(400, error_body(4, "Application request limit reached"), headers)
-    if kind is ScenarioKind.SERVER_ERROR:
-        if endpoint in ("stats", "debug_token"):
-            html = b"<html><body><h1>503 Service Unavailable</h1></body></html>"
-            return Reply(503, None, raw=html, content_type="text/html")
-        return Reply(500, error_body(1, "An unknown error occurred", transient=True))
-    if kind is ScenarioKind.MALFORMED_JSON:
-        return Reply(200, None, raw=b'{"data": [{"aggregation": "event", "start_time": "20')
-    if kind is ScenarioKind.FLAKY and call_no < sc.fail_first:
-        msg = "An unexpected error has occurred. Please retry your request later."
-        return Reply(500, error_body(2, msg, transient=True))
-    return None

@@ -2,9 +2,14 @@
 
 Serves ``GET /{version}/{dataset}/stats``, ``/{version}/dataset_quality``,
 ``/{version}/{dataset}/da_checks`` and ``/{version}/debug_token`` (bodies built in
-``scenarios.py``), plus ``GET /__fakegraph/stats`` (request count and max in-flight) for
-out-of-process use. Tokens are accepted as the ``access_token`` query parameter or an
-``Authorization: Bearer|OAuth`` header, like Meta; a wrong or missing token gets code 190.
+``scenarios.py`` and ``bodies.py``, errors in ``errors.py``), Meta's batch requests
+(``POST /`` with a form field ``batch``: a JSON list of at most 50 ``{"method": "GET",
+"relative_url": ...}``; the answer is a list, in order, of ``{"code", "headers": [{"name",
+"value"}], "body": "<JSON text>"}``, or ``null`` for an item that did not finish;
+``include_headers=false`` drops ``headers``), plus ``GET /__fakegraph/stats`` (request
+count and max in-flight) for out-of-process use. Tokens are accepted as the
+``access_token`` query parameter or an ``Authorization: Bearer|OAuth`` header, like Meta;
+a wrong or missing token gets code 190.
 
 Thread per connection (``ThreadingHTTPServer``, HTTP/1.1 keep-alive, daemon threads, a
 deep accept queue) so hundreds of concurrent slow calls are served in parallel. The
@@ -25,13 +30,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import orjson
+
+from monitor.testing.fakegraph import bodies, errors
 from monitor.testing.fakegraph import scenarios as sc
-from monitor.testing.fakegraph.scenarios import Reply, Scenario
+from monitor.testing.fakegraph.scenarios import Reply, Scenario, ScenarioKind
 
 log = logging.getLogger(__name__)
 
 _VERSION = re.compile(r"^v\d+\.\d+$")
 _SECRET_PARAMS = ("access_token", "input_token")
+MAX_BATCH = 50  # requests per batch call (docs/meta-capi.md §8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +53,7 @@ class RecordedRequest:
     dataset_id: str | None
     auth: str  # "query", "header" or "none"
     status: int
+    batched: bool = False  # an item of a batch request (``POST /``)
 
 
 class _Server(ThreadingHTTPServer):
@@ -72,8 +82,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
-        self._send(Reply(400, sc.error_body(100, "Unsupported post request.", subcode=33)))
+        body = self.rfile.read(length)
+        reply = self.server.fake._serve_post(self.path, dict(self.headers.items()), body)
+        self._send(reply)
 
     def _send(self, reply: Reply) -> None:
         payload = reply.payload()
@@ -127,6 +138,7 @@ class FakeGraph:
         self._in_flight = 0
         self._max_in_flight = 0
         self._total = 0
+        self._batch_items = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -192,8 +204,15 @@ class FakeGraph:
 
     @property
     def total_requests(self) -> int:
+        """HTTP requests served (a batch request counts once)."""
         with self._lock:
             return self._total
+
+    @property
+    def batch_items(self) -> int:
+        """Requests served as items of batch requests."""
+        with self._lock:
+            return self._batch_items
 
     def reset_stats(self) -> None:
         """Forget recorded requests, call counters (``flaky``) and the in-flight maximum."""
@@ -202,6 +221,7 @@ class FakeGraph:
             self._calls.clear()
             self._max_in_flight = self._in_flight
             self._total = 0
+            self._batch_items = 0
 
     def scenario_for(self, dataset_id: str | None) -> Scenario:
         with self._lock:
@@ -217,12 +237,24 @@ class FakeGraph:
     # -- request handling (runs on handler threads)
 
     def _serve(self, raw_path: str, headers: Mapping[str, str]) -> Reply:
+        def get() -> tuple[Reply, float]:
+            reply, delay = self._route(raw_path, headers)
+            assert reply is not None  # only batch items come back unfinished
+            return reply, delay
+
+        return self._counted(get)
+
+    def _serve_post(self, raw_path: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        return self._counted(lambda: self._post(raw_path, headers, body))
+
+    def _counted(self, answer: Callable[[], tuple[Reply, float]]) -> Reply:
+        """Run one HTTP request counted in flight; its delay is waited before returning."""
         with self._lock:
             self._in_flight += 1
             self._total += 1
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
         try:
-            reply, delay = self._route(raw_path, headers)
+            reply, delay = answer()
             if delay > 0:
                 self._stop.wait(delay)  # interruptible: stop() wakes slow answers
             return reply
@@ -230,11 +262,14 @@ class FakeGraph:
             with self._lock:
                 self._in_flight -= 1
 
-    def _route(self, raw_path: str, headers: Mapping[str, str]) -> tuple[Reply, float]:
+    def _route(
+        self, raw_path: str, headers: Mapping[str, str], *, batched: bool = False
+    ) -> tuple[Reply | None, float]:
+        """The answer to one GET (``None``: a batch item that did not finish) and its delay."""
         parts = urlsplit(raw_path)
         params = dict(parse_qsl(parts.query, keep_blank_values=True))
         segments = [s for s in parts.path.split("/") if s]
-        if segments[:1] == ["__fakegraph"]:
+        if segments[:1] == ["__fakegraph"] and not batched:
             return self._admin(segments[1:]), 0.0
         endpoint, dataset_id = _endpoint(segments, params)
         owner = (
@@ -244,8 +279,11 @@ class FakeGraph:
         )
         scenario = self.scenario_for(owner)
         token, auth = _presented_token(params, headers)
-        reply = self._answer(endpoint, segments, params, dataset_id, owner, scenario, token)
-        self._record(parts.path, params, endpoint, dataset_id, auth, reply.status)
+        reply = self._answer(
+            endpoint, segments, params, dataset_id, owner, scenario, token, batched
+        )
+        status = reply.status if reply is not None else 0
+        self._record(parts.path, params, endpoint, dataset_id, auth, status, batched)
         return reply, self.latency + scenario.latency
 
     def _answer(
@@ -257,30 +295,70 @@ class FakeGraph:
         owner: str | None,
         scenario: Scenario,
         token: str | None,
-    ) -> Reply:
+        batched: bool = False,
+    ) -> Reply | None:
         if not segments or not _VERSION.match(segments[0]):
-            return Reply(400, sc.error_body(2500, "Unknown path components"))
+            return Reply(400, errors.error_body(2500, "Unknown path components"))
         if endpoint == "unknown":
-            msg = "Unsupported get request. Object does not exist or cannot be loaded."
-            return Reply(400, sc.error_body(100, msg, subcode=33))
+            return errors.no_such_object(dataset_id or "")
         if not self._token_ok(endpoint, dataset_id, token):
-            return Reply(
-                400, sc.error_body(190, "Invalid OAuth access token - Cannot parse access token")
-            )
+            return errors.bad_token()
         with self._lock:
             call_no = self._calls.get(owner or "", 0)
             self._calls[owner or ""] = call_no + 1
-        failed = sc.failure(scenario, endpoint, call_no, dataset_id)
+        if batched and scenario.kind is ScenarioKind.BATCH_NULL and call_no < scenario.fail_first:
+            return None  # "timed out": Meta answers null for the item (docs/meta-capi.md §8)
+        failed = errors.failure(scenario, endpoint, call_no, dataset_id)
         if failed is not None:
             return failed
-        usage = sc.usage_headers(scenario, dataset_id)
+        usage = errors.usage_headers(scenario, dataset_id)
         if endpoint == "stats":
             return self._stats(segments, params, dataset_id or "", scenario, token, usage)
         if endpoint == "dataset_quality":
             return self._dataset_quality(params, scenario, usage)
         if endpoint == "da_checks":
-            return Reply(200, sc.da_checks_body(scenario, dataset_id or ""), usage)
-        return Reply(200, sc.debug_token_body(scenario, self._clock()), usage)
+            body = bodies.da_checks_body(scenario, dataset_id or "", params.get("checks", ""))
+            return Reply(200, body, usage)
+        return Reply(200, bodies.debug_token_body(scenario, self._clock()), usage)
+
+    # -- batch requests
+
+    def _post(self, raw_path: str, headers: Mapping[str, str], body: bytes) -> tuple[Reply, float]:
+        parts = urlsplit(raw_path)
+        segments = [s for s in parts.path.split("/") if s]
+        if segments and not (len(segments) == 1 and _VERSION.match(segments[0])):
+            return errors.no_such_object(segments[-2] if len(segments) > 1 else "", "post"), 0.0
+        form = dict(parse_qsl(parts.query, keep_blank_values=True))
+        form.update(_form(body, headers))
+        try:
+            items = orjson.loads(form.get("batch") or "null")
+        except orjson.JSONDecodeError:
+            items = None
+        if not isinstance(items, list) or not items:
+            msg = "(#100) The parameter batch is required and must be a JSON list"
+            return Reply(400, errors.error_body(100, msg)), 0.0
+        if len(items) > MAX_BATCH:
+            msg = f"(#100) Too many requests in batch message. Maximum batch size is {MAX_BATCH}"
+            return Reply(400, errors.error_body(100, msg)), 0.0
+        token, _ = _presented_token(form, headers)
+        auth = {"Authorization": f"Bearer {token}"} if token else {}
+        with_headers = form.get("include_headers", "true").lower() != "false"
+        answers, delay = [], self.latency
+        for item in items:
+            answer, item_delay = self._item(item, auth, with_headers)
+            answers.append(answer)
+            delay = max(delay, item_delay)
+        return Reply(200, answers), delay
+
+    def _item(
+        self, item: Any, auth: Mapping[str, str], with_headers: bool
+    ) -> tuple[dict[str, Any] | None, float]:
+        if not isinstance(item, dict) or str(item.get("method", "GET")).upper() != "GET":
+            reply: Reply | None = Reply(400, errors.error_body(100, "(#100) Only GET is served"))
+            return _item_answer(reply, with_headers), 0.0
+        relative = str(item.get("relative_url") or "").lstrip("/")
+        reply, delay = self._route("/" + relative, auth, batched=True)
+        return _item_answer(reply, with_headers), delay
 
     def _stats(
         self,
@@ -293,16 +371,17 @@ class FakeGraph:
     ) -> Reply:
         aggregation = params.get("aggregation", "event")
         if not sc.valid_aggregation(aggregation):
+            # The wording is ours (no real answer to copy); the envelope's shape is Meta's.
             msg = (
                 f"(#100) param aggregation must be one of the documented values, got {aggregation}"
             )
-            return Reply(400, sc.error_body(100, msg))
+            return Reply(400, errors.error_body(100, msg))
         now = self._clock()
         try:
             end = sc.parse_time(params.get("end_time"), now)
             start = sc.parse_time(params.get("start_time"), end - 86400)
         except ValueError:
-            return Reply(400, sc.error_body(100, "(#100) Invalid start_time or end_time"))
+            return Reply(400, errors.error_body(100, "(#100) Invalid start_time or end_time"))
         page = _decode_cursor(params.get("after"))
         event = params.get("event") or None
         results, more = sc.stats_page(scenario, dataset_id, aggregation, event, start, end, page)
@@ -319,14 +398,10 @@ class FakeGraph:
     def _dataset_quality(
         self, params: dict[str, str], scenario: Scenario, usage: dict[str, str]
     ) -> Reply:
-        fields = params.get("fields", "")
-        if "dedup_key_feedback" in fields:
-            # What the field table's spelling reportedly gets (§3 spelling trap).
-            msg = "(#100) Tried accessing nonexisting field (dedup_key_feedback)"
-            return Reply(400, sc.error_body(100, msg))
         if not params.get("dataset_id"):
-            return Reply(400, sc.error_body(100, "(#100) The parameter dataset_id is required"))
-        return Reply(200, sc.dataset_quality_body(scenario), usage)
+            msg = "(#100) The parameter dataset_id is required"
+            return Reply(400, errors.error_body(100, msg))
+        return bodies.dataset_quality_reply(scenario, params.get("fields", ""), usage)
 
     def _admin(self, segments: list[str]) -> Reply:
         if segments == ["stats"]:
@@ -335,6 +410,8 @@ class FakeGraph:
                     "requests": self._total,
                     "in_flight": self._in_flight - 1,  # not counting this request
                     "max_in_flight": self._max_in_flight,
+                    "batch_items": self._batch_items,
+                    "cpu_s": round(time.process_time(), 3),  # of the whole process
                 }
             return Reply(200, body)
         if segments == ["reset"]:
@@ -372,11 +449,13 @@ class FakeGraph:
         dataset_id: str | None,
         auth: str,
         status: int,
+        batched: bool = False,
     ) -> None:
         clean = {k: v for k, v in params.items() if k not in _SECRET_PARAMS}
-        rec = RecordedRequest(path, clean, endpoint, dataset_id, auth, status)
+        rec = RecordedRequest(path, clean, endpoint, dataset_id, auth, status, batched)
         with self._lock:
             self._requests.append(rec)
+            self._batch_items += batched
 
 
 def _endpoint(segments: list[str], params: Mapping[str, str]) -> tuple[str, str | None]:
@@ -400,6 +479,34 @@ def _presented_token(
     if scheme.lower() in ("bearer", "oauth") and value.strip():
         return value.strip(), "header"
     return None, "none"
+
+
+def _form(body: bytes, headers: Mapping[str, str]) -> dict[str, str]:
+    """The fields of a POST body: form-encoded (what SDKs send) or a JSON object."""
+    kind = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    text = body.decode("utf-8", "replace")
+    if "json" in kind:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in data.items()}
+    return dict(parse_qsl(text, keep_blank_values=True))
+
+
+def _item_answer(reply: Reply | None, with_headers: bool) -> dict[str, Any] | None:
+    """One batch item as Meta answers it: ``{code, headers, body}`` with the body as JSON
+    text, or ``None``."""
+    if reply is None:
+        return None
+    answer: dict[str, Any] = {"code": reply.status}
+    if with_headers:
+        names = {"Content-Type": reply.content_type, **reply.headers}
+        answer["headers"] = [{"name": k, "value": v} for k, v in names.items()]
+    answer["body"] = reply.payload().decode("utf-8", "replace")
+    return answer
 
 
 def _encode_cursor(page: int) -> str:
