@@ -128,6 +128,7 @@ def run(
         "failed_parts": failed,
         "target_s": target,
         "server": "in-process" if in_process else "subprocess",
+        "load_average_1m": round(os.getloadavg()[0], 1),  # other work on the machine
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
     }
@@ -156,6 +157,7 @@ def table(r: dict[str, Any]) -> str:
         ("snapshots with errors", str(r["snapshots_with_errors"])),
         ("CPU: client / fake server", f"{r['client_cpu_s']:.1f} s / {r['server_cpu_s']:.1f} s"),
         ("server", r["server"]),
+        ("load average (1 min) at the end", str(r["load_average_1m"])),
         ("result", "PASS" if r["pass"] else "FAIL"),
     ]
     lines = ["| metric | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
