@@ -122,6 +122,7 @@ def audit(
             jobs=jobs or default_jobs(), graph=graph, meanwhile=open_once,
             series=series_loader(stores, settings, clock),
             orders=orders_loader(settings, now=clock, since=since, export=orders_files),
+            rollups=not no_store or bool(graph),  # no store, no Graph: nobody reads them
         )  # fmt: skip
     store = stores[0] if stores else None
     if store is not None:

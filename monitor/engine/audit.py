@@ -62,13 +62,18 @@ class DatasetAudit:
         graph: DatasetGraph | None = None,
         series: VolumeHistory | None = None,
         reconcile: bool = False,
+        rollups: bool = True,
     ) -> None:
         """``continuation``: this audit observes a later part of a parallel audit and will
         be merged into the audit of the part before it (see ``CheckContext``). ``graph``:
         the dataset's Graph API poll and stored history (None: no Graph source).
         ``series``: its stored hourly series for ``volume`` (None: no store).
-        ``reconcile``: orders will be read for it, so ``reconcile`` keeps its Purchases."""
+        ``reconcile``: orders will be read for it, so ``reconcile`` keeps its Purchases.
+        ``rollups``: fill the hourly rollups (for the store, ``parity`` and ``volume``);
+        without any of those they would only cost time and memory that grows with the
+        span of the logs, so an audit without a store nor a Graph source skips them."""
         self.dataset_id = dataset_id
+        self.keep_rollups = rollups
         self.settings = settings
         self.graph = graph.snapshot if graph else None
         ctx = CheckContext(
@@ -99,8 +104,12 @@ class DatasetAudit:
 
     def _bind(self) -> list[Callable[[Delivery], None]]:
         # Bound methods, looked up once: this loop runs for every line of every log.
-        live = [c.observe for c in self.checks if c.id not in self.failures]
-        return [*live, self.rollup.observe]
+        live: list[Callable[[Delivery], None]] = [
+            c.observe for c in self.checks if c.id not in self.failures
+        ]
+        if self.keep_rollups:
+            live.append(self.rollup.observe)
+        return live
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "_observers"}
@@ -281,9 +290,11 @@ def audit_files(
     continuation: bool = False,
     graph: Mapping[str, DatasetGraph] | None = None,
     reconcile: bool = False,
+    rollups: bool = True,
 ) -> PartAudit:
     """The sequential audit loop over ``files``: read counts and a ``DatasetAudit`` per
-    dataset that had deliveries (``continuation``, ``graph``: see ``DatasetAudit``)."""
+    dataset that had deliveries (``continuation``, ``graph``, ``rollups``: see
+    ``DatasetAudit``)."""
     graph = graph or {}
     stats = ReadStats(max_problems=settings.input.max_problems)
     audits: dict[str, DatasetAudit] = {}
@@ -303,7 +314,7 @@ def audit_files(
         if audit is None:
             audit = audits[delivery.dataset_id] = DatasetAudit(
                 delivery.dataset_id, settings, now, continuation=continuation,
-                graph=graph.get(delivery.dataset_id), reconcile=reconcile,
+                graph=graph.get(delivery.dataset_id), reconcile=reconcile, rollups=rollups,
             )  # fmt: skip
         audit.observe(delivery)
     return stats, audits
@@ -324,6 +335,7 @@ def run_audit(
     meanwhile: Callable[[], None] | None = None,
     series: Callable[[Sequence[str]], Mapping[str, VolumeHistory]] | None = None,
     orders: Callable[[Mapping[str, float | None]], Mapping[str, DatasetOrders]] | None = None,
+    rollups: bool = True,
 ) -> AuditReport:
     """Read ``files``, run every enabled check per dataset, return the report (no I/O
     beyond reading the inputs; storing and rendering are the caller's business).
@@ -347,6 +359,9 @@ def run_audit(
     reconciliation window start and returns the orders of the datasets that have a source
     (``monitor.engine.orders_inputs.orders_loader``); without it ``reconcile`` is
     ``skipped``.
+
+    ``rollups=False``: the datasets' hourly rollups are not filled (``DatasetAudit``);
+    for a caller that neither stores them nor has a Graph source.
     """
     graph = graph or {}
     unknown = set(settings.checks.disabled) - set(registry())
@@ -355,14 +370,15 @@ def run_audit(
     parts = _parts(files, jobs, parallel_min_bytes)
     if len(parts) > 1:
         stats, audits = _audit_parallel(
-            settings, parts, now, since, until, on_bytes, graph, meanwhile, orders is not None
-        )
+            settings, parts, now, since, until, on_bytes, graph, meanwhile, orders is not None,
+            rollups,
+        )  # fmt: skip
     else:
         if meanwhile is not None:
             meanwhile()
         stats, audits = audit_files(
             settings, files, now=now, since=since, until=until, on_bytes=on_bytes, stdin=stdin,
-            graph=graph, reconcile=orders is not None,
+            graph=graph, reconcile=orders is not None, rollups=rollups,
         )  # fmt: skip
     for ds in settings.datasets:  # configured datasets are reported even without events
         if ds.id not in audits:
@@ -410,6 +426,7 @@ def _audit_parallel(
     graph: Mapping[str, DatasetGraph] | None = None,
     meanwhile: Callable[[], None] | None = None,
     reconcile: bool = False,
+    rollups: bool = True,
 ) -> PartAudit:
     """Audit each part in a worker; merge the parts in input order as they arrive."""
     stats = ReadStats(max_problems=settings.input.max_problems)
@@ -418,7 +435,7 @@ def _audit_parallel(
     def work(index: int, part: Sequence[InputFile], advance: Callable[[int], None]) -> PartAudit:
         return audit_files(
             settings, part, now=now, since=since, until=until, on_bytes=advance,
-            continuation=index > 0, graph=graph, reconcile=reconcile,
+            continuation=index > 0, graph=graph, reconcile=reconcile, rollups=rollups,
         )  # fmt: skip
 
     def consume(index: int, result: PartAudit) -> None:

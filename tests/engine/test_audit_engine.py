@@ -105,3 +105,20 @@ def test_configured_files_tolerates_empty_globs(tmp_path: Path) -> None:
 def test_nothing_to_audit() -> None:
     with pytest.raises(ConfigError, match="nothing to audit"):
         input_files(settings_from_dict({}), [])
+
+
+def test_an_audit_without_rollups_reports_the_same(tmp_path: Path) -> None:
+    """rollups=False (no store, no Graph source: nobody reads them) changes no result."""
+    from tests.support import poison
+
+    lines = [orjson.dumps(poison.record(k)) for k in range(50)]
+    lines += [orjson.dumps(poison.failed_record(k)) for k in range(5)]
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    s = settings_from_dict({})
+    kept = run_audit(s, [InputFile(str(path))], now=poison.NOW)
+    skipped = run_audit(s, [InputFile(str(path))], now=poison.NOW, rollups=False)
+    assert kept.datasets[0].rollups and not skipped.datasets[0].rollups
+    for report in (kept, skipped):
+        report.generated_at = 0.0
+    assert kept.to_dict() == skipped.to_dict()
