@@ -35,11 +35,17 @@ _daemon_db = click.option(
 
 
 @contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM and SIGINT set ``stop`` (and do nothing else) while inside the block."""
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    for sig in previous:
+def _stop_on_signals(
+    stop: threading.Event, reload: threading.Event | None = None
+) -> Iterator[None]:
+    """SIGTERM and SIGINT set ``stop``, SIGHUP sets ``reload`` (and they do nothing else)
+    while inside the block."""
+    signals = (signal.SIGTERM, signal.SIGINT, *((signal.SIGHUP,) if reload else ()))
+    previous = {sig: signal.getsignal(sig) for sig in signals}
+    for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _signum, _frame: stop.set())
+    if reload is not None:
+        signal.signal(signal.SIGHUP, lambda _signum, _frame: reload.set())
     try:
         yield
     finally:
@@ -51,19 +57,21 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 @_daemon_config
 @_daemon_db
 def run(config_path: str, db_url: str | None) -> int:
-    """Run the daemon until SIGTERM or SIGINT (then exit 0). Logs: JSON lines on stderr."""
+    """Run the daemon until SIGTERM or SIGINT (then exit 0); SIGHUP reloads the config
+    (validated first: a bad one is reported and the running one kept). Logs: JSON lines
+    on stderr."""
     from monitor import jsonlog
     from monitor.daemon.scheduler import Daemon
 
     settings = load_settings(config_path)
     url = db_url or store_url(settings)
-    stop = threading.Event()
+    stop, reload = threading.Event(), threading.Event()
     with (
         jsonlog.configured(settings, urls=[url]),
-        _stop_on_signals(stop),
+        _stop_on_signals(stop, reload),
         Daemon.open(settings, url) as d,
     ):
-        d.run(stop)
+        d.run(stop, reload, lambda: load_settings(config_path))
     return 0
 
 

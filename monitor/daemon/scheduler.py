@@ -65,12 +65,13 @@ from monitor.daemon.jobs import (
 )
 from monitor.daemon.live import Views
 from monitor.daemon.metrics import DaemonMetrics
+from monitor.daemon.reload import check_reloadable
 from monitor.daemon.server import DaemonServer
 from monitor.engine.cycle import CycleBatch
 from monitor.engine.graph_inputs import poll_graph
 from monitor.engine.orders_inputs import kept_since
 from monitor.engine.series import load_volume_history
-from monitor.errors import ConfigError
+from monitor.errors import CapiMonitorError, ConfigError
 from monitor.model.graph import GraphSnapshot, Part
 from monitor.model.observations import ReadStats
 from monitor.model.results import AuditReport, DatasetReport
@@ -90,6 +91,9 @@ STOP_GRACE = 8.0  # seconds ``run`` waits for running jobs once stopped (exit wi
 _PASS_STEP = 0.001  # seconds between the evaluation times of two passes of one logs job
 _STOP_CHECK_EVERY = 256  # deliveries between two looks at the stop event
 _GRAPH_LEASE_INTERVALS = 1.5  # a Graph or orders job's lease, in its intervals
+_WAKE_EVERY = 0.2  # seconds between two looks at the reload event while running
+RELOAD_WAIT = 60.0  # seconds a reload waits for running jobs to finish
+_REFUSED = "config reload refused; the running config is kept"
 
 
 class Evaluate(Protocol):
@@ -167,6 +171,7 @@ class Daemon:
         self._idle = threading.Condition()
         self._running = 0
         self.fleet = Membership(settings, store.engine)
+        self._owns_notifiers = False  # built by ``open``: rebuilt on reload
         # Every metric carries the instance name in fleet mode (a PostgreSQL store).
         fleet_mode = store.engine.dialect.name == "postgresql"
         self.metrics = DaemonMetrics(store, self.fleet.name if fleet_mode else None)
@@ -199,10 +204,39 @@ class Daemon:
             store.close()
             raise
         closers = [c for n in notifiers.values() if callable(c := getattr(n, "close", None))]
-        return cls(
+        daemon = cls(
             settings, store, sender, clock=clock, secrets=secret_values(settings, environ),
             closers=[store.close, *closers], notifiers=notifiers, env=environ,
         )  # fmt: skip
+        daemon._owns_notifiers = True
+        return daemon
+
+    def reload(self, new: Settings) -> None:
+        """Validate ``new`` (``ConfigError``, nothing changed) and apply it: the caller has
+        paused the scheduler and waited for running jobs (``monitor.daemon.reload``)."""
+        from monitor.jsonlog import secret_values
+        from monitor.notify import build_notifiers
+        from monitor.notify.sender import OutboxSender
+
+        check_reloadable(self.settings, new)
+        zone = _zone(new.schedule.timezone)
+        if self._owns_notifiers:
+            notifiers = build_notifiers(new, self.env)
+            sender = OutboxSender(self.store.engine, notifiers, new, self.clock)
+            sender.observe_outcomes(self.metrics.notification)
+            for old in self.notifiers.values():
+                close = getattr(old, "close", None)
+                if callable(close):
+                    close()
+            self.notifiers, self.sender = notifiers, sender
+            self._secrets = list(secret_values(new, self.env))
+        self.settings, self.timezone = new, zone
+        self.tailer = LogTailer(
+            new.datasets,
+            max_line_bytes=new.input.max_line_bytes,
+            max_problems=new.input.max_problems,
+        )
+        self.fleet.settings = new
 
     def close(self) -> None:
         """Release what ``open`` built, in reverse order of creation."""
@@ -445,10 +479,17 @@ class Daemon:
         for job, reason in not_scheduled(self.settings, self.env).items():
             log.info("job not scheduled", extra={"job": job, "reason": reason})
 
-    def run(self, stop: threading.Event) -> None:
+    def run(
+        self,
+        stop: threading.Event,
+        reload: threading.Event | None = None,
+        load: Callable[[], Settings] | None = None,
+    ) -> None:
         """Join the fleet, schedule every job and return once ``stop`` is set and running
         jobs have ended (a logs cycle abandons its transaction; waiting is bounded by
         ``STOP_GRACE``), having left the fleet; serves ``[server] listen`` meanwhile.
+        When ``reload`` is set (SIGHUP), ``load()`` reads the config again and the daemon
+        applies it if valid (``monitor.daemon.reload``).
         ``ServerError`` when the port is busy, ``FleetError`` when this instance may not
         run (its name is taken, or another instance uses the SQLite file)."""
         from apscheduler.schedulers.background import BackgroundScheduler
@@ -460,18 +501,14 @@ class Daemon:
             try:
                 if server is not None:
                     server.start()
-                self._run(stop, BackgroundScheduler)
+                self._run(stop, BackgroundScheduler, reload, load)
             finally:
                 self.fleet.leave(self.clock())
         finally:
             if server is not None:
                 server.stop()
 
-    def _run(self, stop: threading.Event, scheduler_class: Any) -> None:
-        scheduler = scheduler_class(
-            timezone=self.timezone,
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
-        )
+    def _schedule(self, scheduler: Any, stop: threading.Event) -> dict[str, float]:
         start = datetime.now(self.timezone)
         for spec in self.jobs():
             every = spec.every(self.settings)
@@ -479,17 +516,61 @@ class Daemon:
                 self._scheduled, "interval", seconds=every, args=[spec, stop], id=spec.name,
                 name=spec.name, next_run_time=start,
             )  # fmt: skip
+        return {s.name: s.every(self.settings) for s in self.jobs()}
+
+    def _run(
+        self,
+        stop: threading.Event,
+        scheduler_class: Any,
+        reload: threading.Event | None = None,
+        load: Callable[[], Settings] | None = None,
+    ) -> None:
+        scheduler = scheduler_class(
+            timezone=self.timezone,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+        jobs = self._schedule(scheduler, stop)
         scheduler.start()
-        jobs = {s.name: s.every(self.settings) for s in self.jobs()}
         log.info("daemon started", extra={"jobs": jobs})
         self._log_not_scheduled()
         try:
-            stop.wait()
+            while not stop.wait(_WAKE_EVERY):
+                if reload is not None and load is not None and reload.is_set():
+                    reload.clear()
+                    self._reload(scheduler, stop, load)
         finally:
             scheduler.shutdown(wait=False)
             if not self._wait_idle(STOP_GRACE):
                 log.warning("a job is still running; stopping anyway")
             log.info("daemon stopped")
+
+    def _reload(self, scheduler: Any, stop: threading.Event, load: Callable[[], Settings]) -> None:
+        """SIGHUP: read and validate the config, then apply it between job runs; a bad
+        config is reported and the running one kept (``monitor.daemon.reload``)."""
+        try:
+            new = load()
+            check_reloadable(self.settings, new)
+        except CapiMonitorError as err:
+            log.error(
+                "config reload refused; the running config is kept", extra={"error": str(err)}
+            )
+            return
+        scheduler.pause()
+        try:
+            if not self._wait_idle(RELOAD_WAIT):
+                log.error("config reload refused: a job is still running; try again")
+                return
+            try:
+                self.reload(new)
+            except CapiMonitorError as err:
+                log.error(_REFUSED, extra={"error": str(err)})
+                return
+            scheduler.remove_all_jobs()
+            jobs = self._schedule(scheduler, stop)
+            log.info("config reloaded", extra={"jobs": jobs})
+            self._log_not_scheduled()
+        finally:
+            scheduler.resume()
 
     def _scheduled(self, spec: JobSpec, stop: threading.Event) -> None:
         if stop.is_set():
