@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import click
 
 from monitor import __version__
-from monitor.cli import audit, daemon, fleet, report, silence, tools
+from monitor.cli import audit, daemon, doctor, fleet, report, silence, tools
 from monitor.cli.params import err
 from monitor.errors import CapiMonitorError, StoreError
 
@@ -36,6 +36,7 @@ for command in (
     daemon.once,
     daemon.status_cmd,
     fleet.fleet,
+    doctor.doctor_cmd,
     report.report_cmd,
     tools.backtest_cmd,
     tools.simulate_cmd,

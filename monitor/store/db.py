@@ -211,6 +211,11 @@ def _at_revision(engine: Engine, head: str | None) -> bool:
     return [r[0] for r in rows] == [head]
 
 
+def is_at_head(engine: Engine) -> bool:
+    """Whether the database's schema is the newest migration (read only, no migrating)."""
+    return _at_revision(engine, schema_head())
+
+
 def alembic_config(connection: Connection | None = None) -> Config:
     """An Alembic config for the store's migrations, bound to ``connection`` if given.
 

@@ -196,6 +196,7 @@ class FakeSlack:
         token: str = "xoxb-test",
         *,
         channels: Iterable[str] | Mapping[str, str] = DEFAULT_CHANNELS,
+        member_of: Iterable[str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -204,6 +205,10 @@ class FakeSlack:
             self._channels = {k.lstrip("#"): v for k, v in channels.items()}
         else:
             self._channels = {n.lstrip("#"): f"C{i:08d}" for i, n in enumerate(channels, 1)}
+        # Channels the bot is a member of (``conversations.list`` ``is_member``): all of
+        # them unless ``member_of`` names some.
+        members = self._channels if member_of is None else [n.lstrip("#") for n in member_of]
+        self._member_of = set(members)
         self._host, self._port = host, port
         self._lock = threading.Lock()
         self._messages: list[dict[str, Any]] = []
@@ -444,7 +449,8 @@ class FakeSlack:
 
     def _list(self, params: dict[str, Any]) -> _Reply:
         channels = [
-            {"id": cid, "name": name, "is_channel": True} for name, cid in self._channels.items()
+            {"id": cid, "name": name, "is_channel": True, "is_member": name in self._member_of}
+            for name, cid in self._channels.items()
         ]
         return _ok(channels=channels, response_metadata={"next_cursor": ""})
 

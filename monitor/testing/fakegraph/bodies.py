@@ -320,7 +320,7 @@ def debug_token_body(sc: Scenario, now: float) -> dict[str, Any]:
             "is_valid": True,
             "issued_at": int(now) - 86400 * 30,
             "metadata": {},
-            "scopes": ["ads_read", "ads_management", "business_management"],
+            "scopes": list(sc.token_scopes),
             "user_id": "100000000000042",
         }
     }

@@ -130,6 +130,7 @@ class Scenario:
     app_usage_pct: int = 7
     token_expires_at: int = 0
     utc_offset: str = "+0000"
+    token_scopes: tuple[str, ...] = ("ads_read", "ads_management", "business_management")
     counts: Mapping[str, Mapping[int, tuple[int, int]]] | None = field(
         default=None, compare=False, hash=False
     )
