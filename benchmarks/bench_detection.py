@@ -1,8 +1,13 @@
 """Detection benchmark: seeded scenarios through the backtest, scored against ground truth.
 
-For each seed, ``monitor.tools.simulate`` writes weeks of traffic with nine injected incidents
-(one of each type) in the last week, a promotion and a holiday in the week before; Meta's
-hourly counts are stored as the daemon's Graph polls would have; then
+For each seed, a traffic model writes weeks of traffic with nine injected incidents (one
+of each type) in the last week and calendar effects in the week before: ``--model
+simulate`` (``monitor.tools.simulate``, the model the detectors were tuned on: a
+promotion and a holiday) or ``--model traffic`` (``monitor.tools.traffic``, the
+independent visitor-level model, never tuned on: real public holidays of each dataset's
+country, Black Friday across datasets, DST, promotions, newsletters, several action
+sources, batched senders). Meta's hourly counts are stored as the daemon's Graph polls
+would have; then
 ``monitor.tools.backtest.run_backtest`` replays the last two weeks through the daemon's checks
 and alert lifecycle. Scores, per incident type:
 
@@ -14,13 +19,18 @@ and alert lifecycle. Scores, per incident type:
   first request that carried the defect (no monitor can see it earlier);
 - **false alerts per dataset-week**: alerts that fired in the incident-free week (with its
   promotion and holiday), per dataset and week; alerts of the incident week that match
-  no incident (on another dataset, or more than ``GRACE`` away) are reported as well.
+  no incident (on another dataset, or more than ``GRACE`` away) are reported as well;
+- **notifications per dataset-week** in the incident-free week: the messages the daemon
+  would have sent (one per dataset and cycle with a new, escalated, repeated or resolved
+  alert; ``monitor.tools.backtest.Notice``).
 
 The row "drops >= 50 %, >= 3 h, >= 20/h" gathers the ``drop_50`` and ``server_stop``
 incidents whose affected series expected at least 20 events per hour (the targets of
-issue 5). Results: ``benchmarks/results/detection.json`` and a markdown table.
+issue 5). Results: ``benchmarks/results/detection.json`` (``detection-traffic.json``
+with ``--model traffic``) and a markdown table.
 
     python -m benchmarks.bench_detection                # 20 scenarios, 2 processes
+    python -m benchmarks.bench_detection --model traffic --scenarios 4
     python -m benchmarks.bench_detection --quick        # 1 small scenario (smoke test)
 """
 
@@ -44,20 +54,17 @@ from monitor.alerts.queries import AlertEpisode
 from monitor.config import load_settings, parse_duration
 from monitor.store import Store
 from monitor.timeutil import parse_iso
-from monitor.tools.backtest import run_backtest
+from monitor.tools import simulate, traffic
+from monitor.tools.backtest import Notice, run_backtest
 from monitor.tools.graph_counts import load_graph_counts
-from monitor.tools.simulate import (
-    DETECTED_BY,
-    INCIDENT_TYPES,
-    Incident,
-    plan,
-    simulate,
-)
+from monitor.tools.simulate import DETECTED_BY, INCIDENT_TYPES, Incident
 
 GRACE = 2 * 3600.0  # an alert this long after an incident's end still detects it
 WEEK = 7 * 86400.0
 DROP_ROW = "drops >= 50 %, >= 3 h, >= 20/h"
 RESULTS = Path(__file__).resolve().parent / "results" / "detection.json"
+MODELS = ("simulate", "traffic")
+DEFAULT_DATASETS = {"simulate": 2, "traffic": 3}
 
 
 def _matches(alert: AlertEpisode, inc: Incident) -> bool:
@@ -77,8 +84,13 @@ def _near(alert: AlertEpisode, incidents: Sequence[Incident]) -> bool:
     )
 
 
-def score_scenario(alerts: Sequence[AlertEpisode], truth: dict[str, Any]) -> dict[str, Any]:
-    """One scenario's incidents (detected, time to detect) and its false alerts."""
+def score_scenario(
+    alerts: Sequence[AlertEpisode],
+    truth: dict[str, Any],
+    notifications: Sequence[Notice] = (),
+) -> dict[str, Any]:
+    """One scenario's incidents (detected, time to detect), its false alerts and the
+    notifications of its incident-free week."""
     incidents = [Incident.from_dict(d) for d in truth["incidents"]]
     rows = []
     for inc in incidents:
@@ -97,10 +109,12 @@ def score_scenario(alerts: Sequence[AlertEpisode], truth: dict[str, Any]) -> dic
             }
         )
     quiet = truth.get("quiet_week")
-    quiet_alerts = []
+    quiet_alerts: list[AlertEpisode] = []
+    quiet_notices: list[Notice] = []
     if quiet:
         q0, q1 = parse_iso(quiet[0]), parse_iso(quiet[1])
         quiet_alerts = [a for a in alerts if q0 <= a.fired_at < q1]
+        quiet_notices = [n for n in notifications if q0 <= n.at < q1]
     w0, w1 = (parse_iso(t) for t in truth["incident_week"])
     stray = [a for a in alerts if w0 <= a.fired_at < w1 and not _near(a, incidents)]
     return {
@@ -110,32 +124,52 @@ def score_scenario(alerts: Sequence[AlertEpisode], truth: dict[str, Any]) -> dic
         "false_alerts": [a.to_dict() for a in quiet_alerts],
         "unexplained_incident_week_alerts": [a.to_dict() for a in stray],
         "quiet_dataset_weeks": len(truth["datasets"]) if quiet else 0,
+        "quiet_notifications": len(quiet_notices),
     }
 
 
+def _generate(
+    model: str, root: Path, seed: int, weeks: int, datasets: int, scale: float
+) -> tuple[dict[str, Any], float, float]:
+    """Write one scenario of ``model`` to ``root``: (summary, replay start, end)."""
+    if model == "traffic":
+        world = traffic.plan(seed, weeks=weeks, datasets=datasets, scale=scale)
+        missing = set(traffic.INCIDENT_TYPES) - set(DETECTED_BY)
+        if missing:
+            raise ValueError(f"no detection codes for incident types {sorted(missing)}")
+        quiet, end = world.quiet_week, world.end
+        return traffic.write(root, world), (quiet or world.incident_week)[0], end
+    sc = simulate.plan(seed, weeks=weeks, datasets=datasets, scale=scale)
+    return simulate.simulate(root, sc), (sc.quiet_week or sc.incident_week)[0], sc.end
+
+
 def run_scenario(
-    seed: int, weeks: int, datasets: int, step: float, scale: float, keep: str | None = None
+    seed: int,
+    weeks: int,
+    datasets: int,
+    step: float,
+    scale: float,
+    keep: str | None = None,
+    model: str = "simulate",
 ) -> dict[str, Any]:
-    """Simulate, store Meta's counts, backtest the last two weeks, score."""
+    """Generate, store Meta's counts, backtest the last two weeks, score."""
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"capi-bench-{seed}-") as tmp:
-        root = Path(keep) / f"seed-{seed}" if keep else Path(tmp)
-        sc = plan(seed, weeks=weeks, datasets=datasets, scale=scale)
-        summary = simulate(root, sc)
+        root = Path(keep) / f"{model}-seed-{seed}" if keep else Path(tmp)
+        summary, start, end = _generate(model, root, seed, weeks, datasets, scale)
         generated = time.perf_counter() - began
         settings = load_settings(root / "config.toml")
         with Store.open(settings.storage.url) as store:
             load_graph_counts(store, root / "graph_counts.jsonl")
         truth = orjson.loads((root / "ground_truth.json").read_bytes())
-        start = sc.quiet_week[0] if sc.quiet_week else sc.incident_week[0]
         result = run_backtest(
-            settings, start=start, end=sc.end, step=step, store_url=settings.storage.url
+            settings, start=start, end=end, step=step, store_url=settings.storage.url
         )
-    scored = score_scenario(result.alerts, truth)
+    scored = score_scenario(result.alerts, truth, result.notifications)
     scored["events"] = sum(summary["events"].values())
     scored["alerts"] = len(result.alerts)
     scored["seconds"] = {
-        "simulate": round(generated, 1),
+        "generate": round(generated, 1),
         "backtest": round(result.seconds, 1),
         "cycles": result.cycles,
     }
@@ -175,6 +209,7 @@ def aggregate(scenarios: Sequence[dict[str, Any]]) -> dict[str, Any]:
     per_type[DROP_ROW] = _summary(drops)
     weeks = sum(s["quiet_dataset_weeks"] for s in scenarios)
     false = sum(len(s["false_alerts"]) for s in scenarios)
+    notices = sum(s.get("quiet_notifications", 0) for s in scenarios)
     stray = sum(len(s["unexplained_incident_week_alerts"]) for s in scenarios)
     codes: dict[str, int] = {}
     for s in scenarios:
@@ -185,6 +220,8 @@ def aggregate(scenarios: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "false_alerts": false,
         "quiet_dataset_weeks": weeks,
         "false_alerts_per_dataset_week": round(false / weeks, 3) if weeks else None,
+        "quiet_notifications": notices,
+        "notifications_per_dataset_week": round(notices / weeks, 3) if weeks else None,
         "false_alert_codes": dict(sorted(codes.items())),
         "unexplained_incident_week_alerts": stray,
     }
@@ -219,13 +256,15 @@ def markdown(report: dict[str, Any]) -> str:
         f"{agg['false_alerts']} in {agg['quiet_dataset_weeks']} dataset-weeks = "
         f"**{_cell(agg['false_alerts_per_dataset_week'])} per dataset-week** "
         f"({', '.join(f'{c} {n}' for c, n in agg['false_alert_codes'].items()) or 'none'}); "
+        f"notifications in those weeks: {agg['quiet_notifications']} = "
+        f"**{_cell(agg['notifications_per_dataset_week'])} per dataset-week**; "
         f"alerts of the incident weeks explained by no incident: "
         f"{agg['unexplained_incident_week_alerts']}."
     )
     return "\n".join(lines)
 
 
-def _work(args: tuple[int, int, int, float, float, str | None]) -> dict[str, Any]:
+def _work(args: tuple[int, int, int, float, float, str | None, str]) -> dict[str, Any]:
     return run_scenario(*args)
 
 
@@ -238,21 +277,35 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenarios", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1, help="first seed (then seed+1, ...)")
     ap.add_argument("--weeks", type=int, default=5, help="weeks per scenario (>= 3)")
-    ap.add_argument("--datasets", type=int, default=2, help="datasets per scenario (1-3)")
+    ap.add_argument("--model", choices=MODELS, default="simulate", help="the traffic model")
+    ap.add_argument(
+        "--datasets",
+        type=int,
+        help="datasets per scenario (simulate: 1-3, default 2; traffic: 1-5, default 3)",
+    )
     ap.add_argument("--step", default="15m", help="evaluation step (the logs cycle)")
     ap.add_argument("--scale", type=float, default=1.0, help="traffic multiplier")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--quick", action="store_true", help="one small scenario: a smoke test")
-    ap.add_argument("--out", default=str(RESULTS), help="JSON results ('' to skip)")
+    ap.add_argument(
+        "--out",
+        help="JSON results ('' to skip; default results/detection.json, or "
+        "detection-traffic.json with --model traffic)",
+    )
     ap.add_argument("--keep", help="keep each scenario's files under this directory")
     args = ap.parse_args(argv)
+    if args.datasets is None:
+        args.datasets = DEFAULT_DATASETS[args.model]
+    if args.out is None:
+        name = "detection.json" if args.model == "simulate" else f"detection-{args.model}.json"
+        args.out = str(RESULTS.with_name(name))
     if args.quick:
         args.scenarios, args.weeks, args.datasets, args.scale = 1, 3, 1, 0.15
         args.step = "1h" if args.step == "15m" else args.step
     step = parse_duration(args.step)
     began = time.perf_counter()
     jobs = [
-        (args.seed + i, args.weeks, args.datasets, step, args.scale, args.keep)
+        (args.seed + i, args.weeks, args.datasets, step, args.scale, args.keep, args.model)
         for i in range(args.scenarios)
     ]
     if args.jobs > 1 and len(jobs) > 1:
@@ -264,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m benchmarks.bench_detection " + " ".join(argv or sys.argv[1:]),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "settings": {
+            "model": args.model,
             "scenarios": args.scenarios,
             "first_seed": args.seed,
             "weeks": args.weeks,

@@ -61,6 +61,16 @@ HOUR = 3600
 WARM = 86400.0  # alert states are warmed over this span before --from
 
 
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A notification the daemon would have sent: one per dataset and cycle in which at
+    least one alert had a reason (``new``, ``escalated``, ``repeat``, ``resolved``)."""
+
+    at: float
+    dataset_id: str
+    reasons: tuple[str, ...]  # one per alert it mentions
+
+
 @dataclass(slots=True)
 class BacktestResult:
     """What a replay did and the alert episodes that fired in ``[start, end)``."""
@@ -74,6 +84,7 @@ class BacktestResult:
     events: int = 0
     datasets: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    notifications: list[Notice] = field(default_factory=list)  # sent in [start, end)
 
     def to_dict(self) -> dict[str, Any]:
         """The contract's ``{"alerts": [...]}`` plus what the replay covered."""
@@ -284,7 +295,8 @@ def run_backtest(
     with tempfile.TemporaryDirectory(prefix="capi-monitor-backtest-") as tmp:
         scratch = Store.open(keep_db or str(Path(tmp) / "backtest.db"))
         try:
-            cycles = _replay(settings, index, stream, scratch, first_cycle, end, step)
+            notices: list[Notice] = []
+            cycles = _replay(settings, index, stream, scratch, first_cycle, end, step, notices)
             episodes = alert_episodes(scratch.engine, fired_from=start, fired_to=end)
         finally:
             scratch.close()
@@ -298,6 +310,7 @@ def run_backtest(
         events=stream.stats.events,
         datasets=sorted({*ids, *index.rollups}),
         seconds=round(time.perf_counter() - began, 3),
+        notifications=[n for n in notices if n.at >= start],
     )
 
 
@@ -309,8 +322,10 @@ def _replay(
     first: float,
     end: float,
     step: float,
+    notices: list[Notice],
 ) -> int:
-    """The evaluation cycles at ``first``, ``first + step``, ... before ``end``."""
+    """The evaluation cycles at ``first``, ``first + step``, ... before ``end``; the
+    notifications they would have sent go to ``notices``."""
     cycles = 0
     t = first
     while t < end:
@@ -319,7 +334,11 @@ def _replay(
             batch.observe(d)
         reports = batch.reports()
         with write_connection(scratch.engine) as conn, conn.begin():
-            evaluate_cycle(conn, settings, reports, t, outbox=False)
+            outcome = evaluate_cycle(conn, settings, reports, t, outbox=False)
+        reasons: dict[str, list[str]] = {}
+        for key, reason in outcome.notified:
+            reasons.setdefault(key.dataset_id, []).append(str(reason))
+        notices.extend(Notice(t, ds, tuple(r)) for ds, r in sorted(reasons.items()))
         index.add(batch.all_rollups())  # after the cycle: the next one sees them stored
         cycles += 1
         t = first + cycles * step
