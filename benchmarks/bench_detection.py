@@ -11,7 +11,9 @@ would have; then
 ``monitor.tools.backtest.run_backtest`` replays the last two weeks through the daemon's checks
 and alert lifecycle. Scores, per incident type:
 
-- **recall**: an incident is detected when an alert with one of the type's codes
+- **recall**: incidents that changed nothing (no event of the affected series in the
+  window, or no request showing the defect) are listed as ``void`` and not scored; an
+  incident is detected when an alert with one of the type's codes
   (``monitor.tools.simulate.DETECTED_BY``) fires on its dataset (and its event name, or a
   dataset-wide alert) between its start and ``GRACE`` after its end;
 - **time to detect** (median, p90): ``fired_at`` of the first such alert minus the start;
@@ -84,6 +86,13 @@ def _near(alert: AlertEpisode, incidents: Sequence[Incident]) -> bool:
     )
 
 
+def _void(inc: Incident) -> bool:
+    """An incident that changed nothing (no event of its series in its window, or no
+    request that showed it): listed, not scored."""
+    shown_by_requests = inc.type not in ("server_stop", "drop_50", "pixel_broken")
+    return inc.expected_per_hour == 0 or (shown_by_requests and inc.first_affected is None)
+
+
 def score_scenario(
     alerts: Sequence[AlertEpisode],
     truth: dict[str, Any],
@@ -100,6 +109,7 @@ def score_scenario(
             {
                 **inc.to_dict(),
                 "detected": first is not None,
+                "void": _void(inc),
                 "ttd_s": None if first is None else first - inc.start,
                 "ttd_evidence_s": (
                     None
@@ -185,6 +195,8 @@ def _pct(values: Sequence[float], q: float) -> float | None:
 
 
 def _summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    void = sum(1 for r in rows if r.get("void"))
+    rows = [r for r in rows if not r.get("void")]
     ttd = [r["ttd_s"] / 60 for r in rows if r["detected"]]
     ttd_ev = [r["ttd_evidence_s"] / 60 for r in rows if r["ttd_evidence_s"] is not None]
     n = len(rows)
@@ -193,6 +205,7 @@ def _summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "incidents": n,
         "detected": found,
         "recall": round(found / n, 3) if n else None,
+        "void": void,
         "ttd_median_min": None if not ttd else round(statistics.median(ttd), 1),
         "ttd_p90_min": None if not ttd else round(_pct(ttd, 0.9) or 0, 1),
         "ttd_from_evidence_median_min": None if not ttd_ev else round(statistics.median(ttd_ev), 1),
@@ -246,13 +259,15 @@ def markdown(report: dict[str, Any]) -> str:
             else "–"
         )
         recall = "–" if s["recall"] is None else f"{s['recall']:.0%}"
+        void = f" (+{s['void']} void)" if s["void"] else ""
         lines.append(
-            f"| {name} | {s['incidents']} | {recall} | {_cell(s['ttd_median_min'], ' min')} "
+            f"| {name} | {s['incidents']}{void} "
+            f"| {recall} | {_cell(s['ttd_median_min'], ' min')} "
             f"| {_cell(s['ttd_p90_min'], ' min')} | {evidence} |"
         )
     lines.append("")
     lines.append(
-        f"False alerts in incident-free weeks (with a promotion and a holiday): "
+        f"False alerts in incident-free weeks (with their calendar effects): "
         f"{agg['false_alerts']} in {agg['quiet_dataset_weeks']} dataset-weeks = "
         f"**{_cell(agg['false_alerts_per_dataset_week'])} per dataset-week** "
         f"({', '.join(f'{c} {n}' for c, n in agg['false_alert_codes'].items()) or 'none'}); "
