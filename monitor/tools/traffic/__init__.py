@@ -67,6 +67,11 @@ Output (the layout ``simulate`` writes, so ``benchmarks.bench_detection`` and
 ``capi-monitor backtest`` read either): ``logs/<dataset_id>.jsonl.gz``,
 ``graph_counts.jsonl``, ``ground_truth.json`` (``model: "traffic"``), ``config.toml``.
 Seeded: the same arguments write the same bytes.
+
+Modules: ``localtime`` (holiday rules, seasons, the shape of a day), ``world`` (datasets,
+calendar effects, incidents: ``plan``), ``people`` (visitors, catalogue), ``run``
+(sessions, the pixel), ``senders`` (queues, incidents, records, Meta's server counts);
+this module writes the files.
 """
 
 from __future__ import annotations

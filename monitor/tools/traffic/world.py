@@ -96,6 +96,11 @@ class Site:
 _RETAIL = frozenset({"PageView", "ViewContent", "AddToCart", "InitiateCheckout", "Purchase"})
 _LEADS = frozenset({"PageView", "ViewContent", "Lead", "Contact", "Schedule"})
 
+# Datasets are taken in this order (``plan(datasets=N)``): two German shops (a mid-size
+# one with app and tills, a tiny one with ~5 Purchases a day), a US lead business, a large
+# British shop with app and tills, and a very large US shop whose server sends only
+# checkouts and Purchases (hundreds of Purchases an hour; its ~12,000 sessions an hour
+# take several CPU minutes per simulated week at scale 1).
 ROSTER: tuple[Site, ...] = (
     Site("2000000001", "Bergwerk Outdoor (DE)", "DE", "Europe/Berlin", "Europe/Berlin",
          "retail", 150.0, 0.35, "EUR", "www.bergwerk-outdoor.example", _RETAIL,
