@@ -46,6 +46,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,9 @@ def score_scenario(
         "unexplained_incident_week_alerts": [a.to_dict() for a in stray],
         "quiet_dataset_weeks": len(truth["datasets"]) if quiet else 0,
         "quiet_notifications": len(quiet_notices),
+        "quiet_notification_reasons": dict(
+            sorted(Counter(r for n in quiet_notices for r in n.reasons).items())
+        ),
     }
 
 
@@ -223,6 +227,9 @@ def aggregate(scenarios: Sequence[dict[str, Any]]) -> dict[str, Any]:
     weeks = sum(s["quiet_dataset_weeks"] for s in scenarios)
     false = sum(len(s["false_alerts"]) for s in scenarios)
     notices = sum(s.get("quiet_notifications", 0) for s in scenarios)
+    reasons: Counter[str] = Counter()
+    for s in scenarios:
+        reasons.update(s.get("quiet_notification_reasons", {}))
     stray = sum(len(s["unexplained_incident_week_alerts"]) for s in scenarios)
     codes: dict[str, int] = {}
     for s in scenarios:
@@ -235,6 +242,8 @@ def aggregate(scenarios: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "false_alerts_per_dataset_week": round(false / weeks, 3) if weeks else None,
         "quiet_notifications": notices,
         "notifications_per_dataset_week": round(notices / weeks, 3) if weeks else None,
+        # alerts mentioned in those notifications, by reason (new, resolved, repeat, ...)
+        "quiet_notification_reasons": dict(sorted(reasons.items())),
         "false_alert_codes": dict(sorted(codes.items())),
         "unexplained_incident_week_alerts": stray,
     }
