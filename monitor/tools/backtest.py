@@ -337,7 +337,8 @@ def _replay(
             outcome = evaluate_cycle(conn, settings, reports, t, outbox=False)
         reasons: dict[str, list[str]] = {}
         for key, reason in outcome.notified:
-            reasons.setdefault(key.dataset_id, []).append(str(reason))
+            if key.dataset_id is not None:  # fleet alerts are not replayed
+                reasons.setdefault(key.dataset_id, []).append(str(reason))
         notices.extend(Notice(t, ds, tuple(r)) for ds, r in sorted(reasons.items()))
         index.add(batch.all_rollups())  # after the cycle: the next one sees them stored
         cycles += 1
