@@ -402,7 +402,7 @@ def parse_usage(headers: Mapping[str, str]) -> Usage | None:
     )
 
 
-@functools.lru_cache(maxsize=256)  # every batch item carries them; they change slowly
+@functools.lru_cache(maxsize=4096)  # every batch item carries them; they change slowly
 def _usage(app_text: str | None, buc_text: str | None, acc_text: str | None) -> Usage | None:
     app = _json_header(app_text)
     buc = _json_header(buc_text)
