@@ -85,6 +85,8 @@ def make_settings(
             "keep_firing_for": "0s",
             "flap_window": "0s",
         },
+        # Daemon.run would serve on the default port, shared by every test run on the host.
+        "server": {"listen": "off"},
     }
     if url is not None:
         data["meta"] = {"graph_url": url, "concurrency": 4}
