@@ -293,6 +293,34 @@ def health_chart(names: Sequence[str], this_week: Series, last_week: Series) -> 
         return _png(fig)
 
 
+FUNNEL_COLORS = ("#667085", "#2f6fed", "#12b76a", "#7a5af8", "#0ba5ec")
+
+
+def funnel_chart(labels: Sequence[str], stages: Mapping[str, Series]) -> bytes:
+    """The reconciliation funnel per time bucket: one bar per stage (paid orders,
+    Purchases sent, accepted by Meta, Meta's server and browser counts), side by side.
+    A stage unknown in a bucket (``None``) has no bar there; a stage unknown everywhere
+    (Meta's counts without the Graph API) is left out, keeping each stage's colour."""
+    drawn = [(i, n, v) for i, (n, v) in enumerate(stages.items()) if _has_data(v)]
+    with _figure() as (fig, ax):
+        x = list(range(len(labels)))
+        width = 0.8 / max(1, len(drawn))
+        for slot, (i, name, values) in enumerate(drawn):
+            offset = (slot - (len(drawn) - 1) / 2) * width
+            ax.bar([xi + offset for xi in x], _values(values), width=width * 0.92,
+                   label=label(name), color=FUNNEL_COLORS[i % len(FUNNEL_COLORS)])  # fmt: skip
+        if not drawn:
+            _no_data(ax)
+        else:
+            ax.set_ylim(bottom=0)
+            ax.yaxis.set_major_formatter(FuncFormatter(_count))
+        ax.grid(axis="x", visible=False)
+        _xticks(ax, labels)
+        _legend(ax, ncol=5)
+        _margins(fig)
+        return _png(fig)
+
+
 # --- formatting ------------------------------------------------------------------------
 
 

@@ -20,8 +20,10 @@ from typing import Any
 from sqlalchemy import Table, and_, func, inspect, select
 
 from monitor.model.findings import Severity
+from monitor.model.orders import FunnelHour
 from monitor.model.rollup import HourRollup
 from monitor.store.db import Store, store_errors
+from monitor.store.orders import load_funnel_hours
 from monitor.store.tables.core import metadata
 
 SKIPPED = "skipped"
@@ -312,6 +314,18 @@ def graph_quality(store: Store, since: float, until: float) -> list[Mapping[str,
 def graph_polls(store: Store, since: float, until: float) -> list[Mapping[str, Any]]:
     """Poll rows (diagnostics, token) of ``[since, until)``, oldest first."""
     return _graph_window(store, "graph_polls", "polled_at", since, until)
+
+
+# --- reconciliation --------------------------------------------------------------------
+
+
+def funnel_hours(store: Store, since: float, until: float) -> list[FunnelHour]:
+    """Every dataset's hourly funnel of ``[since, until)`` as the daemon's ``orders`` job
+    stored it (empty without the table: a store from before it)."""
+    if table(store, "funnel_hours") is None:
+        return []
+    with store_errors("read", store.engine.url), store.engine.connect() as conn:
+        return load_funnel_hours(conn, since, until)
 
 
 def has_history(store: Store, until: float) -> bool:

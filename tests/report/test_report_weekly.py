@@ -124,6 +124,9 @@ def test_page_names_are_the_dataset_id_or_a_safe_stand_in() -> None:
         lambda: charts.error_rate_chart(["a"], {"190/463": [0.5]}),
         lambda: charts.error_rate_chart(["a"], {}),
         lambda: charts.health_chart(["Shop"], [None], [80.0]),
+        lambda: charts.funnel_chart(["a", "b"], {"Paid orders": [3, None], "Sent": [4, 5]}),
+        lambda: charts.funnel_chart(["a"], {"Paid orders": [None]}),
+        lambda: charts.funnel_chart([], {}),
     ],
 )
 def test_charts_render_png_without_warnings(png) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from monitor.model.findings import Example, Severity
 from monitor.model.rollup import MATCH_KEYS
 from monitor.report.format import fmt_number
-from monitor.report.weekly.figures import build_charts
+from monitor.report.weekly.figures import build_charts, build_funnel
 from monitor.report.weekly.measures import (
     Totals,
     latest_by_event,
@@ -388,4 +388,5 @@ def build_dataset(
         diagnostics=build_diagnostics(inputs.polls, quality_now),
         token=build_token(inputs.polls, now),
         charts=build_charts(inputs, window, weeks) if with_charts else [],
+        funnel=build_funnel(inputs, window, with_chart=with_charts),
     )

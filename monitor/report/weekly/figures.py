@@ -16,7 +16,14 @@ from monitor.report.weekly.measures import (
     percentile,
     totals,
 )
-from monitor.report.weekly.view import EMQ_EVENTS, KEY_EVENTS, SHOWN_KEYS, DatasetInputs
+from monitor.report.weekly.view import (
+    EMQ_EVENTS,
+    FUNNEL_STAGES,
+    KEY_EVENTS,
+    SHOWN_KEYS,
+    DatasetInputs,
+    FunnelView,
+)
 from monitor.report.window import ReportWindow, zone
 
 # --- time buckets and charts -----------------------------------------------------------
@@ -178,3 +185,65 @@ def _error_chart(
     }
     png = charts.error_rate_chart(labels, rates)
     return Chart("errors", "Delivery error rate by error code", "Failed share of sent events", png)
+
+
+# --- the reconciliation funnel ---------------------------------------------------------
+
+PURCHASE = "Purchase"
+# The chart's legend must fit one line of a 700 px image.
+FUNNEL_LEGEND = ("Paid orders", "Purchases sent", "Accepted by Meta", "Meta server", "Meta browser")
+
+
+def funnel_series(inputs: DatasetInputs, starts: Sequence[float]) -> dict[str, list[int | None]]:
+    """The funnel's stages per bucket (``FUNNEL_STAGES``): paid orders and Purchases
+    sent/accepted from the daemon's stored funnel hours (``None`` for a bucket the
+    orders job never counted, and for paid orders while the source was not read),
+    Meta's server and browser Purchase counts from the Graph polls (``None`` without)."""
+    n = len(starts)
+    seen = [False] * n
+    paid: list[int | None] = [None] * n
+    sent, accepted = [0] * n, [0] * n
+    for h in inputs.funnel or ():
+        i = _bucket(h.hour, starts)
+        seen[i] = True
+        sent[i] += h.purchases_sent
+        accepted[i] += h.purchases_accepted
+        if h.orders_paid is not None:
+            paid[i] = (paid[i] or 0) + h.orders_paid
+    meta = [c for c in inputs.counts if c["event_name"] == PURCHASE]
+    server: list[int | None] = [0 if meta else None] * n
+    browser: list[int | None] = [0 if meta else None] * n
+    for c in meta:
+        i = _bucket(float(c["hour"]), starts)
+        server[i] = (server[i] or 0) + int(c["server"])
+        browser[i] = (browser[i] or 0) + int(c["browser"])
+    own = [
+        paid,
+        [v if seen[i] else None for i, v in enumerate(sent)],
+        [v if seen[i] else None for i, v in enumerate(accepted)],
+    ]
+    return dict(zip(FUNNEL_STAGES, [*own, server, browser], strict=True))
+
+
+def build_funnel(
+    inputs: DatasetInputs, window: ReportWindow, *, with_chart: bool = True
+) -> FunnelView | None:
+    """The dataset's funnel section, when it names an orders source (else ``None``)."""
+    if inputs.funnel is None:
+        return None
+    size, starts, labels = buckets(window)
+    series = funnel_series(inputs, starts)
+    rows = [(name, values, _total(values)) for name, values in series.items()]
+    chart = None
+    if with_chart:
+        per = "hour" if size == 3600 else "day"
+        alt = f"Paid orders, Purchases sent and accepted, and Meta's Purchase counts per {per}"
+        short = dict(zip(FUNNEL_STAGES, FUNNEL_LEGEND, strict=True))
+        png = charts.funnel_chart(labels, {short[k]: v for k, v in series.items()})
+        chart = Chart("funnel", "Paid orders → Purchases → Meta", alt, png)
+    return FunnelView(list(labels), rows, chart)
+
+
+def _total(values: Sequence[int | None]) -> int | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None

@@ -53,6 +53,7 @@ def load_inputs(store: Store, settings: Settings, window: ReportWindow) -> list[
     alerts = weekly_data.alert_rows(store, window.end)
     silences = silences_between(store.engine, window.start, window.end)
     graph_tables = weekly_data.table(store, "graph_quality") is not None
+    funnel = weekly_data.funnel_hours(store, window.start, window.end)
 
     seen = {c.dataset_id for c in checks_now} | {r.dataset_id for r in rolls[-1]}
     seen |= {r.dataset_id for r in rolls[-2]} | {str(c["dataset_id"]) for c in counts}
@@ -83,6 +84,7 @@ def load_inputs(store: Store, settings: Settings, window: ReportWindow) -> list[
                 alerts=mine(alerts, ds),
                 silences=mine(silences, ds),
                 graph_tables=graph_tables,
+                funnel=mine(funnel, ds) if conf is not None and conf.orders else None,
             )
         )
     return out

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from monitor.alerts.silences import Silence
 from monitor.model.findings import Example, Severity
+from monitor.model.orders import FunnelHour
 from monitor.model.rollup import HourRollup
 from monitor.report.charts import Chart
 from monitor.report.format import fmt_duration, fmt_number, fmt_percent, grade
@@ -197,6 +198,35 @@ class EpisodeView:
     muted: bool
 
 
+@dataclass(frozen=True, slots=True)
+class FunnelView:
+    """The reconciliation funnel of the window (docs/contracts.md §8): one row per stage,
+    one value per time bucket (``None``: not known) and the window's total."""
+
+    labels: list[str]
+    rows: list[tuple[str, list[int | None], int | None]]
+    chart: Chart | None = None
+
+    @property
+    def accuracy(self) -> float | None:
+        """Purchases accepted by Meta ÷ paid orders over the window (``None`` when either
+        is unknown); above 1 when reloads or duplicates add Purchases."""
+        totals = {name: total for name, _, total in self.rows}
+        paid, accepted = totals.get(FUNNEL_PAID), totals.get(FUNNEL_ACCEPTED)
+        return accepted / paid if paid and accepted is not None else None
+
+
+FUNNEL_PAID = "Paid orders"
+FUNNEL_ACCEPTED = "Accepted by Meta"
+FUNNEL_STAGES = (
+    FUNNEL_PAID,
+    "Purchases sent",
+    FUNNEL_ACCEPTED,
+    "Meta's server count",
+    "Meta's browser count",
+)
+
+
 @dataclass(slots=True)
 class DatasetPage:
     """Everything one dataset's page (and its index row) shows."""
@@ -226,6 +256,7 @@ class DatasetPage:
     diagnostics: list[Diagnostic]
     token: TokenView | None
     charts: list[Chart] = field(default_factory=list)
+    funnel: FunnelView | None = None  # when the dataset names an orders source
 
     @property
     def title(self) -> str:
@@ -314,6 +345,7 @@ class DatasetInputs:
     alerts: list[AlertEpisode] = field(default_factory=list)
     silences: list[Silence] = field(default_factory=list)
     graph_tables: bool = True
+    funnel: list[FunnelHour] | None = None  # None: no orders source configured
 
 
 def page_name(dataset_id: str, taken: set[str]) -> str:
