@@ -418,3 +418,26 @@ def test_read_since_and_funnel_hours_units() -> None:
     assert all(
         r.orders_paid is None for r in funnel_hours(SHOP, purchases, failed, NOW - HOUR, NOW)
     )
+
+
+def test_the_weekly_report_draws_what_the_job_counted(
+    store: Store, stripe: FakeStripe, log_file: Path, tmp_path: Path
+) -> None:
+    from monitor.report.weekly.load import build_weekly_report
+    from monitor.report.window import ReportWindow
+
+    planted(stripe, log_file)
+    settings = make_settings(tmp_path, stripe.url)
+    d = make_daemon(settings, store)
+    run(d, "logs", NOW)
+    run(d, "orders", NOW)
+    window = ReportWindow(NOW - 6 * HOUR, NOW, "UTC")
+    report = build_weekly_report(store, settings, window, now=NOW)
+    (page,) = report.datasets
+    assert page.funnel is not None
+    rows = {name: values for name, values, _ in page.funnel.rows}
+    judged_hour = 3  # buckets are hours for a 6-hour window: NOW - 3 h is the fourth
+    assert rows["Paid orders"][judged_hour] == 8
+    assert rows["Purchases sent"][judged_hour] == 9
+    assert rows["Accepted by Meta"][judged_hour] == 8
+    assert rows["Meta's server count"] == [None] * 6  # no Graph API here
