@@ -44,6 +44,8 @@ events in the ``/stats`` window (unknown volume: judged).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from checks.base import (
@@ -54,6 +56,7 @@ from checks.base import (
     result_from_findings,
     skipped,
 )
+from checks.baseline import HOUR, hour_start
 from checks.graph_common import (
     GraphPart,
     GraphState,
@@ -66,67 +69,36 @@ from checks.graph_common import (
     skipped_part,
     volume_count,
 )
+from checks.match_keys import (
+    ADVICE,
+    CONVERSION_EVENTS,
+    WEIGHTS,
+    charged,
+    credited,
+    estimate,
+    source_label,
+)
 from monitor.mask import MAX_SHOWN
 from monitor.model.findings import CheckResult, Example, Finding, Severity
 from monitor.model.graph import EventQuality, Part
 from monitor.model.observations import Delivery
-from monitor.model.rollup import MATCH_KEYS, OTHER_EVENT, present_keys
+from monitor.model.rollup import (
+    ACTION_SOURCES,
+    MATCH_KEYS,
+    OTHER_EVENT,
+    HourRollup,
+    present_keys,
+    source_key,
+)
+from monitor.model.series import Current, VolumeHistory
 
 MATCH_KEY_COVERAGE_LOW = "MATCH_KEY_COVERAGE_LOW"
 MAX_EVENT_NAMES = 100
-MAX_SCORE = 10.0
 MAX_LAYOUTS = 256  # ~300 bytes each: under 8 MB even at MAX_EVENT_NAMES
 MAX_LAYOUT_KEYS = 32
 
-# Points a key adds at 100 % coverage; see the module docstring for the calibration.
-WEIGHTS: dict[str, float] = {
-    "em": 2.0,
-    "fbc": 1.5,
-    "ph": 1.25,
-    "client_ip_address": 1.25,
-    "external_id": 1.0,
-    "fbp": 1.0,
-    "client_user_agent": 1.0,
-    "db": 0.4,
-    "country": 0.4,
-    "fn": 0.25,
-    "ln": 0.25,
-    "ct": 0.2,
-    "st": 0.2,
-    "zp": 0.2,
-    "ge": 0.15,
-}
-
-_HASHED = "normalised and SHA-256 hashed"
-ADVICE: dict[str, str] = {
-    "em": f"send the customer's email ({_HASHED}) as user_data.em whenever it is known "
-    "(checkout, login, sign-up, lead forms)",
-    "fbc": "send the _fbc cookie as user_data.fbc on every event (or build it from the "
-    "fbclid URL parameter with capi-param-builder)",
-    "ph": f"send the phone number with country code ({_HASHED}) as user_data.ph",
-    "client_ip_address": "forward the visitor's IP address (prefer IPv6) from the request "
-    "that triggered the event, not the server's own",
-    "external_id": "send your stable customer or visitor id as user_data.external_id, in "
-    "the same format as on the pixel",
-    "fbp": "send the _fbp cookie as user_data.fbp on every web event",
-    "client_user_agent": "forward the browser's User-Agent header as client_user_agent",
-    "db": f"send the date of birth as YYYYMMDD ({_HASHED}) when collected",
-    "country": f"send the two-letter country code ({_HASHED}) on every event",
-    "fn": f"send the first name ({_HASHED}) when collected",
-    "ln": f"send the last name ({_HASHED}) when collected",
-    "ct": f"send the city ({_HASHED}) when collected",
-    "st": f"send the two-letter state code ({_HASHED}) when collected",
-    "zp": f"send the zip or postal code ({_HASHED}) when collected",
-    "ge": f"send the gender as f or m ({_HASHED}) when collected",
-}
-
 _INDEX = {k: i for i, k in enumerate(MATCH_KEYS)}
-_WEIGHT_BY_INDEX = tuple(WEIGHTS[k] for k in MATCH_KEYS)
-
-
-def estimate(coverage: dict[str, float]) -> float:
-    """The estimated EMQ-like score (0–10) for per-key coverage shares (0–1)."""
-    return min(MAX_SCORE, sum(WEIGHTS[k] * coverage.get(k, 0.0) for k in WEIGHTS))
+Bucket = tuple[str, str]  # (event name, action_source bucket: monitor.model.rollup.source_key)
 
 
 class KeyCounts:
@@ -206,8 +178,24 @@ class KeyCounts:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """Events of one (event name, action_source) bucket and how many carried each key
+    (``MATCH_KEYS`` order), over the window judged; ``sample`` the observed layouts, for
+    examples (``None``: none observed in this run)."""
+
+    events: int
+    counts: tuple[int, ...]
+    sample: KeyCounts | None = None
+
+    def shares(self) -> dict[str, float]:
+        n = self.events or 1
+        return {k: c / n for k, c in zip(MATCH_KEYS, self.counts, strict=True)}
+
+
 class MatchQuality:
-    """Folds ``user_data`` key presence into per-event-name coverage counters."""
+    """Folds ``user_data`` key presence into per (event name, action_source) counters and
+    judges conversion events against an absolute floor over a stable window."""
 
     id: ClassVar[str] = "match_quality"
     weight: ClassVar[float] = 1.5  # in the health score
@@ -220,14 +208,22 @@ class MatchQuality:
         self._min_events = cfg.min_events
         self._warn = cfg.warn_score
         self._crit = cfg.crit_score
-        self._by_name: dict[str, KeyCounts] = {}
+        self._window = cfg.window
+        self._by_bucket: dict[Bucket, KeyCounts] = {}
+        self._names: set[str] = set()
+        self._series = ctx.series
+        self._rollups: list[HourRollup] = []
 
     def observe(self, delivery: Delivery) -> None:
-        by_name = self._by_name
+        by_bucket = self._by_bucket
         for ev in delivery.events:
-            kc = by_name.get(ev["event_name"])
+            src = ev.get("action_source")
+            if src.__class__ is not str or src not in ACTION_SOURCES:
+                src = source_key(src)
+            bucket = (ev["event_name"], src)
+            kc = by_bucket.get(bucket)
             if kc is None:
-                kc = self._counts(ev["event_name"])
+                kc = self._counts(bucket)
             kc.events += 1
             ud = ev.get("user_data")
             if ud.__class__ is dict:
@@ -241,50 +237,90 @@ class MatchQuality:
             else:
                 kc.layouts[layout] = n + 1
 
-    def _counts(self, name: str) -> KeyCounts:
-        if len(self._by_name) >= MAX_EVENT_NAMES:
-            name = OTHER_EVENT
-        kc = self._by_name.get(name)
+    def _counts(self, bucket: Bucket) -> KeyCounts:
+        name, source = bucket
+        if name not in self._names:
+            if len(self._names) >= MAX_EVENT_NAMES:
+                bucket = (OTHER_EVENT, source)
+            else:
+                self._names.add(name)
+        kc = self._by_bucket.get(bucket)
         if kc is None:
-            kc = self._by_name[name] = KeyCounts()
+            kc = self._by_bucket[bucket] = KeyCounts()
         return kc
 
     def merge(self, later: MatchQuality) -> None:
         """Fold in the counts of the input right after this one (``Check.merge``); new
         names are bounded as in ``observe`` (exact unless ``later`` itself overflowed)."""
-        for name, theirs in later._by_name.items():
-            mine = self._by_name.get(name)
+        for bucket, theirs in later._by_bucket.items():
+            mine = self._by_bucket.get(bucket)
             if mine is None:
-                mine = self._counts(name)
+                mine = self._counts(bucket)
             mine.merge(theirs)
 
-    def coverage(self) -> dict[str, dict[str, float]]:
-        """Event name -> match key -> share of its events carrying the key (0–1)."""
+    def use_series(self, series: VolumeHistory | None) -> None:
+        """The dataset's stored hourly rollups (``checks.volume.UsesSeries``): in the daemon
+        and the backtest the estimate covers the last ``window`` of them."""
+        self._series = series
+
+    def use_rollups(self, rollups: Sequence[HourRollup]) -> None:
+        """This run's own rollups, added to the stored ones (``UsesRollups``)."""
+        self._rollups = list(rollups)
+
+    # --- the window judged ---------------------------------------------------------------
+
+    def coverages(self) -> dict[Bucket, Coverage]:
+        """Per (event name, action_source): what the estimate is judged on. A daemon cycle
+        or a backtest step sees a few minutes of events, which would make the estimate
+        jump from batch to batch: there it covers the stored rollups of the last
+        ``window`` (a day) plus this cycle's. An audit judges the events it read."""
+        series = self._series
+        if series is None or series.current is Current.REPLACE:
+            return {
+                b: Coverage(kc.events, tuple(kc.counts), kc) for b, kc in self._by_bucket.items()
+            }
+        history = series.with_current(self._rollups)
+        first = hour_start(self.ctx.now - self._window) + HOUR
+        last = hour_start(self.ctx.now)
+        sums: dict[Bucket, list[int]] = {}
+        for name, hours in history.rollups.items():
+            for hour in range(first, last + HOUR, HOUR):
+                row = hours.get(hour)
+                if row is None:
+                    continue
+                for source, counts in row.source_keys.items():
+                    acc = sums.get((name, source))
+                    if acc is None:
+                        sums[(name, source)] = list(counts)
+                    else:
+                        sums[(name, source)] = [a + b for a, b in zip(acc, counts, strict=True)]
+        return {b: Coverage(c[0], tuple(c[1:]), self._by_bucket.get(b)) for b, c in sums.items()}
+
+    def estimates(self) -> dict[Bucket, float]:
+        """(event name, action_source) -> estimated match quality 0–10 (a heuristic, not
+        Meta's EMQ), over the window judged."""
         return {
-            name: {k: round(c, 4) for k, c in kc.coverage().items()}
-            for name, kc in sorted(self._by_name.items())
+            b: round(estimate(c.shares(), b[1]), 2) for b, c in sorted(self.coverages().items())
         }
 
-    def estimates(self) -> dict[str, float]:
-        """Event name -> estimated match quality 0–10 (a heuristic, not Meta's EMQ)."""
-        return {
-            name: round(estimate(kc.coverage()), 2) for name, kc in sorted(self._by_name.items())
-        }
+    # --- result --------------------------------------------------------------------------
 
     def result(self) -> CheckResult:
         """The log part combined with the Graph part (``checks.graph_common.combine``)."""
         return combine(self.log_result(), graph_part(self.ctx))
 
     def log_result(self) -> CheckResult:
-        """``MATCH_KEY_COVERAGE_LOW`` per judged event name; ``skipped`` if none is judged."""
-        if not self._by_name:
+        """``MATCH_KEY_COVERAGE_LOW`` per judged conversion event and action_source;
+        ``skipped`` without events or when no bucket has ``min_events``."""
+        if not self._by_bucket:
             return skipped(self.id, "no events in the logs")
+        coverages = self.coverages()
         judged = {
-            n: kc
-            for n, kc in self._by_name.items()
-            if kc.events >= self._min_events and n != OTHER_EVENT
+            b: c
+            for b, c in coverages.items()
+            if c.events >= self._min_events and b[0] != OTHER_EVENT
         }
-        unjudged = sorted(n for n in self._by_name if n not in judged)
+        unjudged = sorted({n for n, _ in coverages} - {n for n, _ in judged})
         not_judged = (
             f" Not judged (fewer than {self._min_events} events): {', '.join(unjudged[:5])}"
             + (f" and {len(unjudged) - 5} more." if len(unjudged) > 5 else ".")
@@ -294,48 +330,63 @@ class MatchQuality:
         if not judged:
             return skipped(self.id, f"Too few events to estimate match quality.{not_judged}")
         findings = self.log_findings(judged)
-        scores = {n: estimate(kc.coverage()) for n, kc in judged.items()}
-        low = min(scores, key=lambda n: (scores[n], n))
-        head = (
-            f"Estimated match quality (local heuristic) of {len(judged)} event names: "
-            f"lowest {low} {scores[low]:.1f}/10."
-        )
+        scores = {b: estimate(c.shares(), b[1]) for b, c in judged.items()}
+        held = [b for b in scores if b[0] in CONVERSION_EVENTS]
+        head = f"Estimated match quality (local heuristic) of {len(judged)} event names"
+        if held:
+            low = min(held, key=lambda b: (scores[b], b))
+            head += (
+                f"; lowest conversion event {low[0]} ({source_label(low[1])}) {scores[low]:.1f}/10."
+            )
+        else:
+            head += (
+                ": no conversion event with enough events, upper-funnel events are judged "
+                "against their own history (MATCH_KEY_DROP)."
+            )
         bad = f"{head} {len(findings)} below {self._warn:g}.{not_judged}"
-        total = sum(kc.events for kc in judged.values())
+        total = sum(c.events for c in judged.values())
         return result_from_findings(self.id, findings, total, head + not_judged, bad)
 
-    def log_findings(self, judged: dict[str, KeyCounts]) -> list[Finding]:
-        """The log-based findings (Graph-based ones are added beside these)."""
+    def log_findings(self, judged: Mapping[Bucket, Coverage]) -> list[Finding]:
+        """The log-based findings (Graph-based ones are added beside these): conversion
+        events only (docs/contracts.md §12)."""
         out = []
-        for name in sorted(judged):
-            finding = self._low_coverage(name, judged[name])
-            if finding:
-                out.append(finding)
+        for bucket in sorted(judged):
+            if bucket[0] in CONVERSION_EVENTS:
+                finding = self._low_coverage(bucket, judged[bucket])
+                if finding:
+                    out.append(finding)
         return out
 
-    def _low_coverage(self, name: str, kc: KeyCounts) -> Finding | None:
-        cov = kc.coverage()
-        score = estimate(cov)
+    def _low_coverage(self, bucket: Bucket, c: Coverage) -> Finding | None:
+        name, source = bucket
+        cov = c.shares()
+        score = estimate(cov, source)
         if score >= self._warn:
             return None
         severity = Severity.CRIT if score < self._crit else Severity.WARN
-        gains = sorted(MATCH_KEYS, key=lambda k: -WEIGHTS[k] * (1.0 - cov[k]))
+        keys = charged(source)
+        gains = sorted(keys, key=lambda k: (-WEIGHTS[k] * (1.0 - cov[k]), k))
         key = gains[0]
         tally = Tally(MATCH_KEY_COVERAGE_LOW, f"user_data.{key}")
-        tally.count = kc.events - kc.counts[_INDEX[key]]
+        tally.count = c.events - c.counts[_INDEX[key]]
         tally.event_names[name] = tally.count
-        tally.examples = kc.examples_without(key)
+        tally.examples = c.sample.examples_without(key) if c.sample is not None else []
         top = ", ".join(f"{k} {cov[k]:.0%}" for k in gains[:3])
         message = (
-            f"Estimated match quality of {name} is {score:.1f}/10 (local heuristic, not "
-            f"Meta's EMQ) over {kc.events} events; most valuable missing keys: {top}."
+            f"Estimated match quality of {name} ({source_label(source)}) is {score:.1f}/10 "
+            f"(local heuristic, not Meta's EMQ) over {c.events} events; most valuable "
+            f"missing keys: {top}."
         )
         remediation = f"To raise it, {ADVICE[key]}; then {ADVICE[gains[1]]}."
         evidence = {
             "estimated": True,
             "estimated_score": round(score, 2),
-            "events": kc.events,
-            "coverage_pct": {k: round(100 * c, 1) for k, c in cov.items()},
+            "action_source": source,
+            "events": c.events,
+            "coverage_pct": {
+                k: round(100 * cov[k], 1) for k in credited(source) if k in keys or cov[k]
+            },
             "warn_score": self._warn,
             "crit_score": self._crit,
         }

@@ -341,9 +341,10 @@ class DeliverySettings(_Section):
 
 
 class MatchQualitySettings(_Section):
-    min_events: int = Field(20, ge=1)
-    warn_score: float = Field(6.0, ge=0, le=10)
+    min_events: int = Field(20, ge=1)  # events of an event name and action_source to judge
+    warn_score: float = Field(6.0, ge=0, le=10)  # conversion events only (CONTRACTS §12)
     crit_score: float = Field(4.0, ge=0, le=10)
+    window: Duration = Field(86400.0, ge=3600)  # daemon and backtest: the span judged
     # Graph: EMQ_LOW (Meta's composite_score), EMQ_DROP and MATCH_KEY_DROP (vs the median
     # of the stored readings of the last history_window).
     emq_warn_score: float = Field(6.0, ge=0, le=10)

@@ -12,6 +12,7 @@ from typing import Any
 
 from monitor.model.observations import Delivery
 from monitor.model.rollup import (
+    ACTION_SOURCES,
     LATENCY_BOUNDS,
     MATCH_KEYS,
     MAX_EVENT_NAMES,
@@ -21,6 +22,8 @@ from monitor.model.rollup import (
     HourRollup,
     error_key,
     present_keys,
+    source_counts,
+    source_key,
 )
 
 _KEY_INDEX = {k: i for i, k in enumerate(MATCH_KEYS)}
@@ -56,27 +59,37 @@ def value_float(units: int) -> float:
 class _RowState:
     """A rollup row being filled, plus the key *layouts* seen in it.
 
-    A sender produces few layouts (the tuple of ``user_data`` keys with a present value),
-    so the hot path is one tuple and one dict update per event instead of a loop over the
-    keys; layouts are folded into ``key_counts`` when the rows are handed out.
+    A sender produces few layouts (its ``action_source`` and the tuple of ``user_data``
+    keys with a present value), so the hot path is one tuple and one dict update per
+    event instead of a loop over the keys; layouts are folded into ``key_counts`` and
+    ``source_keys`` when the rows are handed out.
     """
 
     __slots__ = ("layouts", "row", "value_units")
 
     def __init__(self, row: HourRollup) -> None:
         self.row = row
-        self.layouts: dict[tuple[Any, ...], int] = {}
+        self.layouts: dict[tuple[str, tuple[Any, ...]], int] = {}
         self.value_units = 0  # exact sum of the row's values (see exact_value)
 
-    def add_layout(self, layout: tuple[Any, ...]) -> None:
+    def add_layout(self, layout: tuple[str, tuple[Any, ...]], n: int = 1) -> None:
         if len(self.layouts) < MAX_LAYOUTS:
-            self.layouts[layout] = 1
-            return
+            self.layouts[layout] = n
+        else:
+            self._count(layout, n)
+
+    def _count(self, layout: tuple[str, tuple[Any, ...]], n: int) -> None:
+        src, keys = layout
         counts = self.row.key_counts
-        for k in layout:
+        per_source = self.row.source_keys.get(src)
+        if per_source is None:
+            per_source = self.row.source_keys[src] = source_counts()
+        per_source[0] += n
+        for k in keys:
             i = _KEY_INDEX.get(k)
             if i is not None:
-                counts[i] += 1
+                counts[i] += n
+                per_source[i + 1] += n
 
     def merge(self, later: _RowState) -> None:
         """Fold in the same row of the input right after this one; layouts beyond the
@@ -88,23 +101,13 @@ class _RowState:
         for layout, n in later.layouts.items():
             if layout in layouts:
                 layouts[layout] += n
-            elif len(layouts) < MAX_LAYOUTS:
-                layouts[layout] = n
             else:
-                counts = self.row.key_counts
-                for k in layout:
-                    i = _KEY_INDEX.get(k)
-                    if i is not None:
-                        counts[i] += n
+                self.add_layout(layout, n)
 
     def finish(self) -> HourRollup:
         """The row with its layouts folded in; may be called again after more events."""
-        counts = self.row.key_counts
         for layout, n in self.layouts.items():
-            for k in layout:
-                i = _KEY_INDEX.get(k)
-                if i is not None:
-                    counts[i] += n
+            self._count(layout, n)
         self.layouts.clear()
         self.row.value_sum = value_float(self.value_units)
         return self.row
@@ -159,6 +162,7 @@ class RollupAccumulator:
         rows = self.rows
         bounds = LATENCY_BOUNDS
         value_events = VALUE_EVENTS
+        sources = ACTION_SOURCES
         hour = int(sent_at // 3600 * 3600) if sent_at is not None else 0
         for ev, t in zip(events, d.times, strict=True):
             if sent_at is None:
@@ -180,12 +184,18 @@ class RollupAccumulator:
             ud = ev.get("user_data")
             if ud.__class__ is dict:
                 # Every value truthy means every key present: the C-level all() fast path.
-                layout = tuple(ud) if all(ud.values()) else present_keys(ud)
-                n = state.layouts.get(layout)
-                if n is None:
-                    state.add_layout(layout)
-                else:
-                    state.layouts[layout] = n + 1
+                keys = tuple(ud) if all(ud.values()) else present_keys(ud)
+            else:
+                keys = ()
+            src = ev.get("action_source")
+            if src.__class__ is not str or src not in sources:
+                src = source_key(src)
+            layout = (src, keys)
+            n = state.layouts.get(layout)
+            if n is None:
+                state.add_layout(layout)
+            else:
+                state.layouts[layout] = n + 1
             if sent_at is not None:
                 row.latency_hist[bisect.bisect_left(bounds, sent_at - t)] += 1
 

@@ -1,13 +1,15 @@
 """Hourly aggregates of server events: the value type and the names it is keyed by.
 
 One ``HourRollup`` per dataset × event name × source × hour: counts, events with
-``event_id``, match-key coverage counts, a latency histogram and error counts. No raw
-event or customer data ever enters a rollup. Hours are UTC hour starts (Unix seconds).
+``event_id``, match-key coverage counts (all together and per ``action_source``), a
+latency histogram and error counts. No raw event or customer data ever enters a rollup.
+Hours are UTC hour starts (Unix seconds).
 ``monitor.engine.rollup`` fills them from observations.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +18,16 @@ from monitor.model.observations import Delivery
 MATCH_KEYS: tuple[str, ...] = (
     "em", "ph", "fn", "ln", "ct", "st", "zp", "country", "db", "ge",
     "external_id", "client_ip_address", "client_user_agent", "fbc", "fbp",
+    "madid", "anon_id", "lead_id", "ctwa_clid",
 )  # fmt: skip
+# The ``action_source`` values Meta defines; events without one count under NO_SOURCE,
+# any other value under UNKNOWN_SOURCE (a bounded set of keys, whatever the logs hold).
+ACTION_SOURCES: frozenset[str] = frozenset(
+    {"website", "app", "physical_store", "system_generated", "phone_call", "chat", "email",
+     "business_messaging", "other"}
+)  # fmt: skip
+NO_SOURCE = "(none)"
+UNKNOWN_SOURCE = "(unknown)"
 
 # Upper bounds (seconds) of latency buckets: send time - event_time. The last is open.
 LATENCY_BOUNDS: tuple[float, ...] = (
@@ -43,9 +54,28 @@ class HourRollup:
     error_codes: dict[str, int] = field(default_factory=dict)
     value_sum: float = 0.0  # numeric custom_data.value of accepted VALUE_EVENTS
     value_count: int = 0
+    # action_source -> [events, then per MATCH_KEYS the events carrying the key]
+    source_keys: dict[str, list[int]] = field(default_factory=dict)
+
+    def copy(self) -> HourRollup:
+        """A copy that shares no mutable part with this row."""
+        return dataclasses.replace(
+            self,
+            key_counts=list(self.key_counts),
+            latency_hist=list(self.latency_hist),
+            error_codes=dict(self.error_codes),
+            source_keys={s: list(c) for s, c in self.source_keys.items()},
+        )
 
     def key_coverage(self) -> dict[str, int]:
         return dict(zip(MATCH_KEYS, self.key_counts, strict=True))
+
+    def source_coverage(self) -> dict[str, dict[str, int]]:
+        """``action_source`` -> ``{"events": n, key: count, ...}`` (keys that occurred)."""
+        return {
+            src: {"events": c[0], **{k: n for k, n in zip(MATCH_KEYS, c[1:], strict=True) if n}}
+            for src, c in sorted(self.source_keys.items())
+        }
 
     def merge(self, other: HourRollup) -> None:
         self.events += other.events
@@ -59,6 +89,7 @@ class HourRollup:
             self.error_codes[code] = self.error_codes.get(code, 0) + n
         self.value_sum += other.value_sum
         self.value_count += other.value_count
+        add_source_keys(self.source_keys, other.source_keys)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,7 +105,40 @@ class HourRollup:
             "error_codes": dict(self.error_codes),
             "value_sum": self.value_sum,
             "value_count": self.value_count,
+            "source_keys": self.source_coverage(),
         }
+
+
+def source_counts() -> list[int]:
+    """A fresh ``HourRollup.source_keys`` entry: events, then one count per match key."""
+    return [0] * (1 + len(MATCH_KEYS))
+
+
+def add_source_keys(into: dict[str, list[int]], more: dict[str, list[int]]) -> None:
+    """Add the per-source counts ``more`` to ``into`` (new lists, never shared)."""
+    for src, counts in more.items():
+        mine = into.get(src)
+        if mine is None:
+            into[src] = list(counts)
+        else:
+            into[src] = [a + b for a, b in zip(mine, counts, strict=True)]
+
+
+def source_keys_from(stored: Any) -> dict[str, list[int]]:
+    """``HourRollup.source_keys`` from its stored form (``source_coverage``)."""
+    out: dict[str, list[int]] = {}
+    for src, counts in (stored or {}).items():
+        if isinstance(counts, dict):
+            keys = [int(counts.get(k, 0)) for k in MATCH_KEYS]
+            out[str(src)] = [int(counts.get("events", 0)), *keys]
+    return out
+
+
+def source_key(value: Any) -> str:
+    """The ``source_keys`` entry an event's ``action_source`` counts under."""
+    if value is None:
+        return NO_SOURCE
+    return value if value.__class__ is str and value in ACTION_SOURCES else UNKNOWN_SOURCE
 
 
 def error_key(delivery: Delivery) -> str:

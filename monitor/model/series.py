@@ -145,11 +145,6 @@ class VolumeHistory:
 
 def _added(a: HourRollup, b: HourRollup) -> HourRollup:
     """``a + b`` as a new row (rows of a history are never mutated)."""
-    out = dc.replace(
-        a,
-        key_counts=list(a.key_counts),
-        latency_hist=list(a.latency_hist),
-        error_codes=dict(a.error_codes),
-    )
+    out = a.copy()
     out.merge(b)
     return out

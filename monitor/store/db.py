@@ -13,7 +13,6 @@ PostgreSQL takes a transaction-scoped advisory lock. That makes the read-merge-w
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -33,7 +32,7 @@ from monitor.mask import scrub_deep, scrub_secrets
 from monitor.model.findings import CheckResult, Finding
 from monitor.model.observations import ReadStats
 from monitor.model.results import AuditReport, DatasetReport
-from monitor.model.rollup import LATENCY_BOUNDS, MATCH_KEYS, HourRollup
+from monitor.model.rollup import LATENCY_BOUNDS, MATCH_KEYS, HourRollup, source_keys_from
 from monitor.store.tables.core import AuditRun, CheckResultRow, FindingRow, metadata
 
 if TYPE_CHECKING:
@@ -54,7 +53,7 @@ _ROLLUPS: Table = metadata.tables["hour_rollups"]
 _ROLLUP_KEY = ("dataset_id", "event_name", "source", "hour", "instance")
 _ROLLUP_VALUES = (
     "events", "failed", "with_event_id", "key_counts", "latency_hist", "error_codes",
-    "value_sum", "value_count",
+    "value_sum", "value_count", "source_keys",
 )  # fmt: skip
 # What opening may raise (ValueError: a URL such as "host:notaport"); reads and writes
 # wrap only database errors, so that a programming error stays visible as itself.
@@ -345,6 +344,7 @@ def _rollup_values(r: HourRollup, instance: str) -> dict[str, Any]:
         "error_codes": dict(r.error_codes),
         "value_sum": r.value_sum,
         "value_count": r.value_count,
+        "source_keys": r.source_coverage(),
     }
 
 
@@ -371,15 +371,7 @@ def _rollup_from(row: Mapping[Any, Any]) -> HourRollup:
         error_codes={str(k): int(v) for k, v in (row["error_codes"] or {}).items()},
         value_sum=float(row["value_sum"] or 0.0),
         value_count=int(row["value_count"] or 0),
-    )
-
-
-def _copy(r: HourRollup) -> HourRollup:
-    return dataclasses.replace(
-        r,
-        key_counts=list(r.key_counts),
-        latency_hist=list(r.latency_hist),
-        error_codes=dict(r.error_codes),
+        source_keys=source_keys_from(row["source_keys"]),
     )
 
 
@@ -410,7 +402,7 @@ def _batch(rollups: Iterable[HourRollup]) -> dict[RollupKey, HourRollup]:
         if key in out:
             out[key].merge(r)
         else:
-            out[key] = _copy(r)  # never mutate the caller's report
+            out[key] = r.copy()  # never mutate the caller's report
     return out
 
 

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses as dc
 from typing import Any
 
 import pytest
 
-from checks.match_quality import (
-    ADVICE,
-    MATCH_KEY_COVERAGE_LOW,
-    MAX_LAYOUTS,
-    WEIGHTS,
-    MatchQuality,
-    estimate,
-)
+from checks.match_keys import ADVICE, WEIGHTS, charged, estimate
+from checks.match_quality import MATCH_KEY_COVERAGE_LOW, MAX_LAYOUTS, MatchQuality
+from monitor.config import settings_from_dict
+from monitor.engine.rollup import RollupAccumulator
+from monitor.engine.series import build_history
 from monitor.model.findings import Severity, Status
-from monitor.model.rollup import MATCH_KEYS
+from monitor.model.rollup import MATCH_KEYS, SOURCE_SERVER_LOG, HourRollup
+from monitor.model.series import Current, VolumeHistory
 from tests.support.checkutil import (
+    HOUR,
     NOW,
     WEIRD_VALUES,
     by_code,
+    context,
     delivery,
     event,
     one,
@@ -43,15 +44,26 @@ RICH = ("em", "ph", "client_ip_address", "client_user_agent", "fbp", "external_i
 BASIC = ("client_ip_address", "client_user_agent", "fbp")
 
 
-def events(name: str, n: int, keys: tuple[str, ...], fbc_every: int = 0) -> list[Any]:
-    """``n`` deliveries of ``name`` carrying ``keys``; every ``fbc_every``-th also has fbc."""
+def events(
+    name: str, n: int, keys: tuple[str, ...], fbc_every: int = 0, source: str | None = None
+) -> list[Any]:
+    """``n`` deliveries of ``name`` carrying ``keys``; every ``fbc_every``-th also has fbc;
+    with ``source``, that ``action_source`` (else none)."""
     out = []
     for i in range(n):
-        ud = {k: VALUES[k] for k in keys}
+        ud = {k: VALUES.get(k, H) for k in keys}
         if fbc_every and i % fbc_every == 0:
             ud["fbc"] = VALUES["fbc"]
-        out.append(delivery(event(name, NOW, user_data=ud), sent_at=NOW, line=i + 1))
+        fields: dict[str, Any] = {"user_data": ud}
+        if source is not None:
+            fields["action_source"] = source
+        out.append(delivery(event(name, NOW, **fields), sent_at=NOW, line=i + 1))
     return out
+
+
+def shares(check: MatchQuality, name: str, source: str = "(none)") -> dict[str, float]:
+    """The per-key coverage of one (event name, action_source) bucket."""
+    return check.coverages()[(name, source)].shares()
 
 
 # (intent, keys, fbc on every k-th event, events, expected severity or None, expected field)
@@ -110,10 +122,12 @@ def test_mixed_names_judge_each_name_on_its_own() -> None:
     assert (f.event_names, f.count) == (["Lead"], 25)
     assert result.status is Status.CRIT
     assert "Not judged (fewer than 20 events): Contact." in result.summary
-    assert check.estimates() == {"Contact": 0.0, "Lead": 3.25, "Purchase": 8.75}
-    cov = check.coverage()
-    assert cov["Purchase"]["fbc"] == 0.5 and cov["Purchase"]["em"] == 1.0
-    assert cov["Lead"]["em"] == 0.0 and set(cov["Lead"]) == set(MATCH_KEYS)
+    assert check.estimates() == {
+        ("Contact", "(none)"): 0.0, ("Lead", "(none)"): 3.25, ("Purchase", "(none)"): 8.75,
+    }  # fmt: skip
+    assert shares(check, "Purchase")["fbc"] == 0.5 and shares(check, "Purchase")["em"] == 1.0
+    lead = shares(check, "Lead")
+    assert lead["em"] == 0.0 and set(lead) == set(MATCH_KEYS)
 
 
 def test_field_is_the_key_that_costs_most_and_count_its_absences() -> None:
@@ -138,7 +152,7 @@ def test_field_is_the_key_that_costs_most_and_count_its_absences() -> None:
 def test_empty_values_do_not_count(value: Any, present: bool) -> None:
     d = delivery(event(user_data={"em": value, "zz_unknown": H}), sent_at=NOW)
     check, _ = run(MatchQuality, [d])
-    assert check.coverage()["Purchase"]["em"] == (1.0 if present else 0.0)
+    assert shares(check, "Purchase")["em"] == (1.0 if present else 0.0)
 
 
 @pytest.mark.parametrize(
@@ -203,7 +217,7 @@ def test_weird_types_never_crash(where: str, weird: Any) -> None:
     else:
         ud[where.split(".")[1]] = weird
     check, result = run(MatchQuality, [delivery(event(user_data=ud)) for _ in range(20)])
-    assert 0.0 <= check.estimates()["Purchase"] <= 10.0
+    assert 0.0 <= check.estimates()[("Purchase", "(none)")] <= 10.0
     assert result.status in (Status.OK, Status.WARN, Status.CRIT)
 
 
@@ -214,8 +228,8 @@ def test_layout_table_is_bounded_and_coverage_stays_exact() -> None:
         for i in range(MAX_LAYOUTS * 3)
     ]
     check, _ = run(MatchQuality, deliveries)
-    assert len(check._by_name["Purchase"].layouts) == MAX_LAYOUTS
-    cov = check.coverage()["Purchase"]
+    assert len(check._by_bucket[("Purchase", "(none)")].layouts) == MAX_LAYOUTS
+    cov = shares(check, "Purchase")
     assert (cov["em"], cov["fbp"], cov["ph"]) == (1.0, 0.5, 0.0)
 
 
@@ -223,3 +237,128 @@ def test_sdk_traffic_raises_nothing() -> None:
     """Valid SDK-made events (unique ids, sent 30 s after the batch) are healthy here."""
     _, result = run(MatchQuality, sdk_batches())
     assert (result.status, result.findings, result.score) == (Status.OK, [], 100)
+
+
+# --- docs/contracts.md §12: per action_source, conversion events, a stable window -------
+
+STORE = ("em", "ph", "external_id", "country")  # a till sale with a loyalty card
+
+
+@pytest.mark.parametrize(
+    ("source", "profile", "low", "high"),
+    [
+        ("physical_store", dict.fromkeys(STORE, 1.0), 9.0, 9.5),
+        ("system_generated", dict.fromkeys(("em", "ph", "external_id"), 1.0), 8.5, 8.5),
+        ("phone_call", dict.fromkeys(("em", "ph"), 1.0), 6.5, 6.5),
+        ("physical_store", dict.fromkeys(("em",), 1.0), 4.0, 4.0),
+        ("app", dict.fromkeys(("em", "client_ip_address", "client_user_agent", "madid",
+                               "anon_id"), 1.0), 8.0, 9.5),
+        ("app", dict.fromkeys(("client_ip_address", "client_user_agent"), 1.0), 2.5, 3.5),
+        ("website", dict.fromkeys(("em", "ph", "external_id"), 1.0), 4.0, 4.5),
+    ],
+)  # fmt: skip
+def test_calibration_per_action_source(
+    source: str, profile: dict[str, float], low: float, high: float
+) -> None:
+    assert low <= estimate(profile, source) <= high
+
+
+def test_sources_without_a_browser_are_never_charged_for_browser_keys() -> None:
+    for source in ("physical_store", "system_generated", "phone_call", "chat", "email"):
+        keys = charged(source)
+        assert not {"client_ip_address", "client_user_agent", "fbp", "fbc"} & set(keys)
+        assert estimate(dict.fromkeys(keys, 1.0), source) == 10.0
+    assert {"madid", "anon_id"} <= set(MATCH_KEYS) - set(charged("app"))
+    assert estimate({"madid": 1.0}, "app") > estimate({"madid": 1.0}, "website") == 0.0
+
+
+def test_store_and_crm_purchases_with_contact_data_are_fine() -> None:
+    deliveries = [
+        *events("Purchase", 40, STORE, source="physical_store"),
+        *events("Purchase", 40, ("em", "ph", "external_id"), source="system_generated"),
+        *events("Lead", 30, ("ph", "em"), source="phone_call"),
+        *events("Purchase", 40, RICH, 2, source="website"),
+        *events("Purchase", 30, ("em", "client_ip_address", "client_user_agent", "madid",
+                                 "anon_id"), source="app"),
+    ]  # fmt: skip
+    check, result = run(MatchQuality, deliveries)
+    assert (result.status, result.findings) == (Status.OK, [])
+    assert check.estimates()[("Purchase", "physical_store")] >= 9.0
+
+
+def test_each_action_source_of_an_event_name_is_judged_on_its_own() -> None:
+    deliveries = [
+        *events("Purchase", 200, RICH, 2, source="website"),
+        *events("Purchase", 30, ("country",), source="physical_store"),  # 0.8: crit
+    ]
+    _, result = run(MatchQuality, deliveries)
+    f = one(result, MATCH_KEY_COVERAGE_LOW)
+    assert (f.event_names, f.severity, f.field) == (["Purchase"], Severity.CRIT, "user_data.em")
+    assert f.evidence["action_source"] == "physical_store"
+    assert "physical_store" in f.message
+    assert "client_ip_address" not in f.evidence["coverage_pct"]
+
+
+@pytest.mark.parametrize("name", ["PageView", "ViewContent", "AddToCart", "Search", "Custom1"])
+def test_upper_funnel_and_custom_events_have_no_absolute_floor(name: str) -> None:
+    check, result = run(MatchQuality, events(name, 200, BASIC, source="website"))
+    assert (result.status, result.findings) == (Status.OK, [])
+    assert check.estimates()[(name, "website")] == pytest.approx(3.25)
+    assert "MATCH_KEY_DROP" in result.summary  # says how such events are judged
+
+
+def _history(rows: list[HourRollup], current: Current = Current.ADD) -> VolumeHistory:
+    return build_history(settings_from_dict({}), "123", rows, current=current)
+
+
+def _row(name: str, hour: float, source: str, events: int, keys: dict[str, int]) -> HourRollup:
+    counts = [events] + [keys.get(k, 0) for k in MATCH_KEYS]
+    return HourRollup("123", name, SOURCE_SERVER_LOG, int(hour), events=events,
+                      key_counts=counts[1:], source_keys={source: counts})  # fmt: skip
+
+
+def _cycle(rows: list[HourRollup], batch: list[Any], now: float = NOW) -> Any:
+    """A daemon cycle: the stored series before it, then ``batch`` (its own rollups)."""
+    ctx = context(now=now)
+    ctx = dc.replace(ctx, series=_history(rows))
+    check = MatchQuality(ctx)
+    acc = RollupAccumulator("123")
+    for d in batch:
+        check.observe(d)
+        acc.observe(d)
+    check.use_rollups(acc.result())
+    return check, check.result()
+
+
+GOOD = {"em": 10, "ph": 9, "client_ip_address": 10, "client_user_agent": 10, "fbp": 10}
+
+
+def test_the_daemon_judges_the_last_day_not_one_batch() -> None:
+    # A day of good Purchases stored; this cycle's batch alone would be crit.
+    stored = [_row("Purchase", NOW - h * HOUR, "website", 10, GOOD) for h in range(1, 24)]
+    batch = events("Purchase", 20, BASIC, source="website")
+    check, result = _cycle(stored, batch)
+    assert result.findings == []
+    cov = check.coverages()[("Purchase", "website")]
+    assert cov.events == 23 * 10 + 20
+    # ... and a low-volume dataset is judged on its day even in a cycle with one event.
+    few = [_row("Purchase", NOW - h * HOUR, "website", 1, {"client_ip_address": 1})
+           for h in range(1, 24)]  # fmt: skip
+    _, result = _cycle(few, events("Purchase", 1, BASIC, source="website"))
+    f = one(result, MATCH_KEY_COVERAGE_LOW)
+    assert (f.count, f.evidence["events"]) == (24, 24)
+
+
+def test_the_window_forgets_what_is_older_than_a_day() -> None:
+    old = [_row("Purchase", NOW - h * HOUR, "website", 10, {}) for h in range(25, 60)]
+    _, result = _cycle(old, events("Purchase", 30, RICH, 2, source="website"))
+    assert result.findings == []  # the bad days are over: only today's 30 count
+
+
+def test_an_audit_judges_the_events_it_read() -> None:
+    stored = [_row("Purchase", NOW - h * HOUR, "website", 10, {}) for h in range(1, 24)]
+    ctx = dc.replace(context(), series=_history(stored, Current.REPLACE))
+    check = MatchQuality(ctx)
+    for d in events("Purchase", 30, RICH, 2, source="website"):
+        check.observe(d)
+    assert check.result().findings == []

@@ -133,7 +133,10 @@ def test_a_finding_counts_the_fleet_and_its_severity_follows_the_fleets_share(
     append(log_of(tmp_path, "host-b"), plain[2], *[line(NOW - 60) for _ in range(9)])
     a.logs_cycle(NOW)
     b.logs_cycle(NOW + 1)
-    (alert,) = open_alerts(store.engine, firing_only=True)
+    # (The Purchases carry an email only: MATCH_KEY_COVERAGE_LOW fires for the fleet too.)
+    (alert,) = [
+        a for a in open_alerts(store.engine, firing_only=True) if a.key.code == "HASH_PLAINTEXT"
+    ]
     assert alert.content.count == 3
     assert alert.content.evidence["instances"] == 2
 

@@ -15,6 +15,13 @@ IPv4/IPv6 (a few with a parameter-builder appendix), user agents, every
 ``action_source``, every standard event plus custom events, values and currencies,
 order ids, unique event ids.
 
+Each ``action_source`` carries what it can (docs/contracts.md §12): website and app events
+the visitor's IP address and user agent, website events ``fbp``/``fbc``, app events the
+install id (``anon_id``) and, with tracking allowed, the advertiser id (``madid``);
+store, CRM, call-centre, chat, e-mail and messaging events contact data only (messaging
+ones sometimes a ``ctwa_clid``, CRM ones a ``lead_id``). Upper-funnel website events
+mostly come from anonymous visitors: IP, user agent and cookies, no contact data.
+
 Determinism: the same ``(n, seed, now)`` gives the same events within a process. The
 SDK de-duplicates list values with ``set()``, so the *order* inside multi-value lists
 may differ between interpreter runs (string hashing is randomised); content does not.
@@ -64,6 +71,11 @@ CUSTOM_EVENTS: tuple[str, ...] = (
 _EVENT_WEIGHTS = {"PageView": 12, "ViewContent": 8, "AddToCart": 4, "Purchase": 3}
 ACTION_SOURCES: tuple[ActionSource, ...] = tuple(ActionSource)
 _SOURCE_WEIGHTS = {ActionSource.WEBSITE: 14, ActionSource.APP: 3}
+# Sources with a browser or a device: they forward its IP address and user agent.
+_DEVICE_SOURCES = frozenset({ActionSource.WEBSITE, ActionSource.APP})
+CONVERSIONS = frozenset({"Purchase", "Lead", "CompleteRegistration", "Subscribe", "StartTrial",
+                         "SubmitApplication", "Schedule", "Contact", "Donate"})  # fmt: skip
+ANONYMOUS_SHARE = 0.6  # upper-funnel website events without contact data
 
 FIRST_NAMES = (
     "John", "Mary", "José", "Zoë", "Valéry", "Øyvind", "Łukasz", "Ngọc", "李", "Андрей",
@@ -213,8 +225,15 @@ def _prehash(field_name: str, value: str, rng: random.Random) -> str:
     return digest.upper() if rng.random() < 0.3 else digest
 
 
-def _user_data(p: Person, rng: random.Random) -> UserData:
-    ud = UserData(client_ip_address=p.ip, client_user_agent=p.user_agent)
+def _user_data(p: Person, rng: random.Random, source: ActionSource, name: str) -> UserData:
+    device = source in _DEVICE_SOURCES
+    ud = UserData(client_ip_address=p.ip, client_user_agent=p.user_agent) if device else UserData()
+    if (
+        source is ActionSource.WEBSITE
+        and name not in CONVERSIONS
+        and (rng.random() < ANONYMOUS_SHARE)
+    ):
+        return ud  # an anonymous visitor: cookies are added with the request context
     hashed = (lambda f, vs: [_prehash(f, v, rng) for v in vs]) if p.prehashed else None
     ud.emails = hashed("em", p.emails) if hashed else list(p.emails)
     if p.phones:
@@ -316,7 +335,7 @@ def _event(i: int, seed: int, t: int, p: Person, rng: random.Random) -> Event:
         event_time=t,
         event_id=event_id,
         action_source=source,
-        user_data=_user_data(p, rng),
+        user_data=_user_data(p, rng, source, name),
         custom_data=_custom_data(name, rng, order_id),
     )
     if source is ActionSource.WEBSITE:
@@ -326,8 +345,12 @@ def _event(i: int, seed: int, t: int, p: Person, rng: random.Random) -> Event:
     elif rng.random() < 0.2:
         event.user_data.fbp = p.fbp  # e.g. a chat or email follow-up of a web visitor
     if source is ActionSource.APP:
+        tracking = rng.random() < 0.6
+        event.user_data.anon_id = f"XZ{uuid.UUID(int=rng.getrandbits(128), version=4)}"
+        if tracking:
+            event.user_data.madid = str(uuid.UUID(int=rng.getrandbits(128), version=4)).upper()
         event.app_data = AppData(
-            advertiser_tracking_enabled=rng.random() < 0.6, application_tracking_enabled=True,
+            advertiser_tracking_enabled=tracking, application_tracking_enabled=True,
             extinfo=ExtendedDeviceInfo(ext_info_version="i2", app_package_name="com.example.shop",
                                        short_version="5.2", long_version="5.2.1",
                                        os_version="18.1", device_model_name="iPhone15,2",
@@ -335,6 +358,10 @@ def _event(i: int, seed: int, t: int, p: Person, rng: random.Random) -> Event:
         )  # fmt: skip
     if source is ActionSource.BUSINESS_MESSAGING:
         event.messaging_channel = MessagingChannel.WHATSAPP
+        if rng.random() < 0.5:
+            event.user_data.ctwa_clid = "ARA" + "".join(rng.choices(_B64URL, k=40))
+    if source is ActionSource.SYSTEM_GENERATED and name == "Lead" and rng.random() < 0.5:
+        event.user_data.lead_id = str(rng.randint(10**14, 10**15 - 1))
     roll = rng.random()
     if roll < 0.08:
         event.data_processing_options = ["LDU"]

@@ -165,3 +165,5 @@ class RollupRow(StoreModel, table=True):
     # Fleet mode: each instance keeps its own counts, summed when read ("" outside a
     # daemon: an audit's rollups, a single instance before fleet mode existed).
     instance: str = ""
+    # per action_source: {"website": {"events": n, "em": k, ...}} (the match_quality window)
+    source_keys: dict[str, dict[str, int]] = Field(default_factory=dict, sa_type=JSON)
