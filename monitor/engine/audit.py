@@ -206,6 +206,8 @@ class DatasetAudit:
             owner=ds.owner if ds else None,
             client=ds.client if ds else None,
             funnel=funnel,
+            data_from=min((r.hour for r in rollups), default=None),
+            data_to=max((r.hour + 3600 for r in rollups), default=None),
         )
 
     def _result(self, check: Check) -> CheckResult:

@@ -26,6 +26,11 @@ class DatasetReport:
     # Per-day funnel of the reconciliation (docs/contracts.md §8); None when the
     # ``reconcile`` check is disabled.
     funnel: list[dict[str, Any]] | None = None
+    # The send-time span of the deliveries the checks judged, [from, to) in whole hours;
+    # None without deliveries. The weekly report counts the results for the weeks it
+    # overlaps, not for the week the run happened in.
+    data_from: float | None = None
+    data_to: float | None = None
 
     @property
     def findings(self) -> list[Finding]:
@@ -64,6 +69,17 @@ class AuditReport:
     @property
     def findings(self) -> list[Finding]:
         return [f for d in self.datasets for f in d.findings]
+
+    @property
+    def data_from(self) -> float | None:
+        """Where the send-time span of every dataset's judged deliveries starts (``None``:
+        no deliveries)."""
+        return min((d.data_from for d in self.datasets if d.data_from is not None), default=None)
+
+    @property
+    def data_to(self) -> float | None:
+        """Where that span ends (exclusive)."""
+        return max((d.data_to for d in self.datasets if d.data_to is not None), default=None)
 
     def to_dict(self) -> dict[str, Any]:
         return {

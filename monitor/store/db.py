@@ -295,6 +295,8 @@ def _run_values(report: AuditReport) -> dict[str, Any]:
         "now": report.now,
         "since": report.since,
         "until": report.until,
+        "data_from": report.data_from,
+        "data_to": report.data_to,
         "inputs": _inputs(report.inputs),
         "datasets": [_dataset_summary(d) for d in report.datasets],
     }

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, and_, func, inspect, select
+from sqlalchemy import Table, and_, func, inspect, or_, select
 
 from monitor.model.findings import Severity
 from monitor.model.orders import FunnelHour
@@ -65,6 +65,9 @@ class FindingAgg:
     runs: int
     last_seen: float
     event_names: list[str] = dc.field(default_factory=list)
+    # The send-time span of the data the reporting runs judged (None: placed by clock).
+    data_from: float | None = None
+    data_to: float | None = None
     message: str = ""
     remediation: str = ""
     examples: list[dict[str, Any]] = dc.field(default_factory=list)
@@ -107,24 +110,39 @@ _CHECKS: Table = metadata.tables["check_results"]
 _FINDINGS: Table = metadata.tables["findings"]
 
 
-def run_datasets(store: Store, since: float, until: float) -> list[tuple[float, dict[str, Any]]]:
-    """(run ``now``, dataset summary) of every run evaluated in ``[since, until)``, in
-    order; the summary is ``AuditRun.datasets``' entry (health score, name, status)."""
+def run_datasets(
+    store: Store, since: float, until: float
+) -> list[tuple[float, tuple[float, float] | None, dict[str, Any]]]:
+    """(run ``now``, the span of the data it judged, dataset summary) of every run that
+    covers ``[since, until)`` (``_in_window``), in order; the summary is
+    ``AuditRun.datasets``' entry (health score, name, status)."""
     query = (
-        select(_RUNS.c.now, _RUNS.c.datasets)
-        .where(_RUNS.c.now >= since, _RUNS.c.now < until)
+        select(_RUNS.c.now, _RUNS.c.data_from, _RUNS.c.data_to, _RUNS.c.datasets)
+        .where(_in_window(since, until))
         .order_by(_RUNS.c.now, _RUNS.c.id)
     )
     return [
-        (float(r["now"]), d)
+        (float(r["now"]), _span(r), d)
         for r in _rows(store, query)
         for d in (r["datasets"] or [])
         if isinstance(d, dict) and "dataset_id" in d
     ]
 
 
+def _span(row: Mapping[str, Any]) -> tuple[float, float] | None:
+    a, b = row["data_from"], row["data_to"]
+    return None if a is None or b is None else (float(a), float(b))
+
+
 def _in_window(since: float, until: float) -> Any:
-    return and_(_RUNS.c.now >= since, _RUNS.c.now < until)
+    """The runs that count for ``[since, until)``: the data their checks judged overlaps
+    it (an audit of last month's logs counts for last month), or, for runs without such
+    data (Graph polls, runs stored before spans were), they ran in it."""
+    spanned = and_(
+        _RUNS.c.data_from.is_not(None), _RUNS.c.data_from < until, _RUNS.c.data_to > since
+    )
+    clocked = and_(_RUNS.c.data_from.is_(None), _RUNS.c.now >= since, _RUNS.c.now < until)
+    return or_(spanned, clocked)
 
 
 def statuses_seen(store: Store, since: float, until: float) -> list[StatusSeen]:
@@ -199,6 +217,8 @@ def findings(store: Store, since: float, until: float) -> list[FindingAgg]:
             _FINDINGS.c.count,
             _FINDINGS.c.event_names,
             _RUNS.c.now,
+            _RUNS.c.data_from,
+            _RUNS.c.data_to,
         )
         .join(_RUNS, _RUNS.c.id == _FINDINGS.c.run_id)
         .where(_in_window(since, until))
@@ -216,6 +236,9 @@ def findings(store: Store, since: float, until: float) -> list[FindingAgg]:
         agg.peak = max(agg.peak, int(r["count"]))
         agg.runs += 1
         agg.last_seen = float(r["now"])
+        if (span := _span(r)) is not None:
+            agg.data_from = span[0] if agg.data_from is None else min(agg.data_from, span[0])
+            agg.data_to = span[1] if agg.data_to is None else max(agg.data_to, span[1])
         if severity.rank > agg.severity.rank:
             agg.severity = severity
         for name in r["event_names"] or []:
@@ -332,7 +355,7 @@ def has_history(store: Store, until: float) -> bool:
     """Whether the store holds any monitoring data from before ``until``: a week before
     the first data is not worth a report (a fresh install has nothing to say about it)."""
     checks: list[Any] = [
-        select(_RUNS.c.id).where(_RUNS.c.now < until).limit(1),
+        select(_RUNS.c.id).where(or_(_RUNS.c.now < until, _RUNS.c.data_from < until)).limit(1),
         select(metadata.tables["hour_rollups"].c.id)
         .where(metadata.tables["hour_rollups"].c.hour < until)
         .limit(1),

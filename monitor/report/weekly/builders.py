@@ -9,7 +9,7 @@ from typing import Any
 
 from monitor.model.findings import Example, Severity
 from monitor.model.rollup import MATCH_KEYS
-from monitor.report.format import fmt_number
+from monitor.report.format import fmt_number, fmt_utc
 from monitor.report.weekly.figures import build_charts, build_funnel
 from monitor.report.weekly.measures import (
     Totals,
@@ -117,7 +117,21 @@ def _finding_key(f: FindingAgg) -> tuple[str, str, str | None]:
     return (f.check_id, f.code, f.field)
 
 
-def build_findings(this: Sequence[FindingAgg], prev: Sequence[FindingAgg]) -> list[FindingView]:
+def _span_note(f: FindingAgg, window: ReportWindow | None) -> str | None:
+    """Which data a finding's numbers cover, when that reaches beyond ``window``."""
+    if window is None or f.data_from is None or f.data_to is None:
+        return None
+    if f.data_from >= window.start and f.data_to <= window.end:
+        return None
+    return (
+        f"found in data sent {fmt_utc(f.data_from)} to {fmt_utc(f.data_to)} (one audit of "
+        "several weeks): the counts cover all of it, not only this week"
+    )
+
+
+def build_findings(
+    this: Sequence[FindingAgg], prev: Sequence[FindingAgg], window: ReportWindow | None = None
+) -> list[FindingView]:
     """The week's findings, most important first: severity, affected count, recency."""
     before = {_finding_key(f): f.total for f in prev}
     views = [
@@ -139,6 +153,7 @@ def build_findings(this: Sequence[FindingAgg], prev: Sequence[FindingAgg]) -> li
             peak=f.peak,
             last_seen=f.last_seen,
             delta=Delta(f.total, before.get(_finding_key(f), 0), "count", "down"),
+            span=_span_note(f, window),
         )
         for f in this
     ]
@@ -319,8 +334,12 @@ def build_dataset(
     a = totals(inputs.rollups[-1] if inputs.rollups else [])
     b = totals(inputs.rollups[-2] if len(inputs.rollups) >= 2 else [])
     all_a, all_b = a.get("") or Totals(), b.get("") or Totals()
-    findings = build_findings(*inputs.findings)
+    findings = build_findings(*inputs.findings, window)
     prev_findings = build_findings(inputs.findings[1], [])
+    # Without a check that evaluated the window's data there is nothing to count: "0 crit
+    # findings" would claim a clean week (docs/contracts.md §12).
+    evaluated = _evaluated(inputs.checks[0])
+    evaluated_before = _evaluated(inputs.checks[1])
     opened, resolved, still = build_alerts(inputs.alerts, window)
     stats = alert_stats(inputs.alerts, window, prev)
     checks = build_checks(inputs, weeks)
@@ -343,8 +362,10 @@ def build_dataset(
         (
             "Crit findings",
             Delta(
-                severity_counts.get("crit", 0),
-                sum(1 for f in prev_findings if f.severity is Severity.CRIT),
+                severity_counts.get("crit", 0) if evaluated else None,
+                sum(1 for f in prev_findings if f.severity is Severity.CRIT)
+                if evaluated_before
+                else None,
                 "count",
                 "down",
             ),
@@ -389,4 +410,10 @@ def build_dataset(
         token=build_token(inputs.polls, now),
         charts=build_charts(inputs, window, weeks) if with_charts else [],
         funnel=build_funnel(inputs, window, with_chart=with_charts),
+        evaluated=evaluated,
     )
+
+
+def _evaluated(checks: Sequence[Any]) -> bool:
+    """Whether any check result of a window evaluated something (not ``skipped``)."""
+    return any(c.status != weekly_data.SKIPPED for c in checks)

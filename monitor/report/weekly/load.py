@@ -19,20 +19,31 @@ from monitor.store import weekly as weekly_data
 # --- from the store --------------------------------------------------------------------
 
 
-def _scores(
-    runs: Sequence[tuple[float, dict[str, Any]]], window: ReportWindow
-) -> dict[str, float | None]:
+Run = tuple[float, tuple[float, float] | None, dict[str, Any]]
+
+
+def _covers(run: Run, window: ReportWindow) -> bool:
+    """Whether a run counts for ``window``: its data overlaps it, or (no data span) it
+    ran in it (``monitor.store.weekly._in_window``)."""
+    now, span, _ = run
+    if span is None:
+        return window.contains(now)
+    return span[0] < window.end and span[1] > window.start
+
+
+def _scores(runs: Sequence[Run], window: ReportWindow) -> dict[str, float | None]:
     """The newest non-null health score of each dataset evaluated in ``window``."""
     out: dict[str, float | None] = {}
-    for now, d in runs:
+    for run in runs:
+        d = run[2]
         score = d.get("health_score")
-        if window.contains(now) and isinstance(score, int | float):
+        if _covers(run, window) and isinstance(score, int | float):
             out[d["dataset_id"]] = int(score) if float(score).is_integer() else float(score)
     return out
 
 
-def _names(runs: Sequence[tuple[float, dict[str, Any]]]) -> dict[str, str]:
-    return {d["dataset_id"]: d["name"] for _, d in runs if d.get("name")}
+def _names(runs: Sequence[Run]) -> dict[str, str]:
+    return {d["dataset_id"]: d["name"] for _, _, d in runs if d.get("name")}
 
 
 def load_inputs(store: Store, settings: Settings, window: ReportWindow) -> list[DatasetInputs]:

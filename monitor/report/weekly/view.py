@@ -137,6 +137,9 @@ class FindingView:
     peak: int
     last_seen: float
     delta: Delta
+    # Set when the runs that found it judged data beyond this window (an audit of several
+    # weeks at once): says which span its numbers cover.
+    span: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +260,9 @@ class DatasetPage:
     token: TokenView | None
     charts: list[Chart] = field(default_factory=list)
     funnel: FunnelView | None = None  # when the dataset names an orders source
+    # Whether any check evaluated this dataset's data of the window: without it the page
+    # says so, and never "no problems".
+    evaluated: bool = True
 
     @property
     def title(self) -> str:
@@ -305,6 +311,9 @@ class WeeklyReport:
         """One line per dataset: grade, score and delta, top problem (Slack, email)."""
         lines = []
         for d in self.datasets:
+            if not d.evaluated:
+                lines.append(f"{d.title}: not evaluated (no check ran on its data of the week)")
+                continue
             top = f"; top problem {d.top[0].code}" if d.top else ""
             lines.append(
                 f"{d.title}: grade {d.grade}, score {d.score.text} ({d.score.change_text})"

@@ -76,6 +76,10 @@ class AuditRun(StoreModel, table=True):
     now: float
     since: float | None = None
     until: float | None = None
+    # Send-time span of the deliveries its checks judged (None: none, e.g. a Graph poll):
+    # the weekly report counts the run for the weeks this overlaps.
+    data_from: float | None = None
+    data_to: float | None = None
     inputs: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     datasets: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
 
