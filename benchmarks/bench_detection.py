@@ -170,11 +170,23 @@ def run_scenario(
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"capi-bench-{seed}-") as tmp:
         root = Path(keep) / f"{model}-seed-{seed}" if keep else Path(tmp)
-        summary, start, end = _generate(model, root, seed, weeks, datasets, scale)
+        made = root / "scenario.json"
+        wanted = {"model": model, "seed": seed, "weeks": weeks, "datasets": datasets}
+        wanted["scale"] = scale
+        kept = orjson.loads(made.read_bytes()) if keep and made.exists() else {}
+        if kept.get("settings") == wanted:
+            # written by an earlier run with --keep: same traffic, Meta's counts stored
+            summary, start, end = kept["summary"], kept["start"], kept["end"]
+            settings = load_settings(root / "config.toml")
+        else:
+            summary, start, end = _generate(model, root, seed, weeks, datasets, scale)
+            settings = load_settings(root / "config.toml")
+            with Store.open(settings.storage.url) as store:
+                load_graph_counts(store, root / "graph_counts.jsonl")
+            if keep:
+                done = {"settings": wanted, "summary": summary, "start": start, "end": end}
+                made.write_bytes(orjson.dumps(done))
         generated = time.perf_counter() - began
-        settings = load_settings(root / "config.toml")
-        with Store.open(settings.storage.url) as store:
-            load_graph_counts(store, root / "graph_counts.jsonl")
         truth = orjson.loads((root / "ground_truth.json").read_bytes())
         result = run_backtest(
             settings, start=start, end=end, step=step, store_url=settings.storage.url
@@ -316,7 +328,11 @@ def main(argv: list[str] | None = None) -> int:
         help="JSON results ('' to skip; default results/detection.json, or "
         "detection-traffic.json with --model traffic)",
     )
-    ap.add_argument("--keep", help="keep each scenario's files under this directory")
+    ap.add_argument(
+        "--keep",
+        help="keep each scenario's files under this directory; a later run with the same "
+        "--keep, model, seed, weeks, datasets and scale reuses them (backtest only)",
+    )
     args = ap.parse_args(argv)
     if args.datasets is None:
         args.datasets = DEFAULT_DATASETS[args.model]
