@@ -12,7 +12,10 @@ would have; then
 and alert lifecycle. Scores, per incident type:
 
 - **recall**: incidents that changed nothing (no event of the affected series in the
-  window, or no request showing the defect) are listed as ``void`` and not scored; an
+  window, or no request showing the defect) are listed as ``void`` and not scored, and so
+  are volume incidents on series too small for any test to tell the loss from chance
+  (fewer than ``LOST_FOR_SURE`` events expected over the incident: 10 for a stop, 40 for a
+  halving; listed as ``too small``); an
   incident is detected when an alert with one of the type's codes
   (``monitor.tools.simulate.DETECTED_BY``) fires on its dataset (and its event name, or a
   dataset-wide alert) between its start and ``GRACE`` after its end;
@@ -87,11 +90,25 @@ def _near(alert: AlertEpisode, incidents: Sequence[Incident]) -> bool:
     )
 
 
+# Volume incidents shown only by fewer events: the events a series must have expected over
+# the incident for any monitor to tell the loss from chance. A stop: P(0 | Poisson(10)) =
+# 4.5e-5. A halving: P(X <= 20 | Poisson(40)) ~ 1e-3. Below these, an incident is listed as
+# too small to detect and not scored (a 0.4/h series losing half for 5 h loses 1 event).
+LOST_FOR_SURE = {"server_stop": 10.0, "pixel_broken": 10.0, "drop_50": 40.0}
+
+
 def _void(inc: Incident) -> bool:
     """An incident that changed nothing (no event of its series in its window, or no
     request that showed it): listed, not scored."""
-    shown_by_requests = inc.type not in ("server_stop", "drop_50", "pixel_broken")
+    shown_by_requests = inc.type not in LOST_FOR_SURE
     return inc.expected_per_hour == 0 or (shown_by_requests and inc.first_affected is None)
+
+
+def _too_small(inc: Incident) -> bool:
+    """A volume incident whose series expected too few events over it (``LOST_FOR_SURE``)."""
+    need = LOST_FOR_SURE.get(inc.type)
+    hours = (inc.end - inc.start) / 3600
+    return need is not None and 0 < inc.expected_per_hour * hours < need
 
 
 def score_scenario(
@@ -111,6 +128,7 @@ def score_scenario(
                 **inc.to_dict(),
                 "detected": first is not None,
                 "void": _void(inc),
+                "too_small": not _void(inc) and _too_small(inc),
                 "ttd_s": None if first is None else first - inc.start,
                 "ttd_evidence_s": (
                     None
@@ -212,7 +230,8 @@ def _pct(values: Sequence[float], q: float) -> float | None:
 
 def _summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     void = sum(1 for r in rows if r.get("void"))
-    rows = [r for r in rows if not r.get("void")]
+    small = sum(1 for r in rows if r.get("too_small"))
+    rows = [r for r in rows if not r.get("void") and not r.get("too_small")]
     ttd = [r["ttd_s"] / 60 for r in rows if r["detected"]]
     ttd_ev = [r["ttd_evidence_s"] / 60 for r in rows if r["ttd_evidence_s"] is not None]
     n = len(rows)
@@ -222,6 +241,7 @@ def _summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "detected": found,
         "recall": round(found / n, 3) if n else None,
         "void": void,
+        "too_small": small,
         "ttd_median_min": None if not ttd else round(statistics.median(ttd), 1),
         "ttd_p90_min": None if not ttd else round(_pct(ttd, 0.9) or 0, 1),
         "ttd_from_evidence_median_min": None if not ttd_ev else round(statistics.median(ttd_ev), 1),
@@ -281,6 +301,7 @@ def markdown(report: dict[str, Any]) -> str:
         )
         recall = "–" if s["recall"] is None else f"{s['recall']:.0%}"
         void = f" (+{s['void']} void)" if s["void"] else ""
+        void += f" (+{s['too_small']} too small)" if s.get("too_small") else ""
         lines.append(
             f"| {name} | {s['incidents']}{void} "
             f"| {recall} | {_cell(s['ttd_median_min'], ' min')} "

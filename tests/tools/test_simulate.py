@@ -18,7 +18,7 @@ from monitor.model.findings import Severity
 from monitor.testing.fakegraph import FakeGraph, Scenario
 from monitor.timeutil import parse_iso
 from monitor.tools.graph_counts import read_graph_counts
-from monitor.tools.simulate import INCIDENT_TYPES, plan, simulate
+from monitor.tools.simulate import INCIDENT_TYPES, Incident, plan, simulate
 
 HOUR = 3600
 
@@ -148,3 +148,24 @@ def test_simulate_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     with pytest.raises(SystemExit) as exit_:
         main(["simulate", "--out", str(tmp_path), "--weeks", "1"])
     assert exit_.value.code == 2
+
+
+def test_detection_benchmark_sets_aside_losses_no_test_can_see() -> None:
+    """A 0.4/h series losing half of 5 h loses ~1 event: listed as too small, not scored;
+    a stop of 2.2/h for 5 h (11 events expected, P(0) ~ 2e-5) is scored and missed."""
+    hour = 3600.0
+
+    def inc(kind: str, per_hour: float) -> dict[str, Any]:
+        return Incident(kind, "1", "Lead", 0.0, 5 * hour, per_hour).to_dict()
+
+    truth = {
+        "seed": 1,
+        "datasets": ["1"],
+        "incidents": [inc("drop_50", 0.4), inc("server_stop", 2.2), inc("drop_50", 30.0)],
+        "incident_week": ["1970-01-01T00:00:00Z", "1970-01-08T00:00:00Z"],
+    }
+    scored = bench_detection.score_scenario([], truth)
+    assert [r["too_small"] for r in scored["incidents"]] == [True, False, False]
+    per_type = bench_detection.aggregate([{**scored, "quiet_dataset_weeks": 0}])["per_type"]
+    assert per_type["drop_50"]["incidents"] == 1 and per_type["drop_50"]["too_small"] == 1
+    assert per_type["server_stop"]["incidents"] == 1 and per_type["server_stop"]["recall"] == 0
