@@ -15,7 +15,9 @@ for a never-hash string; the check counts affected *events* per (code, field).
 from __future__ import annotations
 
 import hashlib
+import operator
 import re
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, ClassVar, Final
 
@@ -235,6 +237,25 @@ def _remediation(code: HashCode, field: str, key: str) -> str:
 
 
 _NEVER_HASH: Final = frozenset(NEVER_HASH_KEYS)
+_MUST_HASH: Final = frozenset(MUST_HASH_KEYS)
+# Digests that are a placeholder for at least one key: never "good" for every key.
+_ANY_BAD: Final = frozenset(d for bad in _BAD_DIGESTS.values() for d in bad)
+_GOOD_MAX = 1 << 16  # ~10 MB of 64-char strings at most
+_PLANS_MAX = 256
+# (must-hash getter, never-hash getter); a getter maps a user_data to a tuple of values.
+_Getter = Callable[[dict[str, Any]], tuple[Any, ...]]
+_Plan = tuple[_Getter | None, bool, _Getter | None]
+_LEN_64: Final = frozenset({64})
+_join = "".join
+_lines = "\n".join
+
+
+def _getter(keys: list[str]) -> _Getter | None:
+    if not keys:
+        return None
+    return operator.itemgetter(*keys) if len(keys) > 1 else operator.itemgetter(keys[0], keys[0])
+
+
 _DIGEST_LENGTHS: Final = frozenset({64, 67, 73})
 _FIELDS: Final[dict[str, str]] = {k: f"user_data.{k}" for k in MUST_HASH_KEYS + NEVER_HASH_KEYS}
 
@@ -262,11 +283,17 @@ class HashValidity:
             **dict.fromkeys(NEVER_HASH_KEYS, _NEVER),
             **self._verdicts,
         }
+        # Strings judged valid digests for *every* must-hash key (not a placeholder of
+        # any): an event whose must-hash values are all in it needs no per-key verdict.
+        self._good: set[str] = set()
+        # The tuple of an event's user_data keys -> its ``_Plan`` (senders use few).
+        self._plans: dict[tuple[Any, ...], _Plan] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         # Pickled (parallel audit) without the caches: they are large, and _NEVER is
         # compared by identity, which unpickling would break.
-        return {k: v for k, v in self.__dict__.items() if k not in ("_verdicts", "_route")}
+        caches = ("_verdicts", "_route", "_good", "_plans")
+        return {k: v for k, v in self.__dict__.items() if k not in caches}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -278,36 +305,99 @@ class HashValidity:
         self.book.merge(later.book)
 
     def observe(self, delivery: Delivery) -> None:
-        """Fold one delivery: every event with a ``user_data`` object is inspected."""
+        """Fold one delivery: every event with a ``user_data`` object is inspected.
+
+        Hot path: an event whose must-hash values are all known-good digests and whose
+        never-hash values are all strings of no digest length is clean, which C-level set
+        operations establish without a Python loop over its keys (``_Plan``); any other
+        event takes ``_inspect``, the exact key-by-key route (same hits, same order).
+        """
         events = delivery.events
         self.total += len(events)
-        route = self._route
+        good = self._good
+        plans = self._plans
         for event in events:
             user_data = event.get("user_data")
             if user_data.__class__ is not dict:
                 continue
-            for key, value in user_data.items():
-                cache = route.get(key)
-                if cache is None:  # external_id, custom keys, "_" keys: not judged
-                    continue
-                if cache is _NEVER:
-                    if value.__class__ is not str or len(value) in _DIGEST_LENGTHS:
-                        self._never_hash(key, value, event["event_name"], delivery)
-                    continue
-                # Fast path, inlined on purpose (hot loop): every item is a string already
-                # judged a valid digest. Anything else takes the exact route below.
-                try:
-                    if value.__class__ is list:
-                        for item in value:
-                            if cache.get(item, _MISS) is not None:
-                                break
-                        else:
+            keys = tuple(user_data)
+            plan = plans.get(keys)
+            if plan is None:
+                plan = self._plan(keys, user_data)
+            must, lists, never = plan
+            try:
+                if must is not None:
+                    values = must(user_data)
+                    # Lists (the SDK's form) are checked as "\n"-joined items: one digest
+                    # joins to itself; more items, or a string, to a string never good.
+                    if not good.issuperset(map(_lines, values) if lists else values):
+                        parts = tuple(map(_lines, values)) if lists else values
+                        if not self._new_good(parts):
+                            self._inspect(event, user_data, delivery)
                             continue
-                    elif value is None or cache.get(value, _MISS) is None:
+                if never is not None:
+                    values = never(user_data)
+                    _join(values)  # TypeError unless every value is a string
+                    if not _DIGEST_LENGTHS.isdisjoint(map(len, values)):
+                        self._inspect(event, user_data, delivery)
+            except TypeError:  # a value or item that is not a string: the exact route
+                self._inspect(event, user_data, delivery)
+
+    def _new_good(self, parts: tuple[Any, ...]) -> bool:
+        """Whether ``parts`` are all valid digests for every must-hash key (then they are
+        remembered as good): 64 lowercase hex characters each, no placeholder's digest.
+        One C-level test over all of them, rather than a verdict per value."""
+        if not _LEN_64.issuperset(map(len, parts)):
+            return False
+        joined = _join(parts)  # a hex round trip: fromhex would skip whitespace
+        try:
+            if _fromhex(joined).hex() != joined or not _ANY_BAD.isdisjoint(parts):
+                return False
+        except ValueError:  # not hex
+            return False
+        good = self._good
+        if len(good) >= _GOOD_MAX:
+            good.clear()
+        good.update(parts)
+        return True
+
+    def _plan(self, keys: tuple[Any, ...], user_data: dict[str, Any]) -> _Plan:
+        """Getters of the must-hash and never-hash values of a user_data with ``keys``
+        (None: it has none; each returns a tuple, a single key fetched twice), and whether
+        its must-hash values come as lists, as in this first ``user_data``."""
+        must = [k for k in keys if k in _MUST_HASH]
+        never = [k for k in keys if k in _NEVER_HASH]
+        lists = bool(must) and user_data[must[0]].__class__ is list
+        plan = (_getter(must), lists, _getter(never))
+        if len(self._plans) >= _PLANS_MAX:
+            self._plans.clear()
+        self._plans[keys] = plan
+        return plan
+
+    def _inspect(self, event: dict[str, Any], user_data: dict[str, Any], d: Delivery) -> None:
+        """The exact route for one event: each judged key in user_data order."""
+        route = self._route
+        for key, value in user_data.items():
+            cache = route.get(key)
+            if cache is None:  # external_id, custom keys, "_" keys: not judged
+                continue
+            if cache is _NEVER:
+                if value.__class__ is not str or len(value) in _DIGEST_LENGTHS:
+                    self._never_hash(key, value, event["event_name"], d)
+                continue
+            # Every item a string already judged a valid digest: nothing to say.
+            try:
+                if value.__class__ is list:
+                    for item in value:
+                        if cache.get(item, _MISS) is not None:
+                            break
+                    else:
                         continue
-                except TypeError:
-                    pass  # an unhashable value or item; _must_hash says what is wrong
-                self._must_hash(key, value, event["event_name"], delivery)
+                elif value is None or cache.get(value, _MISS) is None:
+                    continue
+            except TypeError:
+                pass  # an unhashable value or item; _must_hash says what is wrong
+            self._must_hash(key, value, event["event_name"], d)
 
     def _verdict(self, key: str, item: Any) -> HashCode | None:
         """Cached ``classify_hashed`` for hashable strings; the hot path of the check."""
