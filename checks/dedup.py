@@ -222,6 +222,7 @@ class Dedup:
         sent = None if delivery.sent_at is None else _seconds(delivery.sent_at)
         seen = self._seen  # mutated in place only (pruning too), so this alias stays valid
         head_until = self._head_until  # -1 unless a continuation: no head to keep
+        dumps = orjson.dumps
         for ev, event_time in zip(events, delivery.times, strict=True):
             eid = ev.get("event_id")
             cls = eid.__class__
@@ -237,7 +238,10 @@ class Dedup:
                 continue
             # Hot path, inlined: most ids are seen once, so a lookup and an insert.
             key = hash((ev["event_name"], eid))
-            fp = content_fingerprint(ev)
+            try:  # content_fingerprint, inlined: one call less per event
+                fp = hash(dumps((ev.get("user_data"), ev.get("custom_data")))) & _FP_MASK
+            except TypeError:
+                fp = content_fingerprint(ev)
             prev = seen.get(key)
             if prev is None:
                 seen[key] = (t << 32) | fp

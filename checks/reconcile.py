@@ -70,6 +70,7 @@ from checks.purchases import (
     Outcome,
     PaidOrder,
     Purchase,
+    outcome_of,
     paid_orders,
     purchases_of,
 )
@@ -508,10 +509,22 @@ class ReconcileCheck:
             t = min(delivery.times)
         if t is not None and (self.first_sent is None or t < self.first_sent):
             self.first_sent = t
+        if not self.keep_purchases:  # the funnel counts only: no Purchase record to build
+            self._count(delivery)
+            return
         for p in purchases_of(delivery, self.rules.match_field):
             self.buckets[(p.outcome, int(p.event_time // BUCKET))] += 1
-            if self.keep_purchases:
-                self.purchases.append(p)
+            self.purchases.append(p)
+
+    def _count(self, delivery: Delivery) -> None:
+        """The funnel's counts of ``observe`` without building ``Purchase`` records (the
+        same events: exact name ``Purchase``; the same outcome and quarter hour)."""
+        outcome: Outcome | None = None
+        buckets = self.buckets
+        for ev, event_time in zip(delivery.events, delivery.times, strict=True):
+            if ev.get("event_name") == PURCHASE:
+                outcome = outcome or outcome_of(delivery)
+                buckets[(outcome, int(event_time // BUCKET))] += 1
 
     def merge(self, later: ReconcileCheck) -> None:
         self.purchases.extend(later.purchases)

@@ -86,6 +86,10 @@ REUSE_CASES: list[tuple[str, list[tuple[dict[str, Any], float | None]], int, int
     ("a stale id reused 3 days later, then changed 1 h after: one reuse",
      [(purchase(), T0), (purchase(value=2.0), T0 + 3 * DAY),
       (purchase(value=3.0), T0 + 3 * DAY + HOUR)], 1, 0),
+    ("content JSON cannot encode (an integer beyond 64 bits), equal: a duplicate send",
+     [(purchase(value=2**70), T0), (purchase(value=2**70), T0 + 1)], 0, 1),
+    ("content JSON cannot encode, different: reuse",
+     [(purchase(value=2**70), T0), (purchase(value=2**70 + 1), T0 + 1)], 1, 0),
 ]  # fmt: skip
 
 

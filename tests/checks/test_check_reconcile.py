@@ -463,3 +463,27 @@ def test_funnel_per_day() -> None:
     # Meta's poll covers only the last day: earlier days are unknown, not 0
     later = build_funnel(snap, buckets, start=day0 - DAY, end=day0, meta=MetaCounts(day0, ()))
     assert [(r["meta_server"], r["meta_browser"]) for r in later] == [(None, None), (0, 0)]
+
+
+def test_without_orders_the_funnel_counts_equal_those_of_kept_purchases() -> None:
+    # No orders source: no Purchase record is built, yet the funnel's counts per outcome
+    # and quarter hour are those the full path gives (failed, accepted, unconfirmed,
+    # lowercase "purchase" not counted).
+    snap, deliveries = planted_case()
+    failed = delivery(
+        event("Purchase", NOW - DAY, custom_data={"order_id": "x"}),
+        sent_at=NOW - DAY,
+        response=ResponseInfo(status=400),
+    )
+    silent = delivery(event("Purchase", NOW - 2 * DAY), event("purchase", NOW - 2 * DAY))
+    items = [start_marker(), *deliveries, failed, silent]
+    kept = ReconcileCheck(context(), snap, ReconcileRules())
+    counted = ReconcileCheck(context())
+    assert kept.keep_purchases and not counted.keep_purchases
+    for d in items:
+        kept.observe(d)
+        counted.observe(d)
+    assert counted.purchases == []
+    assert counted.buckets == kept.buckets
+    assert {outcome for outcome, _ in counted.buckets} == set(Outcome)
+    assert counted.first_sent == kept.first_sent
