@@ -330,17 +330,18 @@ class HashValidity:
                     values = must(user_data)
                     # Lists (the SDK's form) are checked as "\n"-joined items: one digest
                     # joins to itself; more items, or a string, to a string never good.
-                    if not good.issuperset(map(_lines, values) if lists else values):
-                        parts = tuple(map(_lines, values)) if lists else values
-                        if not self._new_good(parts):
-                            self._inspect(event, user_data, delivery)
-                            continue
-                if never is not None:
+                    clean = good.issuperset(map(_lines, values) if lists else values)
+                    if not clean:
+                        clean = self._new_good(tuple(map(_lines, values)) if lists else values)
+                else:
+                    clean = True
+                if clean and never is not None:
                     values = never(user_data)
                     _join(values)  # TypeError unless every value is a string
-                    if not _DIGEST_LENGTHS.isdisjoint(map(len, values)):
-                        self._inspect(event, user_data, delivery)
-            except TypeError:  # a value or item that is not a string: the exact route
+                    clean = _DIGEST_LENGTHS.isdisjoint(map(len, values))
+            except TypeError:  # a value or item that is not a string
+                clean = False
+            if not clean:
                 self._inspect(event, user_data, delivery)
 
     def _new_good(self, parts: tuple[Any, ...]) -> bool:

@@ -85,7 +85,8 @@ FBP_PATTERN: Final = re.compile(
 CURRENCIES: Final = frozenset(c.alpha_3 for c in pycountry.currencies)
 _CURRENCY_FAST: Final = CURRENCIES | {c.lower() for c in CURRENCIES}
 
-_CACHE_MAX = 4096  # entries per memo (valid fbc, valid fbp, custom event names)
+_CACHE_MAX = 1 << 15  # entries per memo (valid fbc, valid fbp, custom event names): a busy
+# sender's active visitors (a cookie repeats over their session), ~3 MB at most
 _MAX_EVIDENCE_NAMES = 50  # event names kept for the test_event_code evidence
 _CACHE_VALUE_MAX = 512  # longer strings are validated every time rather than kept
 _DAY = 86400.0

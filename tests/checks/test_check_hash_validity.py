@@ -7,6 +7,8 @@ import hashlib
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from checks.hash_validity import (
     MUST_HASH_KEYS,
@@ -252,3 +254,42 @@ def test_never_crashes_on_odd_types(weird: Any) -> None:
     assert result.status in (Status.OK, Status.WARN, Status.CRIT)
     for finding in result.findings:
         assert finding.count >= 1 and finding.message and finding.remediation
+
+
+# --- the fast path (observe) against the exact key-by-key route (_inspect) -------------------
+
+_POOL = [
+    D, D2, D.upper(), D + ".AQICAQMC", D + ".A", D[:63], D[:63] + "g", f" {D} ", "",
+    sha(""), sha("null"), sha("na"), sha("nan"), hashlib.md5(b"x").hexdigest(), "john",
+    "de", "f", "1" * 64, "a" * 31 + "\n" + "b" * 32, "192.168.0.1", UA, FBP, None, 5, [],
+    {"v": D},
+]  # fmt: skip
+_values = st.sampled_from(_POOL) | st.lists(st.sampled_from(_POOL), max_size=3)
+_user_data = st.dictionaries(
+    st.sampled_from([*MUST_HASH_KEYS, "client_ip_address", "client_user_agent", "fbp", "fbc",
+                     "external_id", "_x"]),
+    _values,
+    max_size=8,
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(_user_data | st.none(), min_size=1, max_size=4), max_size=12))
+def test_fast_path_finds_what_the_exact_route_finds(batches: list[list[Any]]) -> None:
+    """Same tallies (counts, names, examples, in the same order) whether each event takes
+    the fast path or the exact route, with caches warmed by earlier deliveries."""
+    deliveries = [
+        delivery(*(event("Lead", user_data=ud) for ud in batch), line=i + 1)
+        for i, batch in enumerate(batches)
+    ]
+    fast, _ = run(HashValidity, deliveries)
+    exact = HashValidity(fast.ctx)
+    for d in deliveries:
+        exact.total += len(d.events)
+        for ev in d.events:
+            if ev["user_data"].__class__ is dict:
+                exact._inspect(ev, ev["user_data"], d)
+    assert fast.total == exact.total
+    assert list(fast.book.tallies) == list(exact.book.tallies)
+    for key, tally in fast.book.tallies.items():
+        assert tally == exact.book.tallies[key]
