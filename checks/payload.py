@@ -13,6 +13,7 @@ Time is judged against the delivery's ``sent_at`` (what Meta saw), else the run'
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections import Counter
 from enum import StrEnum
@@ -90,6 +91,7 @@ _CACHE_MAX = 1 << 15  # entries per memo (valid fbc, valid fbp, custom event nam
 _MAX_EVIDENCE_NAMES = 50  # event names kept for the test_event_code evidence
 _CACHE_VALUE_MAX = 512  # longer strings are validated every time rather than kept
 _DAY = 86400.0
+_event_name = operator.itemgetter("event_name")
 
 
 def is_number(value: Any) -> bool:
@@ -258,7 +260,7 @@ class Payload:
         # event names per dataset; both spare a regex or a case fold per event.
         self._valid_fbc: set[str] = set()
         self._valid_fbp: set[str] = set()
-        self._names_ok: set[str] = set()
+        self._names_ok: set[str] = set(STANDARD_EVENTS)  # and custom names judged fine
 
     def __getstate__(self) -> dict[str, Any]:
         # Pickled (parallel audit) without the memos: caches, not results.
@@ -284,24 +286,29 @@ class Payload:
     def observe(self, delivery: Delivery) -> None:
         """Fold one delivery: every event is judged against its send time.
 
-        The loop tests the common, healthy case inline (hot path); anything unusual is
-        handed to a helper that works out exactly what is wrong.
+        The common, healthy case is tested with as little work per event as possible
+        (hot path): the times and names of a whole delivery at once, then one loop over
+        its events; anything unusual is handed to a helper that works out exactly what is
+        wrong. Each code's hits come in event order, as one loop per event would give them.
         """
         events = delivery.events
+        if not events:
+            return
         self.total += len(events)
         ref = delivery.sent_at if delivery.sent_at is not None else self.ctx.now
-        latest, oldest = ref + self._tolerance, ref - self._max_age
-        store_oldest = ref - self._store_max_age
-        valid_fbc, valid_fbp, names_ok = self._valid_fbc, self._valid_fbp, self._names_ok
         if delivery.millis is not None:
             self._millis(delivery)
-        for event, t in zip(events, delivery.times, strict=True):
-            name = event["event_name"]
+        times = delivery.times
+        if max(times) > ref + self._tolerance or min(times) < ref - self._max_age:
+            self._event_times(delivery, ref)
+        names_ok = self._names_ok
+        if not names_ok.issuperset(map(_event_name, events)):
+            for event in events:
+                if event["event_name"] not in names_ok:
+                    self._event_name(event["event_name"], delivery)
+        valid_fbc, valid_fbp = self._valid_fbc, self._valid_fbp
+        for event in events:
             source = event.get("action_source")
-            if t > latest or (t < oldest and (t < store_oldest or source != "physical_store")):
-                self._event_time(event, t, source, ref, delivery)
-            if name not in STANDARD_EVENTS and name not in names_ok:
-                self._event_name(name, delivery)
             user_data = event.get("user_data")
             if source == "website" and not (
                 (url := event.get("event_source_url")).__class__ is str
@@ -310,18 +317,18 @@ class Payload:
                 and (agent := user_data.get("client_user_agent")).__class__ is str
                 and agent
             ):
-                self._website(event, user_data, name, delivery)
+                self._website(event, user_data, event["event_name"], delivery)
             elif source.__class__ is not str or not source:
-                self._hit(PayloadCode.MISSING_ACTION_SOURCE, name, delivery)
+                self._hit(PayloadCode.MISSING_ACTION_SOURCE, event["event_name"], delivery)
             if user_data.__class__ is not dict:
-                self._hit(PayloadCode.MISSING_USER_DATA, name, delivery)
+                self._hit(PayloadCode.MISSING_USER_DATA, event["event_name"], delivery)
             else:
                 fbc = user_data.get("fbc")
                 if fbc is not None and (fbc.__class__ is not str or fbc not in valid_fbc):
-                    self._cookie(PayloadCode.FBC_MALFORMED, fbc, name, delivery)
+                    self._cookie(PayloadCode.FBC_MALFORMED, fbc, event["event_name"], delivery)
                 fbp = user_data.get("fbp")
                 if fbp is not None and (fbp.__class__ is not str or fbp not in valid_fbp):
-                    self._cookie(PayloadCode.FBP_MALFORMED, fbp, name, delivery)
+                    self._cookie(PayloadCode.FBP_MALFORMED, fbp, event["event_name"], delivery)
                 for key, value in user_data.items():
                     # Non-empty customer information; value[0] spares any() the usual case.
                     if (
@@ -331,7 +338,7 @@ class Payload:
                     ):
                         break
                 else:
-                    self._hit(PayloadCode.MISSING_USER_DATA, name, delivery)
+                    self._hit(PayloadCode.MISSING_USER_DATA, event["event_name"], delivery)
             custom_data = event.get("custom_data")
             if custom_data.__class__ is dict and custom_data:
                 # Absent keys default to valid stand-ins so one test covers the usual case.
@@ -339,10 +346,20 @@ class Payload:
                 currency = custom_data.get("currency", "USD")
                 number = value.__class__ is int or (value.__class__ is float and isfinite(value))
                 if not number or currency.__class__ is not str or currency not in _CURRENCY_FAST:
-                    self._custom_data(custom_data, name, delivery)
+                    self._custom_data(custom_data, event["event_name"], delivery)
         test_code = delivery.test_event_code
-        if events and test_code.__class__ is str and test_code.strip():
+        if test_code.__class__ is str and test_code.strip():
             self._test_event_code(delivery)
+
+    def _event_times(self, delivery: Delivery, ref: float) -> None:
+        """The events of a delivery whose time may be out of bounds, one by one."""
+        latest, oldest = ref + self._tolerance, ref - self._max_age
+        store_oldest = ref - self._store_max_age
+        for event, t in zip(delivery.events, delivery.times, strict=True):
+            if t > latest or (
+                t < oldest and (t < store_oldest or event.get("action_source") != "physical_store")
+            ):
+                self._event_time(event, t, event.get("action_source"), ref, delivery)
 
     def _hit(self, code: PayloadCode, name: str, delivery: Delivery, *value: Any) -> None:
         self.book.hit(code, _FIELD[code], name, delivery, *value)
@@ -378,6 +395,7 @@ class Payload:
             return
         if len(self._names_ok) >= _CACHE_MAX:
             self._names_ok.clear()
+            self._names_ok.update(STANDARD_EVENTS)
         self._names_ok.add(name)  # a custom event: fine, remember it
 
     def _website(self, event: dict[str, Any], user_data: Any, name: str, d: Delivery) -> None:

@@ -6,8 +6,11 @@ import copy
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from checks.payload import (
+    _CACHE_MAX,
     CURRENCIES,
     STANDARD_EVENTS,
     Payload,
@@ -322,9 +325,10 @@ def test_helpers() -> None:
 
 def test_custom_name_memo_is_bounded_and_still_correct() -> None:
     check = Payload(context())
-    events = [good(event_name=f"custom_{i}") for i in range(5000)] + [good(event_name="lead")]
+    names = [f"custom_{i}" for i in range(_CACHE_MAX + 1000)]
+    events = [good(event_name=name) for name in names] + [good(event_name="lead")]
     check.observe(delivery(*events, sent_at=NOW))
-    assert len(check._names_ok) <= 4096
+    assert len(check._names_ok) <= _CACHE_MAX
     result = check.result()
     assert one(result, PayloadCode.NONSTANDARD_EVENT_NAME).count == 1
 
@@ -352,3 +356,42 @@ def test_never_crashes_on_odd_types(weird: Any) -> None:
     _, result = run(Payload, [d])
     assert result.status in (Status.OK, Status.WARN, Status.CRIT)
     assert all(f.count >= 1 for f in result.findings)
+
+
+# --- the per-delivery tests (times, names) against one delivery per event -------------------
+
+_VARIANTS: list[dict[str, Any]] = [
+    {},
+    {"event_time": NOW - 8 * DAY},
+    {"event_time": NOW + 3600},
+    {"event_time": NOW - 30 * DAY, "action_source": "physical_store"},
+    {"event_time": NOW - 70 * DAY, "action_source": "physical_store"},
+    {"event_name": "purchase"},
+    {"event_name": "my_custom"},
+    {"event_name": " Lead "},
+    {"action_source": DELETE},
+    {"action_source": "app"},
+    {"event_source_url": ""},
+    {"user_data__client_user_agent": DELETE},
+    {"user_data__fbc": "fb.1.123.abc"},
+    {"user_data__fbp": ["fb.1.1767000000000.1116446470", 5]},
+    {"user_data": {"em": [""], "external_id": None}},
+    {"user_data": None},
+    {"custom_data__value": "12.5"},
+    {"custom_data__currency": "euro"},
+    {"custom_data": {}},
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(range(len(_VARIANTS))), min_size=1, max_size=5)))
+def test_batched_deliveries_judge_as_single_events(batches: list[list[int]]) -> None:
+    """A delivery's times and names are tested at once: the findings are those of its
+    events observed one delivery each (same file and line)."""
+    batched, single = Payload(context()), Payload(context())
+    for line, batch in enumerate(batches, start=1):
+        events = [good(**_VARIANTS[i]) for i in batch]
+        batched.observe(delivery(*events, sent_at=NOW, line=line))
+        for ev in events:
+            single.observe(delivery(ev, sent_at=NOW, line=line))
+    assert batched.result() == single.result()
