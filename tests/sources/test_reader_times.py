@@ -41,9 +41,7 @@ def _expected(items: list[Any]) -> tuple[list[dict[str, Any]], list[float], Any,
 def test_fast_times_match_the_reference(values: list[Any]) -> None:
     items = [{"event_name": "Lead", "event_time": v} for v in values]
     stats = ReadStats()
-    events, times, millis = _Reader(stats, 1 << 20, None, None, None)._events(
-        items, "data", "f", 1
-    )
+    events, times, millis = _Reader(stats, 1 << 20, None, None, None)._events(items, "data", "f", 1)
     kept, ref_times, ref_millis, bad = _expected(items)
     assert events == kept
     assert len(times) == len(ref_times)
