@@ -258,7 +258,7 @@ def test_never_crashes_on_odd_types(weird: Any) -> None:
 
 # --- the fast path (observe) against the exact key-by-key route (_inspect) -------------------
 
-_POOL = [
+_POOL: list[Any] = [
     D, D2, D.upper(), D + ".AQICAQMC", D + ".A", D[:63], D[:63] + "g", f" {D} ", "",
     sha(""), sha("null"), sha("na"), sha("nan"), hashlib.md5(b"x").hexdigest(), "john",
     "de", "f", "1" * 64, "a" * 31 + "\n" + "b" * 32, "192.168.0.1", UA, FBP, None, 5, [],
