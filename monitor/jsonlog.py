@@ -21,9 +21,8 @@ from typing import Any, TextIO
 import orjson
 
 from monitor.config import Settings
-from monitor.mask import scrub_text
+from monitor.mask import REDACTED, scrub_text
 
-REDACTED = "[redacted]"
 MIN_SECRET_CHARS = 4  # shorter values would mask ordinary words and numbers
 # Chatty third-party loggers: APScheduler announces every run, httpx every request (and
 # a request line can hold a webhook URL, which is a secret), Alembic every migration check.
@@ -82,6 +81,12 @@ class ScrubFilter(logging.Filter):
         super().__init__()
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
 
+    def add(self, secrets: Iterable[str]) -> None:
+        """Mask these values too from now on (a reloaded config names new secrets); the
+        ones already known stay masked, since earlier lines may be repeated later."""
+        merged = set(self._secrets) | {s for s in secrets if s}
+        self._secrets = sorted(merged, key=len, reverse=True)
+
     def scrub(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
@@ -106,6 +111,14 @@ class ScrubFilter(logging.Filter):
             record.exc_text = self.scrub(text)
             record.exc_info = None  # the raw exception is no longer rendered anywhere
         return True
+
+
+def remember_secrets(secrets: Iterable[str]) -> None:
+    """Tell every scrubbing handler on the root logger about more secret values."""
+    for handler in logging.getLogger().handlers:
+        for f in handler.filters:
+            if isinstance(f, ScrubFilter):
+                f.add(secrets)
 
 
 def extra_fields(record: logging.LogRecord) -> dict[str, Any]:

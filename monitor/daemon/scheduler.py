@@ -190,7 +190,7 @@ class Daemon:
     ) -> Daemon:
         """Open the store at ``db_url``, build the configured notifiers (secrets and Graph
         API tokens from ``env``, default ``os.environ``) and their outbox sender."""
-        from monitor.jsonlog import secret_values
+        from monitor.jsonlog import remember_secrets, secret_values
         from monitor.notify import build_notifiers
         from monitor.notify.sender import OutboxSender
 
@@ -214,7 +214,7 @@ class Daemon:
     def reload(self, new: Settings) -> None:
         """Validate ``new`` (``ConfigError``, nothing changed) and apply it: the caller has
         paused the scheduler and waited for running jobs (``monitor.daemon.reload``)."""
-        from monitor.jsonlog import secret_values
+        from monitor.jsonlog import remember_secrets, secret_values
         from monitor.notify import build_notifiers
         from monitor.notify.sender import OutboxSender
 
@@ -230,11 +230,13 @@ class Daemon:
                     close()
             self.notifiers, self.sender = notifiers, sender
             self._secrets = list(secret_values(new, self.env))
+        remember_secrets(secret_values(new, self.env))  # the log masks them from now on
         self.settings, self.timezone = new, zone
         self.tailer = LogTailer(
             new.datasets,
             max_line_bytes=new.input.max_line_bytes,
             max_problems=new.input.max_problems,
+            graph_hosts=new.graph_hosts,
         )
         self.fleet.settings = new
 

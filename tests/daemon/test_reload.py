@@ -103,3 +103,28 @@ def test_sighup_reloads_the_running_daemon(tmp_path: Path) -> None:
         assert code == 0
     finally:
         daemon.stop()
+
+
+def test_a_token_named_by_a_reloaded_config_is_masked_in_the_log(tmp_path: Path) -> None:
+    import io
+
+    from monitor.jsonlog import configured
+
+    env = {"OLD_TOKEN": "old-plain-secret-1234", "NEW_TOKEN": "new-plain-secret-5678"}
+    first = settings_from_dict({**config(tmp_path), "meta": {"access_token_env": "OLD_TOKEN"}})
+    second = settings_from_dict({**config(tmp_path), "meta": {"access_token_env": "NEW_TOKEN"}})
+    out = io.StringIO()
+    logger = logging.getLogger("tests.reload.secrets")
+    with (
+        configured(first, env, stream=out),
+        Store.open(f"sqlite:///{tmp_path}/state.db") as store,
+    ):
+        d = Daemon(first, store, FakeSender(), env=env)
+        logger.warning("before: %s", env["NEW_TOKEN"])  # not yet a secret of the config
+        d.reload(second)
+        logger.warning("after: %s and %s", env["NEW_TOKEN"], env["OLD_TOKEN"])
+    lines = out.getvalue().splitlines()
+    after = next(line for line in lines if '"after:' in line)
+    assert env["NEW_TOKEN"] not in after and env["OLD_TOKEN"] not in after
+    assert after.count("[redacted]") == 2
+    assert d.tailer.senders.graph_hosts == second.graph_hosts
