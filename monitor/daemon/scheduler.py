@@ -190,7 +190,7 @@ class Daemon:
     ) -> Daemon:
         """Open the store at ``db_url``, build the configured notifiers (secrets and Graph
         API tokens from ``env``, default ``os.environ``) and their outbox sender."""
-        from monitor.jsonlog import remember_secrets, secret_values
+        from monitor.jsonlog import secret_values
         from monitor.notify import build_notifiers
         from monitor.notify.sender import OutboxSender
 
