@@ -183,8 +183,11 @@ def run_scenario(
     scale: float,
     keep: str | None = None,
     model: str = "simulate",
+    calendar: str = "listed",
 ) -> dict[str, Any]:
-    """Generate, store Meta's counts, backtest the last two weeks, score."""
+    """Generate, store Meta's counts, backtest the last two weeks, score. ``calendar``
+    (traffic model): ``listed`` writes the public holidays and Black Friday into the
+    config's ``[calendar]`` as a user would, ``none`` leaves them out."""
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"capi-bench-{seed}-") as tmp:
         root = Path(keep) / f"{model}-seed-{seed}" if keep else Path(tmp)
@@ -204,6 +207,13 @@ def run_scenario(
             if keep:
                 done = {"settings": wanted, "summary": summary, "start": start, "end": end}
                 made.write_bytes(orjson.dumps(done))
+        if model == "traffic":
+            # The config as the code of today writes it (a kept one may predate it), with
+            # or without the known calendar days a user would list.
+            world = traffic.plan(seed, weeks=weeks, datasets=datasets, scale=scale)
+            text = traffic.config_text(root, world, calendar=calendar == "listed")
+            (root / "config.toml").write_text(text, encoding="utf-8")
+            settings = load_settings(root / "config.toml")
         generated = time.perf_counter() - began
         truth = orjson.loads((root / "ground_truth.json").read_bytes())
         result = run_backtest(
@@ -321,7 +331,7 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _work(args: tuple[int, int, int, float, float, str | None, str]) -> dict[str, Any]:
+def _work(args: tuple[int, int, int, float, float, str | None, str, str]) -> dict[str, Any]:
     return run_scenario(*args)
 
 
@@ -339,6 +349,13 @@ def main(argv: list[str] | None = None) -> int:
         "--datasets",
         type=int,
         help="datasets per scenario (simulate: 1-3, default 2; traffic: 1-5, default 3)",
+    )
+    ap.add_argument(
+        "--calendar",
+        choices=("listed", "none"),
+        default="listed",
+        help="traffic model: list the public holidays and Black Friday in the config's "
+        "[calendar] (as a user would) or not",
     )
     ap.add_argument("--step", default="15m", help="evaluation step (the logs cycle)")
     ap.add_argument("--scale", type=float, default=1.0, help="traffic multiplier")
@@ -366,7 +383,16 @@ def main(argv: list[str] | None = None) -> int:
     step = parse_duration(args.step)
     began = time.perf_counter()
     jobs = [
-        (args.seed + i, args.weeks, args.datasets, step, args.scale, args.keep, args.model)
+        (
+            args.seed + i,
+            args.weeks,
+            args.datasets,
+            step,
+            args.scale,
+            args.keep,
+            args.model,
+            args.calendar,
+        )
         for i in range(args.scenarios)
     ]
     if args.jobs > 1 and len(jobs) > 1:
@@ -386,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
             "step_s": step,
             "scale": args.scale,
             "grace_s": GRACE,
+            "calendar": args.calendar if args.model == "traffic" else "none",
         },
         "seconds": round(time.perf_counter() - began, 1),
         "aggregate": aggregate(scenarios),

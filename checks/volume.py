@@ -40,7 +40,7 @@ import dataclasses as dc
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any, ClassVar, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
@@ -56,6 +56,7 @@ from checks.baseline import (
     shifted_hour,
 )
 from checks.detect import (
+    VOLUME_DROP,
     VOLUME_SPIKE,
     HourPoint,
     Reference,
@@ -80,6 +81,7 @@ SOURCE_TEXT = {
     META_SERVER: "server events (Meta)",
     META_BROWSER: "browser events (Meta)",
 }
+TRAFFIC_SHIFT = "TRAFFIC_SHIFT"  # info: a dataset-wide move read as traffic (_Judge._traffic)
 STOP_HOURS = 24  # longest run of zero hours looked at for VOLUME_STOPPED
 _PENALTY = {Severity.INFO: 0, Severity.WARN: 15, Severity.CRIT: 40}
 
@@ -205,9 +207,18 @@ class _Judge:
     def findings(self) -> list[Finding]:
         out = []
         for s, v, folded in _fold(self.verdicts()):
+            if s.event_name is None and (why := self._traffic(s, v)) is not None:
+                # Traffic: one info observation; an event name that fell (or rose) against
+                # the others besides (share baseline, or the others as reference) alerts.
+                out.append(self._traffic_finding(s, v, why))
+                for e, ev in folded:
+                    if ev.kind is BaselineKind.SHARE or ev.referenced:
+                        out.append(self._volume_finding(e, ev, []))
+                continue
+            names = [e.event_name for e, _ in folded if e.event_name]
             if s.event_name is None:
-                folded = sorted({*folded, *self._moved_with(s, v)})
-            out.append(self._volume_finding(s, v, folded))
+                names = sorted({*names, *self._moved_with(s, v)})
+            out.append(self._volume_finding(s, v, names))
         ratios = RatioJudge(self.h, self.now, self.rules)
         if self.logs_current:
             for name in sorted(self.h.rollups):
@@ -296,28 +307,118 @@ class _Judge:
                 out.append((s, v))
         return out
 
-    def _moved_with(self, total: _Series, v: VolumeVerdict) -> list[str]:
-        """The event names of ``total``'s source whose own hours of the verdict's window
-        moved as the total did, against their seasonal baselines: what a dataset-wide
-        finding names (their shares did not change, so they have no finding of their
-        own)."""
-        rules = self.rules
-        names = []
+    def _window_ratios(
+        self, total: _Series, v: VolumeVerdict
+    ) -> Iterator[tuple[str, float, float]]:
+        """Per event name of ``total``'s source: (name, observed ÷ expected, expected) over
+        the verdict's window, against each name's own seasonal baselines."""
         for (source, name), points in self._seasonal.items():
             if source != total.source or name is None:
                 continue
             window = [p for p in points if v.since <= p.hour < v.until]
             expected = expected_sum(window)
-            if expected <= 0:
-                continue
-            ratio = sum(p.observed for p in window) / expected
-            if v.code == VOLUME_SPIKE:
-                moved = ratio >= (1 + rules.spike_ratio) / 2
-            else:
-                moved = ratio <= 1 - rules.drop_warn / 2
+            if expected > 0:
+                yield name, sum(p.observed for p in window) / expected, expected
+
+    def _moved(self, v: VolumeVerdict, ratio: float) -> bool:
+        """Whether a ratio moved as the verdict did: half as far as it must."""
+        if v.code == VOLUME_SPIKE:
+            return ratio >= (1 + self.rules.spike_ratio) / 2
+        return ratio <= 1 - self.rules.drop_warn / 2
+
+    def _moved_with(self, total: _Series, v: VolumeVerdict) -> list[str]:
+        """The event names of ``total``'s source whose own hours of the verdict's window
+        moved as the total did, against their seasonal baselines: what a dataset-wide
+        finding names (their shares did not change, so they have no finding of their
+        own)."""
+        return [name for name, ratio, _ in self._window_ratios(total, v) if self._moved(v, ratio)]
+
+    # --- traffic or tracking ---------------------------------------------------------------
+
+    def _local_midnight(self, hour: int) -> int:
+        """The UTC start of the local day containing ``hour``."""
+        day = datetime.fromtimestamp(hour, self.tz).date()
+        return int(datetime.combine(day, time(), tzinfo=self.tz).timestamp())
+
+    def _ratio_over(self, s: _Series, start: int, stop: int) -> tuple[float, float] | None:
+        """(observed ÷ expected, expected) of ``s`` over the hours ``[start, stop)``
+        against its seasonal baselines; ``None`` when an hour has no count or baseline."""
+        observed = expected = 0.0
+        for hour in range(start, stop, HOUR):
+            count = s.count(hour)
+            b = None if count is None else hour_baseline(s.count, hour, self.tz, self.rules)
+            if count is None or b is None:
+                return None
+            observed, expected = observed + count, expected + b.expected
+        return (observed / expected if expected > 0 else 1.0), expected
+
+    def _traffic(self, s: _Series, v: VolumeVerdict) -> str | None:
+        """Why a dataset-wide drop or spike is traffic, not tracking (``TRAFFIC_SHIFT``),
+        else ``None``. All of: not a stop; no reference disagreeing (the other side, when
+        Meta's counts for those hours are in, moved as well: observed ÷ expected half as
+        far as the verdict requires, as for event names); every event name with at
+        least ``min_expected`` events expected in the window moved as the total did; and
+        the window lies on local days listed in ``[calendar]`` (``"calendar"``), or it
+        started at local midnight (``"local_midnight"``, ``_from_midnight``)."""
+        if v.code not in (VOLUME_DROP, VOLUME_SPIKE):
+            return None
+        if v.referenced and not self._moved(v, _reference_ratio(v)):
+            return None  # the other side did not move: one side against the other
+        for _, ratio, expected in self._window_ratios(s, v):
+            if expected >= self.rules.min_expected and not self._moved(v, ratio):
+                return None  # an event name that did not move: not the whole dataset
+        days = {datetime.fromtimestamp(h, self.tz).date() for h in (v.since, v.until - HOUR)}
+        if days <= self.h.calendar:
+            return "calendar"
+        return "local_midnight" if self._from_midnight(s, v) else None
+
+    def _from_midnight(self, s: _Series, v: VolumeVerdict) -> bool:
+        """The move started at local midnight: the window lies in one local day; the hours
+        of that day before the window moved the same way by at least ``traffic_move``
+        (when they expected ``2 × min_expected`` events; else the window must start within
+        ``traffic_midnight_hours`` of midnight); and the ``level_hours`` before midnight
+        did not (a drop that began the evening before is an incident going on)."""
+        rules = self.rules
+        midnight = self._local_midnight(v.until - HOUR)
+        if v.since < midnight:
+            return False
+        spike = v.code == VOLUME_SPIKE
+        evening = self._ratio_over(s, midnight - rules.level_hours * HOUR, midnight)
+        if evening is not None and evening[1] >= 2 * rules.min_expected:
+            moved = (
+                evening[0] >= 1 + rules.traffic_move
+                if spike
+                else evening[0] <= 1 - rules.traffic_move
+            )
             if moved:
-                names.append(name)
-        return names
+                return False
+        before = self._ratio_over(s, midnight, v.since)
+        if before is None or before[1] < 2 * rules.min_expected:
+            return v.since - midnight <= rules.traffic_midnight_hours * HOUR
+        if spike:
+            return before[0] >= 1 + rules.traffic_move
+        return before[0] <= 1 - rules.traffic_move
+
+    def _traffic_finding(self, s: _Series, v: VolumeVerdict, why: str) -> Finding:
+        """The ``TRAFFIC_SHIFT`` observation (info) standing for a dataset-wide verdict."""
+        alert = self._volume_finding(s, v, self._moved_with(s, v))
+        day = local_label(self._local_midnight(v.until - HOUR), self.tz).split()[0]
+        reason = (
+            f"{day} is listed in [calendar]"
+            if why == "calendar"
+            else f"since local midnight ({day} 00:00 {self.h.timezone})"
+        )
+        way = "up" if v.code == VOLUME_SPIKE else "down"
+        message = (
+            f"{alert.message} Every event name moved {way} together {reason}, with no "
+            "reference disagreeing: read as a change in traffic (a holiday, a sale), not "
+            "in tracking."
+        )
+        evidence = {**alert.evidence, "traffic": why, "volume_code": v.code}
+        return graph_finding(
+            CHECK_ID, TRAFFIC_SHIFT, Severity.INFO, alert.count, message, _TRAFFIC,
+            evidence=evidence,
+        )  # fmt: skip
 
     def _referenced(
         self,
@@ -476,21 +577,29 @@ class _Judge:
 
 def _fold(
     verdicts: list[tuple[_Series, VolumeVerdict]],
-) -> list[tuple[_Series, VolumeVerdict, list[str]]]:
+) -> list[tuple[_Series, VolumeVerdict, list[tuple[_Series, VolumeVerdict]]]]:
     """Per-event verdicts whose all-events series of the same source has the same code
     fold into it: one dataset-wide finding naming them, not one alert per event name."""
     totals = {(s.source, v.code) for s, v in verdicts if s.event_name is None}
-    out: list[tuple[_Series, VolumeVerdict, list[str]]] = []
-    folded: dict[tuple[str, str], list[str]] = {}
+    Folded = list[tuple[_Series, VolumeVerdict]]
+    out: list[tuple[_Series, VolumeVerdict, Folded]] = []
+    folded: dict[tuple[str, str], Folded] = {}
     for s, v in verdicts:
         if s.event_name is not None and (s.source, v.code) in totals:
-            folded.setdefault((s.source, v.code), []).append(s.event_name)
+            folded.setdefault((s.source, v.code), []).append((s, v))
     for s, v in verdicts:
         if s.event_name is None:
             out.append((s, v, folded.get((s.source, v.code), [])))
         elif (s.source, v.code) not in totals:
             out.append((s, v, []))
     return out
+
+
+def _reference_ratio(v: VolumeVerdict) -> float:
+    """Observed ÷ expected of the reference series over the verdict's window."""
+    refs = [p.reference for p in v.points if p.reference is not None]
+    expected = sum(r.expected for r in refs)
+    return sum(r.observed for r in refs) / expected if expected > 0 else 1.0
 
 
 # What a series' level is measured against (``_Judge._referenced``), for explanations.
@@ -512,6 +621,11 @@ _SPIKE = (
 _BROWSER = (
     "Check the pixel on the site: tag manager or consent changes, a removed base code, "
     "a broken fbq('track') call."
+)
+_TRAFFIC = (
+    "Nothing to fix if the shop's own numbers (orders, sessions) moved as much. If they "
+    "did not, treat it as VOLUME_DROP or VOLUME_SPIKE; list known holidays and sales days "
+    "in [calendar] to have them read as traffic at any hour."
 )
 _REMEDIATION: dict[tuple[str, str], str] = {
     ("VOLUME_STOPPED", LOGS): _STOPPED_LOGS,

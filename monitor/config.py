@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import socket
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -41,6 +42,29 @@ def parse_duration(value: Any) -> float:
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def _country(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z]{2}", value):
+        raise ValueError(
+            f"expected a two-letter country code (ISO 3166-1) such as 'DE', got {value!r}"
+        )
+    return value.upper()
+
+
+def _day(value: Any) -> date:
+    if isinstance(value, date):  # a bare TOML date: days = [2026-12-25]
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError(f"expected a day as 'YYYY-MM-DD', got {value!r}")
+
+
+Country = Annotated[str, BeforeValidator(_country)]
+Day = Annotated[date, BeforeValidator(_day)]
 
 
 class _Section(BaseModel):
@@ -80,6 +104,8 @@ class DatasetSettings(_Section):
     owner: str | None = None
     client: str | None = None
     orders: str | None = None  # the name of an [[orders]] entry to reconcile Purchases with
+    country: Country | None = None  # its [calendar.countries] list applies
+    calendar_days: list[Day] = Field(default_factory=list)  # its own known days (a sale)
 
     @property
     def label(self) -> str:
@@ -417,6 +443,28 @@ class VolumeSettings(_Section):
     share_drop_crit: Share = 0.5
     key_min_share: Share = 0.2  # keys with a lower usual coverage are not judged
     value_change: float = Field(0.5, gt=0)  # relative change of the mean Purchase value
+    # Traffic, not tracking (TRAFFIC_SHIFT): the hours since local midnight before a window
+    # moved the same way by at least this much; with too few events in them to tell, the
+    # window must start within traffic_midnight_hours of local midnight.
+    traffic_move: Share = 0.1
+    traffic_midnight_hours: int = Field(2, ge=0, le=23)
+
+
+class CalendarSettings(_Section):
+    """``[calendar]``: known calendar days (public holidays, sales days) on which a
+    dataset-wide move of every event together is traffic (``TRAFFIC_SHIFT``, info), not
+    a tracking alert (``checks.volume``). ``days`` apply to every dataset, ``countries``
+    (``DE = ["2026-10-03"]``) to the datasets with that ``country``, a dataset's own
+    ``calendar_days`` to it alone; each day is the dataset's local day, midnight to
+    midnight."""
+
+    days: list[Day] = Field(default_factory=list)
+    countries: dict[Country, list[Day]] = Field(default_factory=dict)
+
+    def days_of(self, country: str | None) -> frozenset[date]:
+        """The listed days of a dataset of ``country`` (``None``: the common ones)."""
+        own = self.countries.get(country, []) if country else []
+        return frozenset([*self.days, *own])
 
 
 class ChecksSettings(_Section):
@@ -443,6 +491,7 @@ class Settings(_Section):
     report: ReportSettings = Field(default_factory=ReportSettings)
     input: InputSettings = Field(default_factory=InputSettings)
     checks: ChecksSettings = Field(default_factory=ChecksSettings)
+    calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     instance: InstanceSettings = Field(default_factory=InstanceSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     source_path: str | None = Field(default=None, exclude=True)
@@ -477,6 +526,8 @@ class Settings(_Section):
 def _key_path(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
+        if part == "[key]":  # a mapping's key itself (loc names it already)
+            continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
 

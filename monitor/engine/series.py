@@ -8,6 +8,7 @@ timezone``), else ``[schedule] timezone``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import date
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -82,6 +83,14 @@ def index_graph(counts: Iterable[SourceCounts]) -> dict[str, dict[int, tuple[flo
     }
 
 
+def dataset_calendar(settings: Settings, dataset_id: str) -> frozenset[date]:
+    """The known calendar days of a dataset: ``[calendar] days``, its country's
+    (``[calendar.countries]``) and its own ``calendar_days``."""
+    ds = settings.dataset(dataset_id)
+    common = settings.calendar.days_of(ds.country if ds else None)
+    return common | frozenset(ds.calendar_days) if ds else common
+
+
 def first_hour_of(index: Mapping[str, Mapping[int, object]]) -> int | None:
     return min((min(hours) for hours in index.values() if hours), default=None)
 
@@ -105,6 +114,7 @@ def build_history(
         graph=meta,
         graph_first_hour=first_hour_of(meta),
         current=current,
+        calendar=dataset_calendar(settings, dataset_id),
     )
 
 

@@ -24,6 +24,7 @@ import dataclasses as dc
 import math
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -92,6 +93,8 @@ class VolumeHistory:
     current: Current = Current.INCLUDED
     memo: BlockMemo | None = dc.field(default=None, compare=False)
     memo_until: float = math.inf
+    # Local days listed in ``[calendar]`` for the dataset: days of traffic, not tracking.
+    calendar: frozenset[date] = frozenset()
 
     @property
     def tz(self) -> ZoneInfo:

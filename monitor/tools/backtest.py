@@ -47,7 +47,7 @@ from monitor.config import Settings
 from monitor.engine.audit import DatasetAudit, configured_files
 from monitor.engine.cycle import CycleBatch
 from monitor.engine.rollup import RollupAccumulator
-from monitor.engine.series import dataset_timezone, index_graph, lookback
+from monitor.engine.series import dataset_calendar, dataset_timezone, index_graph, lookback
 from monitor.errors import ConfigError
 from monitor.model.observations import Delivery, ReadStats
 from monitor.model.rollup import SOURCE_SERVER_LOG, HourRollup
@@ -179,6 +179,7 @@ class _Index:
             current=Current.ADD,
             memo=self.memos.setdefault(dataset_id, {}),
             memo_until=until,
+            calendar=dataset_calendar(self.settings, dataset_id),
         )
 
 

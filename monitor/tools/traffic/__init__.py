@@ -78,14 +78,14 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
 
-from monitor.tools.traffic.localtime import ANCHORS, HOUR, public_holidays
+from monitor.tools.traffic.localtime import ANCHORS, DAY, HOUR, black_friday, public_holidays
 from monitor.tools.traffic.run import SiteRun
 from monitor.tools.traffic.world import (
     INCIDENT_TYPES,
@@ -209,17 +209,41 @@ def ground_truth(world: World) -> dict[str, Any]:
     }
 
 
-def config_text(root: Path, world: World) -> str:
-    """A capi-monitor config for the generated datasets (the store in ``root``)."""
+def config_text(root: Path, world: World, *, calendar: bool = True) -> str:
+    """A capi-monitor config for the generated datasets (the store in ``root``). With
+    ``calendar``, the known days as a user would list them: every public holiday of each
+    country in the years of the run (``[calendar.countries]``, each dataset's
+    ``country``), and Black Friday to Cyber Monday for the retail datasets
+    (``calendar_days``). Promotions and newsletters are not listed."""
     db = (root / "capi-monitor.db").resolve()
     lines = ["# Written by monitor.tools.traffic: the modelled datasets and their logs.",
              "[storage]", f'url = "sqlite:///{db}"', "",
              "[schedule]", 'logs_every = "15m"', 'timezone = "UTC"', ""]  # fmt: skip
+    years = range(
+        datetime.fromtimestamp(world.start - DAY, UTC).year,
+        datetime.fromtimestamp(world.end + DAY, UTC).year + 1,
+    )
+    if calendar:
+        lines.append("[calendar.countries]")
+        for country in sorted({s.country for s in world.sites}):
+            days = sorted(d for y in years for d in public_holidays(country, y))
+            lines.append(f"{country} = {_toml_days(days)}")
+        lines.append("")
     for site in world.sites:
         logs = (root / "logs" / f"{site.dataset_id}.jsonl.gz").resolve()
         lines += ["[[datasets]]", f'id = "{site.dataset_id}"', f'name = "{site.name}"',
-                  f'logs = ["{logs}"]', f'timezone = "{site.timezone}"', ""]  # fmt: skip
+                  f'logs = ["{logs}"]', f'timezone = "{site.timezone}"']  # fmt: skip
+        if calendar:
+            lines.append(f'country = "{site.country}"')
+            if site.vertical == "retail":
+                sales = [black_friday(y) + timedelta(days=i) for y in years for i in range(4)]
+                lines.append(f"calendar_days = {_toml_days(sales)}")
+        lines.append("")
     return "\n".join(lines)
+
+
+def _toml_days(days: Sequence[date]) -> str:
+    return "[" + ", ".join(f'"{d.isoformat()}"' for d in days) + "]"
 
 
 def write_scenario(
