@@ -74,8 +74,9 @@ def judge(
     graph: list[SourceCounts] = (),  # type: ignore[assignment]
     settings: dict[str, Any] | None = None,
     now: float = NOW,
+    config: dict[str, Any] | None = None,
 ) -> CheckResult:
-    history = build_history(settings_from_dict({}), "123", rollups, graph)
+    history = build_history(settings_from_dict(config or {}), "123", rollups, graph)
     ctx = CheckContext("123", now, ChecksSettings.model_validate(settings or {}), series=history)
     return Volume(ctx).result()
 
@@ -282,3 +283,106 @@ def test_run_audit_hands_the_series_after_reading() -> None:
     volume = next(c for c in report.datasets[0].checks if c.id == "volume")
     assert volume.status is Status.CRIT
     assert [f.code for f in volume.findings] == ["VOLUME_STOPPED"]
+
+
+# --- traffic or tracking (TRAFFIC_SHIFT) ------------------------------------------------
+
+MIDNIGHT = CURRENT - 12 * HOUR  # 2026-11-20T00:00Z: local midnight of the UTC dataset
+
+
+def _only(
+    name: str, change: Callable[[str, HourRollup], None]
+) -> Callable[[str, HourRollup], None]:
+    def only(event: str, r: HourRollup) -> None:
+        if event == name:
+            change(event, r)
+
+    return only
+
+
+def test_holiday_drop_from_local_midnight_is_traffic_not_an_alert() -> None:
+    result = judge(make_rollups(tweak=_from(MIDNIGHT, _scale(0.35))))
+    found = codes(result)
+    assert set(found) == {("TRAFFIC_SHIFT", None)}, [f.message for f in result.findings]
+    shift = found[("TRAFFIC_SHIFT", None)]
+    assert shift.severity is Severity.INFO and result.status is Status.OK
+    assert shift.evidence["traffic"] == "local_midnight"
+    assert shift.evidence["volume_code"] == "VOLUME_DROP"
+    assert set(shift.evidence["event_names"]) == set(RATES)
+    assert "since local midnight (Fri 00:00 UTC)" in shift.message
+
+
+def test_local_midnight_is_the_datasets_own() -> None:
+    # The same drop from UTC midnight, for a dataset in New York: it began at 19:00 local.
+    config = {"datasets": [{"id": "123", "timezone": "America/New_York"}]}
+    found = codes(judge(make_rollups(tweak=_from(MIDNIGHT, _scale(0.35))), config=config))
+    assert ("VOLUME_DROP", None) in found and ("TRAFFIC_SHIFT", None) not in found
+
+
+def test_the_same_drop_from_mid_day_is_an_alert() -> None:
+    found = codes(judge(make_rollups(tweak=_from(CURRENT - 3 * HOUR, _scale(0.35)))))
+    assert found[("VOLUME_DROP", None)].severity is Severity.CRIT
+    assert ("TRAFFIC_SHIFT", None) not in found
+
+
+def test_a_drop_that_began_the_evening_before_is_an_alert() -> None:
+    found = codes(judge(make_rollups(tweak=_from(MIDNIGHT - 3 * HOUR, _scale(0.35)))))
+    assert ("VOLUME_DROP", None) in found and ("TRAFFIC_SHIFT", None) not in found
+
+
+def test_one_event_name_down_from_midnight_is_an_alert() -> None:
+    tweak = _from(MIDNIGHT, _only("PageView", _scale(0.2)))
+    found = codes(judge(make_rollups(tweak=tweak)))
+    assert not any(code == "TRAFFIC_SHIFT" for code, _ in found)
+    assert {("VOLUME_DROP", None), ("VOLUME_DROP", "PageView")} & set(found)
+
+
+def test_a_server_stop_from_midnight_is_an_alert() -> None:
+    found = codes(judge(make_rollups(tweak=_from(MIDNIGHT + 6 * HOUR, _stop(None)))))
+    assert found[("VOLUME_STOPPED", None)].severity is Severity.CRIT
+    assert not any(code == "TRAFFIC_SHIFT" for code, _ in found)
+
+
+def test_server_down_while_metas_browser_count_is_not_is_an_alert() -> None:
+    # Meta's browser counts are in for the hours of the drop and did not move.
+    rollups = make_rollups(tweak=_from(MIDNIGHT, _scale(0.35)))
+    found = codes(judge(rollups, graph_counts(), settings={"volume": {"graph_settle": 0}}))
+    assert ("VOLUME_DROP", None) in found and ("TRAFFIC_SHIFT", None) not in found
+
+
+def test_black_friday_from_midnight_is_traffic_not_a_spike() -> None:
+    # (a day at 3x is no spike at all: the day's level before the window is counted)
+    found = codes(judge(make_rollups(tweak=_from(MIDNIGHT, _scale(6.0)))))
+    assert set(found) == {("TRAFFIC_SHIFT", None)}
+    assert found[("TRAFFIC_SHIFT", None)].evidence["volume_code"] == "VOLUME_SPIKE"
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"calendar": {"days": ["2026-11-20"]}},
+        {
+            "calendar": {"countries": {"DE": ["2026-11-20"]}},
+            "datasets": [{"id": "123", "country": "de"}],
+        },
+        {"datasets": [{"id": "123", "calendar_days": ["2026-11-20"]}]},
+    ],
+    ids=["days", "country", "dataset"],
+)
+def test_on_a_listed_day_a_dataset_wide_drop_at_any_hour_is_traffic(config: dict[str, Any]) -> None:
+    rollups = make_rollups(tweak=_from(CURRENT - 3 * HOUR, _scale(0.35)))
+    found = codes(judge(rollups, config=config))
+    assert set(found) == {("TRAFFIC_SHIFT", None)}
+    assert found[("TRAFFIC_SHIFT", None)].evidence["traffic"] == "calendar"
+    # another country's day, or another day, changes nothing
+    other = {"calendar": {"days": ["2026-11-19"], "countries": {"US": ["2026-11-20"]}}}
+    assert ("VOLUME_DROP", None) in codes(judge(rollups, config=other))
+
+
+def test_on_a_listed_day_a_stop_or_one_event_name_still_alerts() -> None:
+    config = {"calendar": {"days": ["2026-11-20"]}}
+    stop = codes(judge(make_rollups(tweak=_from(CURRENT - 3 * HOUR, _stop(None))), config=config))
+    assert ("VOLUME_STOPPED", None) in stop
+    tweak = _from(CURRENT - 3 * HOUR, _only("PageView", _scale(0.2)))
+    found = codes(judge(make_rollups(tweak=tweak), config=config))
+    assert not any(code == "TRAFFIC_SHIFT" for code, _ in found)

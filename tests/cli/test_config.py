@@ -54,6 +54,14 @@ def test_defaults_match_contract() -> None:
         ({"datasets": [{"id": "1"}, {"id": "1"}]}, r"datasets\[1\]\.id: duplicate"),
         ({"notify": {"email": {"host": "h", "to": ["a@b.c"]}}}, r"notify\.email\.from"),
         ({"checks": {"match_quality": {"warn_score": 11}}}, r"checks\.match_quality\.warn_score"),
+        ({"calendar": {"days": ["2026-02-30"]}}, r"calendar\.days\[0\]: expected a day"),
+        ({"calendar": {"days": "2026-12-25"}}, r"calendar\.days: "),
+        ({"calendar": {"days": ["25.12.2026"]}}, r"calendar\.days\[0\]: expected a day"),
+        ({"calendar": {"countries": {"DEU": []}}}, r"calendar\.countries\.DEU: expected a two"),
+        ({"calendar": {"countries": {"US": [20261126]}}}, r"calendar\.countries\.US\[0\]"),
+        ({"calendar": {"holidays": []}}, r"calendar\.holidays: unknown key"),
+        ({"datasets": [{"id": "1", "country": "Germany"}]}, r"datasets\[0\]\.country: expected"),
+        ({"datasets": [{"id": "1", "calendar_days": ["x"]}]}, r"datasets\[0\]\.calendar_days\[0\]"),
     ],
 )
 def test_errors_name_the_key_path(data: dict[str, object], message: str) -> None:
@@ -80,3 +88,21 @@ def test_shipped_configs_are_valid(name: str) -> None:
         pytest.fail(f"{name} is missing")
     settings = load_settings(path)
     assert settings.datasets, "the shipped configs describe at least one dataset"
+
+
+def test_calendar_days_of_a_dataset(tmp_path: Path) -> None:
+    from datetime import date
+
+    from monitor.engine.series import dataset_calendar
+
+    p = tmp_path / "c.toml"
+    p.write_text(
+        '[calendar]\ndays = ["2026-12-25", 2026-12-31]\n'
+        '[calendar.countries]\nde = ["2026-10-03"]\nUS = ["2026-11-26"]\n'
+        '[[datasets]]\nid = "1"\ncountry = "DE"\ncalendar_days = ["2026-11-27"]\n'
+        '[[datasets]]\nid = "2"\n'
+    )
+    s = load_settings(p)
+    days = {date(2026, 12, 25), date(2026, 12, 31)}
+    assert dataset_calendar(s, "1") == {*days, date(2026, 10, 3), date(2026, 11, 27)}
+    assert dataset_calendar(s, "2") == days  # no country: the common days only
