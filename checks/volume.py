@@ -40,7 +40,7 @@ import dataclasses as dc
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from typing import Any, ClassVar, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
@@ -355,22 +355,38 @@ class _Judge:
     def _traffic(self, s: _Series, v: VolumeVerdict) -> str | None:
         """Why a dataset-wide drop or spike is traffic, not tracking (``TRAFFIC_SHIFT``),
         else ``None``. All of: not a stop; no reference disagreeing (the other side, when
-        Meta's counts for those hours are in, moved as well: observed ÷ expected half as
-        far as the verdict requires, as for event names); every event name with at
-        least ``min_expected`` events expected in the window moved as the total did; and
-        the window lies on local days listed in ``[calendar]`` (``"calendar"``), or it
-        started at local midnight (``"local_midnight"``, ``_from_midnight``)."""
+        Meta's counts for those hours are in, moved as well); every event name with at
+        least ``min_expected`` events expected in the window moved as well; and
+        every hour of the window lies on a local day listed in ``[calendar]`` or in its
+        night (``"calendar"``, ``_listed``), or the move started at local midnight
+        (``"local_midnight"``, ``_from_midnight``). "Moved" is by at least
+        ``2 × traffic_move`` the verdict's way (``_same_way``): Black Friday lifts
+        visits less than purchases."""
         if v.code not in (VOLUME_DROP, VOLUME_SPIKE):
             return None
-        if v.referenced and not self._moved(v, _reference_ratio(v)):
+        if v.referenced and not self._same_way(v, _reference_ratio(v), 2):
             return None  # the other side did not move: one side against the other
         for _, ratio, expected in self._window_ratios(s, v):
-            if expected >= self.rules.min_expected and not self._moved(v, ratio):
+            if expected >= self.rules.min_expected and not self._same_way(v, ratio, 2):
                 return None  # an event name that did not move: not the whole dataset
-        days = {datetime.fromtimestamp(h, self.tz).date() for h in (v.since, v.until - HOUR)}
-        if days <= self.h.calendar:
+        if all(self._listed(h) for h in range(v.since, v.until, HOUR)):
             return "calendar"
         return "local_midnight" if self._from_midnight(s, v) else None
+
+    def _same_way(self, v: VolumeVerdict, ratio: float, times: float = 1) -> bool:
+        """Whether a ratio moved the verdict's way by ``times × traffic_move``."""
+        move = times * self.rules.traffic_move
+        return ratio >= 1 + move if v.code == VOLUME_SPIKE else ratio <= 1 - move
+
+    def _listed(self, hour: int) -> bool:
+        """Whether an hour falls on a ``[calendar]`` day, or in its night: the first
+        ``calendar_night_hours`` of the next local day (a holiday's night is quiet too)."""
+        local = datetime.fromtimestamp(hour, self.tz)
+        day = local.date()
+        if day in self.h.calendar:
+            return True
+        night = local.hour < self.rules.calendar_night_hours
+        return night and day - timedelta(days=1) in self.h.calendar
 
     def _from_midnight(self, s: _Series, v: VolumeVerdict) -> bool:
         """The move started at local midnight: the window lies in one local day; the hours
@@ -382,22 +398,14 @@ class _Judge:
         midnight = self._local_midnight(v.until - HOUR)
         if v.since < midnight:
             return False
-        spike = v.code == VOLUME_SPIKE
         evening = self._ratio_over(s, midnight - rules.level_hours * HOUR, midnight)
-        if evening is not None and evening[1] >= 2 * rules.min_expected:
-            moved = (
-                evening[0] >= 1 + rules.traffic_move
-                if spike
-                else evening[0] <= 1 - rules.traffic_move
-            )
-            if moved:
-                return False
+        known = evening is not None and evening[1] >= 2 * rules.min_expected
+        if known and evening is not None and self._same_way(v, evening[0]):
+            return False
         before = self._ratio_over(s, midnight, v.since)
         if before is None or before[1] < 2 * rules.min_expected:
             return v.since - midnight <= rules.traffic_midnight_hours * HOUR
-        if spike:
-            return before[0] >= 1 + rules.traffic_move
-        return before[0] <= 1 - rules.traffic_move
+        return self._same_way(v, before[0])
 
     def _traffic_finding(self, s: _Series, v: VolumeVerdict, why: str) -> Finding:
         """The ``TRAFFIC_SHIFT`` observation (info) standing for a dataset-wide verdict."""

@@ -448,6 +448,7 @@ class VolumeSettings(_Section):
     # window must start within traffic_midnight_hours of local midnight.
     traffic_move: Share = 0.1
     traffic_midnight_hours: int = Field(2, ge=0, le=23)
+    calendar_night_hours: int = Field(6, ge=0, le=23)  # a [calendar] day's night, next morning
 
 
 class CalendarSettings(_Section):

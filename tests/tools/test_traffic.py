@@ -8,6 +8,7 @@ import functools
 import gzip
 import itertools
 import statistics
+import tomllib
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -19,9 +20,11 @@ import orjson
 import pytest
 
 from benchmarks import bench_detection
+from monitor.config import settings_from_dict
+from monitor.engine.series import dataset_calendar
 from monitor.timeutil import parse_iso
 from monitor.tools import traffic
-from monitor.tools.traffic.localtime import black_friday, easter
+from monitor.tools.traffic.localtime import black_friday, easter, public_holidays
 from monitor.tools.traffic.run import SiteRun
 from monitor.tools.traffic.world import ROSTER
 
@@ -309,3 +312,15 @@ def test_detection_benchmark_runs_on_the_traffic_model(tmp_path: Path) -> None:
         bench_detection.DROP_ROW,
     }
     assert report["aggregate"]["notifications_per_dataset_week"] is not None
+
+
+def test_the_config_lists_the_calendar_a_user_would_know(world: traffic.World) -> None:
+    root = Path("/tmp/nowhere")
+    listed = settings_from_dict(tomllib.loads(traffic.config_text(root, world)))
+    bare = settings_from_dict(tomllib.loads(traffic.config_text(root, world, calendar=False)))
+    for site in world.sites:
+        days = dataset_calendar(listed, site.dataset_id)
+        year = datetime.fromtimestamp(world.start, UTC).year
+        assert set(public_holidays(site.country, year)) <= days
+        assert (black_friday(year) in days) == (site.vertical == "retail")
+        assert dataset_calendar(bare, site.dataset_id) == frozenset()
