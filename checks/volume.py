@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses as dc
 import functools
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -340,17 +341,21 @@ class _Judge:
         day = datetime.fromtimestamp(hour, self.tz).date()
         return int(datetime.combine(day, time(), tzinfo=self.tz).timestamp())
 
-    def _ratio_over(self, s: _Series, start: int, stop: int) -> tuple[float, float] | None:
-        """(observed ÷ expected, expected) of ``s`` over the hours ``[start, stop)``
+    def _ratio_over(self, s: _Series, start: int, stop: int) -> tuple[float, float, float] | None:
+        """(observed ÷ expected, expected, z) of ``s`` over the hours ``[start, stop)``
         against its seasonal baselines; ``None`` when an hour has no count or baseline."""
-        observed = expected = 0.0
+        observed = expected = variance = 0.0
         for hour in range(start, stop, HOUR):
             count = s.count(hour)
             b = None if count is None else hour_baseline(s.count, hour, self.tz, self.rules)
             if count is None or b is None:
                 return None
             observed, expected = observed + count, expected + b.expected
-        return (observed / expected if expected > 0 else 1.0), expected
+            variance += b.variance(self.rules.overdispersion)
+        if expected <= 0:
+            return 1.0, 0.0, 0.0
+        z = (observed - expected) / math.sqrt(variance) if variance > 0 else 0.0
+        return observed / expected, expected, z
 
     def _traffic(self, s: _Series, v: VolumeVerdict) -> str | None:
         """Why a dataset-wide drop or spike is traffic, not tracking (``TRAFFIC_SHIFT``),
@@ -359,9 +364,10 @@ class _Judge:
         least ``min_expected`` events expected in the window moved as well; and
         every hour of the window lies on a local day listed in ``[calendar]`` or in its
         night (``"calendar"``, ``_listed``), or the move started at local midnight
-        (``"local_midnight"``, ``_from_midnight``). "Moved" is by at least
-        ``2 × traffic_move`` the verdict's way (``_same_way``): Black Friday lifts
-        visits less than purchases."""
+        (``"local_midnight"``, ``_from_midnight``), or another dataset of the same
+        country moved the same way in the same hours (``"country"``, ``_peers_moved``).
+        "Moved" is by at least ``2 × traffic_move`` the verdict's way (``_same_way``):
+        Black Friday lifts visits less than purchases."""
         if v.code not in (VOLUME_DROP, VOLUME_SPIKE):
             return None
         if v.referenced and not self._same_way(v, _reference_ratio(v), 2):
@@ -371,7 +377,9 @@ class _Judge:
                 return None  # an event name that did not move: not the whole dataset
         if all(self._listed(h) for h in range(v.since, v.until, HOUR)):
             return "calendar"
-        return "local_midnight" if self._from_midnight(s, v) else None
+        if self._from_midnight(s, v):
+            return "local_midnight"
+        return "country" if self._peers_moved(v) else None
 
     def _same_way(self, v: VolumeVerdict, ratio: float, times: float = 1) -> bool:
         """Whether a ratio moved the verdict's way by ``times × traffic_move``."""
@@ -390,10 +398,11 @@ class _Judge:
 
     def _from_midnight(self, s: _Series, v: VolumeVerdict) -> bool:
         """The move started at local midnight: the window lies in one local day; the hours
-        of that day before the window moved the same way by at least ``traffic_move``
-        (when they expected ``2 × min_expected`` events; else the window must start within
-        ``traffic_midnight_hours`` of midnight); and the ``level_hours`` before midnight
-        did not (a drop that began the evening before is an incident going on)."""
+        of that day before the window moved the same way by at least ``traffic_move``,
+        significantly (|z| ≥ ``dip_z``), when they expected ``2 × min_expected`` events
+        (else the window must start within ``traffic_midnight_hours`` of midnight); and
+        the ``level_hours`` before midnight did not (a drop that began the evening
+        before is an incident going on)."""
         rules = self.rules
         midnight = self._local_midnight(v.until - HOUR)
         if v.since < midnight:
@@ -405,17 +414,50 @@ class _Judge:
         before = self._ratio_over(s, midnight, v.since)
         if before is None or before[1] < 2 * rules.min_expected:
             return v.since - midnight <= rules.traffic_midnight_hours * HOUR
-        return self._same_way(v, before[0])
+        ratio, _, z = before
+        significant = z >= rules.dip_z if v.code == VOLUME_SPIKE else z <= -rules.dip_z
+        return significant and self._same_way(v, ratio)
+
+    def _peers_moved(self, v: VolumeVerdict) -> list[str]:
+        """The datasets of the same country (``VolumeHistory.peers``) whose server events
+        of the verdict's hours moved its way by ``2 × traffic_move``, significantly
+        (|z| ≥ ``dip_z``), with at least ``2 × min_expected`` expected."""
+        rules = self.rules
+        out = []
+        for peer in self.h.peers:
+            if peer.first_hour is None:
+                continue
+            count = functools.cache(
+                _sum_count([_log_count(hours, peer.first_hour) for hours in peer.rollups.values()])
+            )
+            observed = expected = variance = 0.0
+            for hour in range(v.since, v.until, HOUR):
+                n = count(hour)
+                b = None if n is None else hour_baseline(count, hour, peer.tz, rules)
+                if n is None or b is None:
+                    break
+                observed += n
+                expected += b.expected
+                variance += b.variance(rules.overdispersion)
+            else:
+                if expected < 2 * rules.min_expected or variance <= 0:
+                    continue
+                z = (observed - expected) / math.sqrt(variance)
+                significant = z >= rules.dip_z if v.code == VOLUME_SPIKE else z <= -rules.dip_z
+                if significant and self._same_way(v, observed / expected, 2):
+                    out.append(peer.dataset_id)
+        return out
 
     def _traffic_finding(self, s: _Series, v: VolumeVerdict, why: str) -> Finding:
         """The ``TRAFFIC_SHIFT`` observation (info) standing for a dataset-wide verdict."""
         alert = self._volume_finding(s, v, self._moved_with(s, v))
         day = local_label(self._local_midnight(v.until - HOUR), self.tz).split()[0]
-        reason = (
-            f"{day} is listed in [calendar]"
-            if why == "calendar"
-            else f"since local midnight ({day} 00:00 {self.h.timezone})"
-        )
+        peers = self._peers_moved(v)
+        reason = {
+            "calendar": f"and {day} is listed in [calendar]",
+            "local_midnight": f"since local midnight ({day} 00:00 {self.h.timezone})",
+            "country": f"as {', '.join(peers)} of the same country did",
+        }[why]
         way = "up" if v.code == VOLUME_SPIKE else "down"
         message = (
             f"{alert.message} Every event name moved {way} together {reason}, with no "
@@ -423,6 +465,8 @@ class _Judge:
             "in tracking."
         )
         evidence = {**alert.evidence, "traffic": why, "volume_code": v.code}
+        if peers:
+            evidence["peers_moved"] = peers
         return graph_finding(
             CHECK_ID, TRAFFIC_SHIFT, Severity.INFO, alert.count, message, _TRAFFIC,
             evidence=evidence,

@@ -7,6 +7,7 @@ timezone``), else ``[schedule] timezone``.
 
 from __future__ import annotations
 
+import dataclasses as dc
 from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import TYPE_CHECKING
@@ -140,4 +141,16 @@ def load_volume_history(
         rollups = store.rollups(ds, since=since, until=until)
         graph = stored_source_counts(store, ds, since=since, until=until)
         out[ds] = build_history(settings, ds, rollups, graph, current=current)
-    return out
+    return with_peers(settings, out)
+
+
+def with_peers(settings: Settings, histories: dict[str, VolumeHistory]) -> dict[str, VolumeHistory]:
+    """Each history with its ``peers``: those of the other datasets of its country."""
+    country = {d.id: d.country for d in settings.datasets if d.country}
+    return {
+        ds: dc.replace(h, peers=tuple(
+            o for other, o in histories.items()
+            if other != ds and ds in country and country.get(other) == country[ds]
+        ))
+        for ds, h in histories.items()
+    }  # fmt: skip

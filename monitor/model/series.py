@@ -95,6 +95,9 @@ class VolumeHistory:
     memo_until: float = math.inf
     # Local days listed in ``[calendar]`` for the dataset: days of traffic, not tracking.
     calendar: frozenset[date] = frozenset()
+    # The histories of the other datasets of its ``country`` in the same config (their
+    # own ``peers`` empty): a holiday moves them too, a breakage of this one not.
+    peers: tuple[VolumeHistory, ...] = dc.field(default=(), compare=False)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -32,6 +32,7 @@ dataset without a token.
 
 from __future__ import annotations
 
+import dataclasses as dc
 import heapq
 import math
 import tempfile
@@ -160,6 +161,17 @@ class _Index:
                     del memo[k]
 
     def history(self, dataset_id: str, now: float) -> VolumeHistory:
+        """A dataset's history, with those of its country's other datasets (``peers``)."""
+        ds = self.settings.dataset(dataset_id)
+        country = ds.country if ds else None
+        peers = tuple(
+            self._history(d.id, now)
+            for d in self.settings.datasets
+            if country and d.id != dataset_id and d.country == country
+        )
+        return dc.replace(self._history(dataset_id, now), peers=peers)
+
+    def _history(self, dataset_id: str, now: float) -> VolumeHistory:
         zone = self.zones.get(dataset_id)
         if zone is None:
             zone = self.zones[dataset_id] = dataset_timezone(self.settings, dataset_id)

@@ -14,7 +14,7 @@ from checks.base import CheckContext
 from checks.volume import Volume
 from monitor.config import ChecksSettings, settings_from_dict
 from monitor.engine.audit import run_audit
-from monitor.engine.series import build_history
+from monitor.engine.series import build_history, with_peers
 from monitor.model.findings import CheckResult, Finding, Severity, Status
 from monitor.model.graph import SourceCounts
 from monitor.model.rollup import MATCH_KEYS, SOURCE_SERVER_LOG, HourRollup
@@ -386,3 +386,37 @@ def test_on_a_listed_day_a_stop_or_one_event_name_still_alerts() -> None:
     tweak = _from(CURRENT - 3 * HOUR, _only("PageView", _scale(0.2)))
     found = codes(judge(make_rollups(tweak=tweak), config=config))
     assert not any(code == "TRAFFIC_SHIFT" for code, _ in found)
+
+
+def test_the_night_after_a_listed_day_counts_as_the_day() -> None:
+    rollups = make_rollups(tweak=_from(CURRENT - 3 * HOUR, _scale(0.35)))
+    config = {"calendar": {"days": ["2026-11-19"]}}  # yesterday
+    assert ("VOLUME_DROP", None) in codes(judge(rollups, config=config))  # 09:00 is morning
+    night = {"volume": {"calendar_night_hours": 13}}  # (a night running to 13:00)
+    found = codes(judge(rollups, settings=night, config=config))
+    assert found[("TRAFFIC_SHIFT", None)].evidence["traffic"] == "calendar"
+
+
+@pytest.mark.parametrize(("peer_factor", "shift"), [(0.35, True), (1.0, False)])
+def test_a_drop_like_another_dataset_of_the_country_is_traffic(
+    peer_factor: float, shift: bool
+) -> None:
+    config = settings_from_dict(
+        {"datasets": [{"id": "123", "country": "DE"}, {"id": "456", "country": "de"}]}
+    )
+    mine = make_rollups(tweak=_from(CURRENT - 3 * HOUR, _scale(0.35)))
+    theirs = make_rollups(seed=2, tweak=_from(CURRENT - 3 * HOUR, _scale(peer_factor)))
+    for r in theirs:
+        r.dataset_id = "456"
+    histories = with_peers(
+        config,
+        {"123": build_history(config, "123", mine), "456": build_history(config, "456", theirs)},
+    )
+    assert [p.dataset_id for p in histories["123"].peers] == ["456"]
+    ctx = CheckContext("123", NOW, ChecksSettings(), series=histories["123"])
+    found = codes(Volume(ctx).result())
+    if shift:
+        assert set(found) == {("TRAFFIC_SHIFT", None)}
+        assert found[("TRAFFIC_SHIFT", None)].evidence["peers_moved"] == ["456"]
+    else:  # the other dataset did not move: this one broke
+        assert ("VOLUME_DROP", None) in found and ("TRAFFIC_SHIFT", None) not in found

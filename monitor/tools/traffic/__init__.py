@@ -210,11 +210,11 @@ def ground_truth(world: World) -> dict[str, Any]:
 
 
 def config_text(root: Path, world: World, *, calendar: bool = True) -> str:
-    """A capi-monitor config for the generated datasets (the store in ``root``). With
-    ``calendar``, the known days as a user would list them: every public holiday of each
-    country in the years of the run (``[calendar.countries]``, each dataset's
-    ``country``), and Black Friday to Cyber Monday for the retail datasets
-    (``calendar_days``). Promotions and newsletters are not listed."""
+    """A capi-monitor config for the generated datasets (the store in ``root``), each
+    with its ``country``. With ``calendar``, the known days as a user would list them:
+    every public holiday of each country in the years of the run
+    (``[calendar.countries]``), and Black Friday to Cyber Monday for the retail
+    datasets (``calendar_days``). Promotions and newsletters are not listed."""
     db = (root / "capi-monitor.db").resolve()
     lines = ["# Written by monitor.tools.traffic: the modelled datasets and their logs.",
              "[storage]", f'url = "sqlite:///{db}"', "",
@@ -233,11 +233,10 @@ def config_text(root: Path, world: World, *, calendar: bool = True) -> str:
         logs = (root / "logs" / f"{site.dataset_id}.jsonl.gz").resolve()
         lines += ["[[datasets]]", f'id = "{site.dataset_id}"', f'name = "{site.name}"',
                   f'logs = ["{logs}"]', f'timezone = "{site.timezone}"']  # fmt: skip
-        if calendar:
-            lines.append(f'country = "{site.country}"')
-            if site.vertical == "retail":
-                sales = [black_friday(y) + timedelta(days=i) for y in years for i in range(4)]
-                lines.append(f"calendar_days = {_toml_days(sales)}")
+        lines.append(f'country = "{site.country}"')
+        if calendar and site.vertical == "retail":
+            sales = [black_friday(y) + timedelta(days=i) for y in years for i in range(4)]
+            lines.append(f"calendar_days = {_toml_days(sales)}")
         lines.append("")
     return "\n".join(lines)
 
