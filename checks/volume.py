@@ -23,9 +23,10 @@ one finding per series; when the all-events series of a source has a code, the p
 findings of that code and source fold into it (one dataset-wide alert, the event names in
 its evidence). A dataset-wide drop or spike of every event name together, with no
 reference disagreeing, on a ``[calendar]`` day, from local midnight or like another
-dataset of the same country, is ``TRAFFIC_SHIFT`` (info) instead (``_Judge._traffic``):
-traffic, not tracking. Ratio drifts (``MATCH_KEY_DROP``, ``EVENT_ID_SHARE_DROP``,
-``VALUE_DRIFT``, ``PARITY_RATIO_DRIFT``) are ``checks.volume_ratios``'.
+dataset of the same country, is ``TRAFFIC_SHIFT`` (info) instead
+(``checks.volume_traffic``): traffic, not tracking. Ratio drifts (``MATCH_KEY_DROP``,
+``EVENT_ID_SHARE_DROP``, ``VALUE_DRIFT``, ``PARITY_RATIO_DRIFT``) are
+``checks.volume_ratios``'.
 
 Every finding explains itself in ``evidence``: ``expected``, ``observed``, ``since`` (ISO
 8601), ``until``, ``baseline`` (in words) and ``baseline_kind``, plus ``z``, ``change`` and
@@ -41,10 +42,9 @@ from __future__ import annotations
 
 import dataclasses as dc
 import functools
-import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
@@ -60,7 +60,6 @@ from checks.baseline import (
     shifted_hour,
 )
 from checks.detect import (
-    VOLUME_DROP,
     VOLUME_SPIKE,
     HourPoint,
     Reference,
@@ -70,6 +69,8 @@ from checks.detect import (
 )
 from checks.graph_common import graph_finding
 from checks.volume_ratios import LOGS, RatioJudge, local_iso
+from checks.volume_traffic import REMEDIATION as TRAFFIC_REMEDIATION
+from checks.volume_traffic import TRAFFIC_SHIFT, Traffic
 from monitor.config import VolumeSettings
 from monitor.model.findings import CheckResult, Finding, Severity, Status, worst_severity
 from monitor.model.observations import Delivery
@@ -85,7 +86,6 @@ SOURCE_TEXT = {
     META_SERVER: "server events (Meta)",
     META_BROWSER: "browser events (Meta)",
 }
-TRAFFIC_SHIFT = "TRAFFIC_SHIFT"  # info: a dataset-wide move read as traffic (_Judge._traffic)
 STOP_HOURS = 24  # longest run of zero hours looked at for VOLUME_STOPPED
 _PENALTY = {Severity.INFO: 0, Severity.WARN: 15, Severity.CRIT: 40}
 
@@ -196,6 +196,7 @@ class _Judge:
         latest = history.latest_hour()
         self.logs_current = latest is not None and latest + HOUR >= now - rules.stale_after
         self.latest = latest
+        self.traffic = Traffic(history, rules)
 
     def why_not(self) -> str:
         if self.latest is not None and not self.logs_current:
@@ -211,10 +212,13 @@ class _Judge:
     def findings(self) -> list[Finding]:
         out = []
         for s, v, folded in _fold(self.verdicts()):
-            if s.event_name is None and (why := self._traffic(s, v)) is not None:
+            traffic = None
+            if s.event_name is None:
+                traffic = self.traffic.why(s.count, v, self._window_ratios(s, v))
+            if traffic is not None:
                 # Traffic: one info observation; an event name that fell (or rose) against
                 # the others besides (share baseline, or the others as reference) alerts.
-                out.append(self._traffic_finding(s, v, why))
+                out.append(self._traffic_finding(s, v, *traffic))
                 for e, ev in folded:
                     if ev.kind is BaselineKind.SHARE or ev.referenced:
                         out.append(self._volume_finding(e, ev, []))
@@ -337,125 +341,10 @@ class _Judge:
         own)."""
         return [name for name, ratio, _ in self._window_ratios(total, v) if self._moved(v, ratio)]
 
-    # --- traffic or tracking ---------------------------------------------------------------
-
-    def _local_midnight(self, hour: int) -> int:
-        """The UTC start of the local day containing ``hour``."""
-        day = datetime.fromtimestamp(hour, self.tz).date()
-        return int(datetime.combine(day, time(), tzinfo=self.tz).timestamp())
-
-    def _ratio_over(self, s: _Series, start: int, stop: int) -> tuple[float, float, float] | None:
-        """(observed ÷ expected, expected, z) of ``s`` over the hours ``[start, stop)``
-        against its seasonal baselines; ``None`` when an hour has no count or baseline."""
-        observed = expected = variance = 0.0
-        for hour in range(start, stop, HOUR):
-            count = s.count(hour)
-            b = None if count is None else hour_baseline(s.count, hour, self.tz, self.rules)
-            if count is None or b is None:
-                return None
-            observed, expected = observed + count, expected + b.expected
-            variance += b.variance(self.rules.overdispersion)
-        if expected <= 0:
-            return 1.0, 0.0, 0.0
-        z = (observed - expected) / math.sqrt(variance) if variance > 0 else 0.0
-        return observed / expected, expected, z
-
-    def _traffic(self, s: _Series, v: VolumeVerdict) -> str | None:
-        """Why a dataset-wide drop or spike is traffic, not tracking (``TRAFFIC_SHIFT``),
-        else ``None``. All of: not a stop; no reference disagreeing (the other side, when
-        Meta's counts for those hours are in, moved as well); every event name with at
-        least ``min_expected`` events expected in the window moved as well; and
-        every hour of the window lies on a local day listed in ``[calendar]`` or in its
-        night (``"calendar"``, ``_listed``), or the move started at local midnight
-        (``"local_midnight"``, ``_from_midnight``), or another dataset of the same
-        country moved the same way in the same hours (``"country"``, ``_peers_moved``).
-        "Moved" is by at least ``2 × traffic_move`` the verdict's way (``_same_way``):
-        Black Friday lifts visits less than purchases."""
-        if v.code not in (VOLUME_DROP, VOLUME_SPIKE):
-            return None
-        if v.referenced and not self._same_way(v, _reference_ratio(v), 2):
-            return None  # the other side did not move: one side against the other
-        for _, ratio, expected in self._window_ratios(s, v):
-            if expected >= self.rules.min_expected and not self._same_way(v, ratio, 2):
-                return None  # an event name that did not move: not the whole dataset
-        if all(self._listed(h) for h in range(v.since, v.until, HOUR)):
-            return "calendar"
-        if self._from_midnight(s, v):
-            return "local_midnight"
-        return "country" if self._peers_moved(v) else None
-
-    def _same_way(self, v: VolumeVerdict, ratio: float, times: float = 1) -> bool:
-        """Whether a ratio moved the verdict's way by ``times × traffic_move``."""
-        move = times * self.rules.traffic_move
-        return ratio >= 1 + move if v.code == VOLUME_SPIKE else ratio <= 1 - move
-
-    def _listed(self, hour: int) -> bool:
-        """Whether an hour falls on a ``[calendar]`` day, or in its night: the first
-        ``calendar_night_hours`` of the next local day (a holiday's night is quiet too)."""
-        local = datetime.fromtimestamp(hour, self.tz)
-        day = local.date()
-        if day in self.h.calendar:
-            return True
-        night = local.hour < self.rules.calendar_night_hours
-        return night and day - timedelta(days=1) in self.h.calendar
-
-    def _from_midnight(self, s: _Series, v: VolumeVerdict) -> bool:
-        """The move started at local midnight: the window lies in one local day; the hours
-        of that day before the window moved the same way by at least ``traffic_move``,
-        significantly (|z| ≥ ``dip_z``), when they expected ``2 × min_expected`` events
-        (else the window must start within ``traffic_midnight_hours`` of midnight); and
-        the ``level_hours`` before midnight did not (a drop that began the evening
-        before is an incident going on)."""
-        rules = self.rules
-        midnight = self._local_midnight(v.until - HOUR)
-        if v.since < midnight:
-            return False
-        evening = self._ratio_over(s, midnight - rules.level_hours * HOUR, midnight)
-        known = evening is not None and evening[1] >= 2 * rules.min_expected
-        if known and evening is not None and self._same_way(v, evening[0]):
-            return False
-        before = self._ratio_over(s, midnight, v.since)
-        if before is None or before[1] < 2 * rules.min_expected:
-            return v.since - midnight <= rules.traffic_midnight_hours * HOUR
-        ratio, _, z = before
-        significant = z >= rules.dip_z if v.code == VOLUME_SPIKE else z <= -rules.dip_z
-        return significant and self._same_way(v, ratio)
-
-    def _peers_moved(self, v: VolumeVerdict) -> list[str]:
-        """The datasets of the same country (``VolumeHistory.peers``) whose server events
-        of the verdict's hours moved its way by ``2 × traffic_move``, significantly
-        (|z| ≥ ``dip_z``), with at least ``2 × min_expected`` expected."""
-        rules = self.rules
-        out = []
-        for peer in self.h.peers:
-            if peer.first_hour is None:
-                continue
-            count = functools.cache(
-                _sum_count([_log_count(hours, peer.first_hour) for hours in peer.rollups.values()])
-            )
-            observed = expected = variance = 0.0
-            for hour in range(v.since, v.until, HOUR):
-                n = count(hour)
-                b = None if n is None else hour_baseline(count, hour, peer.tz, rules)
-                if n is None or b is None:
-                    break
-                observed += n
-                expected += b.expected
-                variance += b.variance(rules.overdispersion)
-            else:
-                if expected < 2 * rules.min_expected or variance <= 0:
-                    continue
-                z = (observed - expected) / math.sqrt(variance)
-                significant = z >= rules.dip_z if v.code == VOLUME_SPIKE else z <= -rules.dip_z
-                if significant and self._same_way(v, observed / expected, 2):
-                    out.append(peer.dataset_id)
-        return out
-
-    def _traffic_finding(self, s: _Series, v: VolumeVerdict, why: str) -> Finding:
+    def _traffic_finding(self, s: _Series, v: VolumeVerdict, why: str, peers: list[str]) -> Finding:
         """The ``TRAFFIC_SHIFT`` observation (info) standing for a dataset-wide verdict."""
         alert = self._volume_finding(s, v, self._moved_with(s, v))
-        day = local_label(self._local_midnight(v.until - HOUR), self.tz).split()[0]
-        peers = self._peers_moved(v)
+        day = local_label(self.traffic.local_midnight(v.until - HOUR), self.tz).split()[0]
         reason = {
             "calendar": f"and {day} is listed in [calendar]",
             "local_midnight": f"since local midnight ({day} 00:00 {self.h.timezone})",
@@ -471,7 +360,7 @@ class _Judge:
         if peers:
             evidence["peers_moved"] = peers
         return graph_finding(
-            CHECK_ID, TRAFFIC_SHIFT, Severity.INFO, alert.count, message, _TRAFFIC,
+            CHECK_ID, TRAFFIC_SHIFT, Severity.INFO, alert.count, message, TRAFFIC_REMEDIATION,
             evidence=evidence,
         )  # fmt: skip
 
@@ -650,13 +539,6 @@ def _fold(
     return out
 
 
-def _reference_ratio(v: VolumeVerdict) -> float:
-    """Observed ÷ expected of the reference series over the verdict's window."""
-    refs = [p.reference for p in v.points if p.reference is not None]
-    expected = sum(r.expected for r in refs)
-    return sum(r.observed for r in refs) / expected if expected > 0 else 1.0
-
-
 # What a series' level is measured against (``_Judge._referenced``), for explanations.
 _REFERENCE_TEXT = {LOGS: "browser events (Meta)", META_BROWSER: "server events (delivery logs)"}
 
@@ -676,11 +558,6 @@ _SPIKE = (
 _BROWSER = (
     "Check the pixel on the site: tag manager or consent changes, a removed base code, "
     "a broken fbq('track') call."
-)
-_TRAFFIC = (
-    "Nothing to fix if the shop's own numbers (orders, sessions) moved as much. If they "
-    "did not, treat it as VOLUME_DROP or VOLUME_SPIKE; list known holidays and sales days "
-    "in [calendar] to have them read as traffic at any hour."
 )
 _REMEDIATION: dict[tuple[str, str], str] = {
     ("VOLUME_STOPPED", LOGS): _STOPPED_LOGS,

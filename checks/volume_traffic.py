@@ -1,0 +1,173 @@
+"""Traffic or tracking: whether a dataset-wide ``VOLUME_DROP`` or ``VOLUME_SPIKE`` of the
+``volume`` check is a change in traffic (a holiday, a sale) rather than in tracking. Pure;
+used by ``checks.volume``, thresholds from ``[checks.volume]`` (``traffic_move``,
+``traffic_midnight_hours``, ``calendar_night_hours``, ``dip_z``, ``min_expected``), the
+known days from ``[calendar]`` (``VolumeHistory.calendar``).
+
+**The rule** (``Traffic.why``). All of:
+
+- the verdict is a drop or a spike (a stop, ``VOLUME_STOPPED``, is a sender outage);
+- no reference disagreeing: when the verdict was measured against the other side (Meta's
+  browser count for the logs, the logs for Meta's count), that side moved its way by
+  ``2 × traffic_move`` too; a broken server integration or pixel moves one side only;
+- every event name expecting at least ``min_expected`` events in the window moved its
+  way by ``2 × traffic_move`` (its own seasonal baselines): a breakage of one event name
+  does not move the others. (Black Friday lifts visits less than purchases: the bar is
+  the same way by 20 %, not as far as the total.)
+
+and one of:
+
+- ``"calendar"``: every hour of the window is on a local day listed in ``[calendar]``,
+  or in its night (the first ``calendar_night_hours`` of the next day);
+- ``"local_midnight"``: the move started at the dataset's local midnight
+  (``Traffic.from_midnight``);
+- ``"country"``: another dataset of the same country (``VolumeHistory.peers``) moved the
+  same way by ``2 × traffic_move``, significantly, over the same hours.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Iterable
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from checks.baseline import HOUR, hour_baseline
+from checks.detect import VOLUME_DROP, VOLUME_SPIKE, VolumeVerdict
+from monitor.config import VolumeSettings
+from monitor.model.series import VolumeHistory
+
+TRAFFIC_SHIFT = "TRAFFIC_SHIFT"  # info: a dataset-wide move read as traffic
+REMEDIATION = (
+    "Nothing to fix if the shop's own numbers (orders, sessions) moved as much. If they "
+    "did not, treat it as VOLUME_DROP or VOLUME_SPIKE; list known holidays and sales days "
+    "in [calendar] to have them read as traffic at any hour."
+)
+
+Count = Callable[[int], float | None]
+
+
+def reference_ratio(v: VolumeVerdict) -> float:
+    """Observed ÷ expected of the reference series over the verdict's window."""
+    refs = [p.reference for p in v.points if p.reference is not None]
+    expected = sum(r.expected for r in refs)
+    return sum(r.observed for r in refs) / expected if expected > 0 else 1.0
+
+
+def _log_total(h: VolumeHistory) -> Count:
+    """All server-log events of a history per hour (``None`` before its first hour)."""
+    first = h.first_hour
+
+    def count(hour: int) -> float | None:
+        if first is None or hour < first:
+            return None
+        return sum(r.events for hours in h.rollups.values() if (r := hours.get(hour)))
+
+    return functools.cache(count)
+
+
+class Traffic:
+    """The rule (module docstring) for one dataset's history at one time."""
+
+    def __init__(self, history: VolumeHistory, rules: VolumeSettings) -> None:
+        self.h = history
+        self.rules = rules
+        self.tz = history.tz
+
+    def why(
+        self, count: Count, v: VolumeVerdict, names: Iterable[tuple[str, float, float]]
+    ) -> tuple[str, list[str]] | None:
+        """(reason, peers that moved) when the dataset-wide verdict ``v`` of the series
+        ``count`` is traffic, else ``None``. ``names``: (event name, observed ÷ expected,
+        expected) of each event name of the series' source over the window."""
+        if v.code not in (VOLUME_DROP, VOLUME_SPIKE):
+            return None
+        if v.referenced and not self.same_way(v, reference_ratio(v), 2):
+            return None  # the other side did not move: one side against the other
+        for _, ratio, expected in names:
+            if expected >= self.rules.min_expected and not self.same_way(v, ratio, 2):
+                return None  # an event name that did not move: not the whole dataset
+        if all(self.listed(h) for h in range(v.since, v.until, HOUR)):
+            return "calendar", []
+        if self.from_midnight(count, v):
+            return "local_midnight", []
+        peers = self.peers_moved(v)
+        return ("country", peers) if peers else None
+
+    def same_way(self, v: VolumeVerdict, ratio: float, times: float = 1) -> bool:
+        """Whether a ratio moved the verdict's way by ``times × traffic_move``."""
+        move = times * self.rules.traffic_move
+        return ratio >= 1 + move if v.code == VOLUME_SPIKE else ratio <= 1 - move
+
+    def _significant(self, v: VolumeVerdict, z: float) -> bool:
+        return z >= self.rules.dip_z if v.code == VOLUME_SPIKE else z <= -self.rules.dip_z
+
+    def local_midnight(self, hour: int) -> int:
+        """The UTC start of the local day containing ``hour``."""
+        day = datetime.fromtimestamp(hour, self.tz).date()
+        return int(datetime.combine(day, time(), tzinfo=self.tz).timestamp())
+
+    def listed(self, hour: int) -> bool:
+        """Whether an hour falls on a ``[calendar]`` day, or in its night: the first
+        ``calendar_night_hours`` of the next local day (a holiday's night is quiet too)."""
+        local = datetime.fromtimestamp(hour, self.tz)
+        day = local.date()
+        if day in self.h.calendar:
+            return True
+        night = local.hour < self.rules.calendar_night_hours
+        return night and day - timedelta(days=1) in self.h.calendar
+
+    def ratio_over(
+        self, count: Count, start: int, stop: int, tz: ZoneInfo | None = None
+    ) -> tuple[float, float, float] | None:
+        """(observed ÷ expected, expected, z) of a series over the hours ``[start, stop)``
+        against its seasonal baselines; ``None`` when an hour has no count or baseline."""
+        zone = tz or self.tz
+        observed = expected = variance = 0.0
+        for hour in range(start, stop, HOUR):
+            n = count(hour)
+            b = None if n is None else hour_baseline(count, hour, zone, self.rules)
+            if n is None or b is None:
+                return None
+            observed, expected = observed + n, expected + b.expected
+            variance += b.variance(self.rules.overdispersion)
+        if expected <= 0:
+            return 1.0, 0.0, 0.0
+        z = (observed - expected) / math.sqrt(variance) if variance > 0 else 0.0
+        return observed / expected, expected, z
+
+    def from_midnight(self, count: Count, v: VolumeVerdict) -> bool:
+        """The move started at local midnight: the window lies in one local day; the hours
+        of that day before the window moved the same way by at least ``traffic_move``,
+        significantly (|z| ≥ ``dip_z``), when they expected ``2 × min_expected`` events
+        (else the window must start within ``traffic_midnight_hours`` of midnight); and
+        the ``level_hours`` before midnight did not (a drop that began the evening
+        before is an incident going on)."""
+        rules = self.rules
+        midnight = self.local_midnight(v.until - HOUR)
+        if v.since < midnight:
+            return False
+        evening = self.ratio_over(count, midnight - rules.level_hours * HOUR, midnight)
+        known = evening is not None and evening[1] >= 2 * rules.min_expected
+        if known and evening is not None and self.same_way(v, evening[0]):
+            return False  # already down (up) the evening before
+        before = self.ratio_over(count, midnight, v.since)
+        if before is None or before[1] < 2 * rules.min_expected:
+            return v.since - midnight <= rules.traffic_midnight_hours * HOUR
+        ratio, _, z = before
+        return self._significant(v, z) and self.same_way(v, ratio)
+
+    def peers_moved(self, v: VolumeVerdict) -> list[str]:
+        """The datasets of the same country (``VolumeHistory.peers``) whose server events
+        of the verdict's hours moved its way by ``2 × traffic_move``, significantly
+        (|z| ≥ ``dip_z``), with at least ``2 × min_expected`` expected."""
+        out = []
+        for peer in self.h.peers:
+            moved = self.ratio_over(_log_total(peer), v.since, v.until, peer.tz)
+            if moved is None or moved[1] < 2 * self.rules.min_expected:
+                continue
+            ratio, _, z = moved
+            if self._significant(v, z) and self.same_way(v, ratio, 2):
+                out.append(peer.dataset_id)
+        return out
