@@ -420,3 +420,22 @@ def test_a_drop_like_another_dataset_of_the_country_is_traffic(
         assert found[("TRAFFIC_SHIFT", None)].evidence["peers_moved"] == ["456"]
     else:  # the other dataset did not move: this one broke
         assert ("VOLUME_DROP", None) in found and ("TRAFFIC_SHIFT", None) not in found
+
+
+@pytest.mark.parametrize("offset", range(-12, 15))
+def test_a_dataset_wide_halving_at_any_local_hour_but_midnight_alerts(offset: int) -> None:
+    # The drop starts at 09:00 UTC: at every local hour of the day across the zones.
+    # Without Meta's counts, only one starting at local midnight itself reads as traffic.
+    zone = f"Etc/GMT{'+' if offset < 0 else '-'}{abs(offset)}"
+    config = {"datasets": [{"id": "123", "timezone": zone}]}
+    found = codes(judge(make_rollups(tweak=_from(CURRENT - 3 * HOUR, _scale(0.5))), config=config))
+    start = (9 + offset) % 24
+    if start == 0:
+        assert set(found) == {("TRAFFIC_SHIFT", None)}
+        # once Meta's browser counts of those hours are in, unchanged: an alert
+        settle = {"volume": {"graph_settle": 0}}
+        rollups = make_rollups(tweak=_from(CURRENT - 3 * HOUR, _scale(0.5)))
+        found = codes(judge(rollups, graph_counts(), settings=settle, config=config))
+        assert ("VOLUME_DROP", None) in found and ("TRAFFIC_SHIFT", None) not in found
+    else:
+        assert ("VOLUME_DROP", None) in found and ("TRAFFIC_SHIFT", None) not in found, start
