@@ -16,12 +16,24 @@ calibrated so that a well-instrumented web setup (em, ph, IP, user agent, fbp, f
 IP + UA + fbp only 3.25. Every key at full coverage sums to 11.05, capped at 10.
 
 ``MATCH_KEY_COVERAGE_LOW``
-    One finding per event name with at least ``[checks.match_quality] min_events`` events
-    (default 20) whose estimate is below ``warn_score`` (6.0, ``warn``) or ``crit_score``
-    (4.0, ``crit``). ``field`` is the key whose absence costs the most points
-    (``user_data.em``...); ``count`` the events of that name lacking it; the evidence holds
-    the estimate, per-key coverage % and ``"estimated": true``. Names under
-    ``min_events`` are not judged (the summary says so), nor is the ``(other)`` bucket.
+    One finding per conversion event name and ``action_source`` with at least
+    ``[checks.match_quality] min_events`` events (default 20) whose estimate is below
+    ``warn_score`` (6.0, ``warn``) or ``crit_score`` (4.0, ``crit``) *with confidence*:
+    ``estimate + score_z × σ`` (2.5 standard errors) is below the floor, ``σ`` the
+    standard error of the estimate over the window's events (each event scores the
+    weights of its keys, keys taken as independent: ``match_keys.standard_error``). An
+    estimate hovering at the floor from a day's few events is not a finding; the same
+    level over thousands of events is. ``field`` is the key whose absence costs the most
+    points (``user_data.em``...); ``count`` the events of that name lacking it; the
+    evidence holds the estimate, its ``upper_bound``, per-key coverage % and
+    ``"estimated": true``. Names under ``min_events`` are not judged (the summary says
+    so), nor is the ``(other)`` bucket.
+
+``MATCH_KEY_DROP`` (from the logs)
+    The share of events of one event name and ``action_source`` carrying one key fell
+    against its recent days: ``checks.match_drop`` (every event name; needs the stored
+    hourly series, so the daemon, the backtest or an audit with a store). One finding
+    per event name × action_source × key, ``field`` ``user_data.<key>``.
 
 Memory: per event name (at most ``MAX_EVENT_NAMES``) a bounded table of key layouts.
 
@@ -36,7 +48,7 @@ events in the ``/stats`` window (unknown volume: judged).
     ``composite_score`` at least ``emq_drop_points`` (1.0) below the median of the stored
     readings of the last ``history_window`` (7 d; at least ``history_min_polls``);
     ``crit`` from ``emq_drop_crit_points`` (3.0). §11: "drop >= 1 point in 48 h".
-``MATCH_KEY_DROP`` (warn)
+``MATCH_KEY_DROP`` (warn, from Meta)
     the coverage of a ``match_key_feedback`` key at least ``key_drop_points`` (20)
     percentage points below its median in the same history; one finding per event name,
     ``field`` the key that fell most. §9: explain drops with key coverage.
