@@ -429,9 +429,9 @@ class VolumeSettings(_Section):
     ratio_min_days: int = Field(2, ge=1, le=28)
     ratio_min_events: int = Field(20, ge=1)  # events in a window or a day to use its ratio
     ratio_z: float = Field(5.0, gt=0)  # |z| a ratio must reach (many keys: many tests)
-    share_drop: Share = 0.2  # absolute fall of a share (key coverage, event_id) to warn
+    share_drop: Share = 0.2  # absolute fall of a share (event_id; Meta's server share) to warn
     share_drop_crit: Share = 0.5
-    key_min_share: Share = 0.2  # keys with a lower usual coverage are not judged
+    key_min_share: Share = 0.2  # event_id with a lower usual share is not judged
     value_change: float = Field(0.5, gt=0)  # relative change of the mean Purchase value
 
 
