@@ -12,10 +12,12 @@ shares, ``spread`` = 1.4826 × their MAD (the day-to-day wobble).
 
 **Dispersion.** Events are not independent draws: a visitor's session sends several
 events, all with or all without the key (a logged-in visitor), and the visitor mix moves
-through the day. The factor ``φ`` (at least 1) measures it on the baseline: per day,
-Pearson's χ² of the hourly key counts against that day's own share, over its degrees of
-freedom; ``φ`` is the median over the days (an earlier incident on one day does not
-inflate it). Upper-funnel events, with identifiers on 25–45 % of them, have a large ``φ``.
+through the day. The factor ``φ`` (at least 1) measures it on the baseline: Pearson's
+χ² of the hourly key counts against each day's own share, pooled over the days, per
+degree of freedom (the quasi-binomial estimate). Upper-funnel events, with identifiers on
+25–45 % of them, have a large ``φ`` (2–5), and days of heavy clustering count in full. An
+earlier drop inside the baseline raises ``φ`` for a week: the check is then slower to
+fire, never quicker.
 
 **Window.** The last 1..``drop_hours`` (12) hours, the hour in progress included. A burst
 (an hour holding more events than the bucket's usual busy hour, the 90th percentile of
@@ -204,21 +206,21 @@ class _Bucket:
 
 
 def dispersion(day_hours: Sequence[Sequence[Counts]], i: int, cap: float) -> float:
-    """``φ`` of key ``i`` (module docstring): the median over days of Pearson's χ² per
-    degree of freedom of the hourly counts (bursts scaled to ``cap``) against the day's
-    own share; at least 1, and 1 without a day that tells (one hour, or a share of 0 or 1)."""
-    per_day = []
+    """``φ`` of key ``i`` (module docstring): Pearson's χ² of the hourly counts (bursts
+    scaled to ``cap``) against each day's own share, pooled over the days, per degree of
+    freedom (one per hour, less one per day); at least 1, and 1 without a day that tells
+    (a share of 0 or 1 varies not at all)."""
+    chi2 = 0.0
+    df = 0
     for rows in day_hours:
-        if len(rows) < 2:
-            continue
         scaled = [(w * c[0], w * c[i + 1]) for c in rows for w in (min(1.0, cap / c[0]),)]
         n = sum(a for a, _ in scaled)
-        p = sum(b for _, b in scaled) / n
-        if not 0 < p < 1:
+        p = sum(b for _, b in scaled) / n if n else 0.0
+        if len(rows) < 2 or not 0 < p < 1:
             continue
-        chi2 = sum((b - a * p) ** 2 / (a * p * (1 - p)) for a, b in scaled)
-        per_day.append(chi2 / (len(rows) - 1))
-    return max(1.0, median(per_day)) if per_day else 1.0
+        chi2 += sum((b - a * p) ** 2 / (a * p * (1 - p)) for a, b in scaled)
+        df += len(rows) - 1
+    return max(1.0, chi2 / df) if df else 1.0
 
 
 def drop_finding(drop: KeyDrop, history: VolumeHistory, examples: list[Example]) -> Finding:

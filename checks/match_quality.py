@@ -19,7 +19,8 @@ IP + UA + fbp only 3.25. Every key at full coverage sums to 11.05, capped at 10.
     One finding per conversion event name and ``action_source`` with at least
     ``[checks.match_quality] min_events`` events (default 20) whose estimate is below
     ``warn_score`` (6.0, ``warn``) or ``crit_score`` (4.0, ``crit``) *with confidence*:
-    ``estimate + score_z × σ`` (2.5 standard errors) is below the floor, ``σ`` the
+    ``estimate + score_z × σ`` (3 standard errors: the sliding day is judged every
+    cycle, so one bucket is looked at many times a week) is below the floor, ``σ`` the
     standard error of the estimate over the window's events (each event scores the
     weights of its keys, keys taken as independent: ``match_keys.standard_error``). An
     estimate hovering at the floor from a day's few events is not a finding; the same

@@ -346,8 +346,9 @@ class MatchQualitySettings(_Section):
     crit_score: float = Field(4.0, ge=0, le=10)
     window: Duration = Field(86400.0, ge=3600)  # daemon and backtest: the span judged
     # MATCH_KEY_COVERAGE_LOW only when estimate + score_z × its standard error is below
-    # the floor (an estimate near the floor from few events is not a finding).
-    score_z: float = Field(2.5, ge=0)
+    # the floor (an estimate near the floor from few events is not a finding; 3: the
+    # sliding day is judged every cycle, many looks at one bucket a week).
+    score_z: float = Field(3.0, ge=0)
     # MATCH_KEY_DROP from the logs (checks.match_drop): a key's share over the last
     # 1..drop_hours hours against the median of drop_days daily shares.
     drop_hours: int = Field(12, ge=1, le=48)

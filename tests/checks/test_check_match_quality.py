@@ -171,10 +171,10 @@ def test_configured_thresholds(settings: dict[str, Any], severity: Severity | No
     assert [f.severity for f in result.findings] == ([severity] if severity else [])
 
 
-@pytest.mark.parametrize(("calls", "expected"), [(30, None), (3000, Severity.WARN)])
+@pytest.mark.parametrize(("calls", "expected"), [(30, None), (8000, Severity.WARN)])
 def test_an_estimate_at_the_floor_needs_confidence(calls: int, expected: Severity | None) -> None:
     """Phone leads: ph, fn, ln, zp always, em on every other call: 5.9 ± 2/√n. From a
-    day's 30 calls it is not below 6.0 with confidence; from 3,000 it is."""
+    day's 30 calls it is not below 6.0 with confidence; from 8,000 it is."""
     deliveries = [
         *events("Lead", calls // 2, ("ph", "fn", "ln", "zp", "em"), source="phone_call"),
         *events("Lead", calls // 2, ("ph", "fn", "ln", "zp"), source="phone_call"),
