@@ -156,7 +156,7 @@ class _Bucket:
 
     def _hours(self, hours: Mapping[int, HourRollup], block: tuple[int, int]) -> list[Counts]:
         """The bucket's hourly counts (hours with events) of one baseline day."""
-        out = []
+        out: list[Counts] = []
         for h in range(block[0], block[1], HOUR):
             r = hours.get(h)
             c = r.source_keys.get(self.source) if r is not None else None
