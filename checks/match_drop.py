@@ -33,7 +33,11 @@ hour, in the window and in ``φ``.
 finding when every condition holds: ``k/n ≤ drop_ratio × p0`` (half), ``p0 − k/n ≥
 drop_points`` (10 points), ``n·p0 − k ≥ drop_min_missing`` (10 events lack the key beyond
 the usual), ``z ≤ −drop_z`` (−4) and ``n/φ ≥ drop_min_effective`` (25: enough independent
-evidence). The window with the lowest ``z`` is reported. Severity ``warn``; ``crit`` when
+evidence); and one hour alone never makes a drop: without the window's hour lacking the
+key most, the other hours' share is still at most ``drop_ratio × p0``. A deploy that
+removes a key keeps it away hour after hour; one unlucky hour (hundreds of keys and
+windows are judged every cycle) or one odd batch does not (``VOLUME_SPIKE`` likewise must
+last two hours). The window with the lowest ``z`` is reported. Severity ``warn``; ``crit`` when
 the key is all but gone (``k/n ≤ drop_crit_share``, 5 %) from events that usually carried
 it (``p0 ≥ drop_crit_baseline``, 50 %).
 """
@@ -178,16 +182,23 @@ class _Bucket:
         phi: float | None = None
         best: KeyDrop | None = None
         n = k = 0.0
+        worst = (0.0, 0.0, -math.inf)  # the window's hour lacking the key most: n, k, deficit
         for age, c in enumerate(rows):
             if c is not None and c[0] > 0:
                 w = min(1.0, cap / c[0])
-                n, k = n + w * c[0], k + w * c[i + 1]
+                n_h, k_h = w * c[0], w * c[i + 1]
+                n, k = n + n_h, k + k_h
+                if n_h * p0 - k_h > worst[2]:
+                    worst = (n_h, k_h, n_h * p0 - k_h)
             share = k / n if n else 1.0
             missing = n * p0 - k
+            rest = n - worst[0]  # one hour alone never makes a drop (module docstring)
             if (
                 share > cfg.drop_ratio * p0
                 or 100 * (p0 - share) < cfg.drop_points
                 or missing < cfg.drop_min_missing
+                or rest <= 0
+                or (k - worst[1]) / rest > cfg.drop_ratio * p0
             ):
                 continue
             phi = phi if phi is not None else dispersion(day_hours, i, cap)

@@ -137,6 +137,18 @@ def test_a_burst_is_judged_at_its_usual_count() -> None:
     assert [d.key for d in key_drops(history(dipped), NOW, CFG)] == ["em"]
 
 
+def test_one_hour_alone_never_makes_a_drop() -> None:
+    """One hour without the key between ordinary ones (a fluke, one odd session or batch);
+    the next hour without it too is a drop."""
+    base = rows(60, sessions(0.6, size=1), seed=4)
+    one = [row("PageView", r.hour, "website", r.events, 0) if r.hour == CURRENT - HOUR else r
+           for r in base]  # fmt: skip
+    assert key_drops(history(one), NOW, CFG) == []
+    two = [row("PageView", r.hour, "website", r.events, 0) if r.hour >= CURRENT - HOUR else r
+           for r in base]  # fmt: skip
+    assert [d.key for d in key_drops(history(two), NOW, CFG)] == ["em"]
+
+
 def test_too_little_history_does_not_fire() -> None:
     em = after(CURRENT - 3 * HOUR, sessions(0.9, size=1), lambda n, k: 0)
     # two days of history, the window's 12 h included: under drop_min_days (3)
