@@ -137,16 +137,22 @@ def test_a_burst_is_judged_at_its_usual_count() -> None:
     assert [d.key for d in key_drops(history(dipped), NOW, CFG)] == ["em"]
 
 
-def test_one_hour_alone_never_makes_a_drop() -> None:
+def test_one_hour_alone_does_not_make_a_drop() -> None:
     """One hour without the key between ordinary ones (a fluke, one odd session or batch);
     the next hour without it too is a drop."""
-    base = rows(60, sessions(0.6, size=1), seed=4)
+    base = rows(30, sessions(0.6, size=1), seed=4)
     one = [row("PageView", r.hour, "website", r.events, 0) if r.hour == CURRENT - HOUR else r
            for r in base]  # fmt: skip
     assert key_drops(history(one), NOW, CFG) == []
     two = [row("PageView", r.hour, "website", r.events, 0) if r.hour >= CURRENT - HOUR else r
            for r in base]  # fmt: skip
     assert [d.key for d in key_drops(history(two), NOW, CFG)] == ["em"]
+
+
+def test_a_key_on_every_event_gone_from_one_hour_is_a_drop_at_once() -> None:
+    em = after(CURRENT, sessions(1.0, size=1), lambda n, k: 0)  # the hour in progress
+    (drop,) = key_drops(history(rows(80, em)), NOW, CFG)
+    assert drop.z <= -CFG.drop_one_hour_z and drop.since == CURRENT
 
 
 def test_too_little_history_does_not_fire() -> None:
