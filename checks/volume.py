@@ -21,8 +21,9 @@ whose own hours moved with it.
 **Codes.** ``VOLUME_STOPPED``, ``VOLUME_DROP``, ``VOLUME_SPIKE`` (``checks.detect``),
 one finding per series; when the all-events series of a source has a code, the per-event
 findings of that code and source fold into it (one dataset-wide alert, the event names in
-its evidence). Ratio drifts (``MATCH_KEY_DROP``, ``EVENT_ID_SHARE_DROP``, ``VALUE_DRIFT``,
-``PARITY_RATIO_DRIFT``) are ``checks.volume_ratios``'.
+its evidence). Ratio drifts (``EVENT_ID_SHARE_DROP``, ``VALUE_DRIFT``,
+``PARITY_RATIO_DRIFT``) are ``checks.volume_ratios``'; a match key's coverage is
+``match_quality``'s (``MATCH_KEY_DROP``, ``checks.match_drop``).
 
 Every finding explains itself in ``evidence``: ``expected``, ``observed``, ``since`` (ISO
 8601), ``until``, ``baseline`` (in words) and ``baseline_kind``, plus ``z``, ``change`` and
