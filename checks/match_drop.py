@@ -40,11 +40,6 @@ one unlucky hour does not (hundreds of keys and windows are judged every cycle, 
 z of −4 turns up by chance now and then; a z of −8 never does: a key that was on every
 event is gone from the next 25). The window with the lowest ``z`` is reported.
 
-**Back.** Once the newest events (as far back as ``drop_min_missing`` of them would
-usually carry the key) carry it above ``drop_ratio × p0`` again, the older hours of the
-window make no finding: an alert resolves soon after the fix, not when the hours of the
-incident leave the 12-hour window.
-
 Severity ``warn``; ``crit`` when the key is all but gone (``k/n ≤ drop_crit_share``, 5 %)
 from events that usually carried it (``p0 ≥ drop_crit_baseline``, 50 %).
 """
@@ -186,8 +181,6 @@ class _Bucket:
         cap: float,
     ) -> KeyDrop | None:
         cfg = self.cfg
-        if self._back(i, p0, rows, cap):
-            return None
         phi: float | None = None
         best: KeyDrop | None = None
         n = k = 0.0
@@ -225,18 +218,6 @@ class _Bucket:
                 p0, share, self.last - age * HOUR, self.now, n, missing, z, phi, spread, days,
             )  # fmt: skip
         return best
-
-    def _back(self, i: int, p0: float, rows: Sequence[Counts | None], cap: float) -> bool:
-        """Whether the key is back: the newest events, as far back as ``drop_min_missing``
-        of them would usually carry it, carry it above ``drop_ratio × p0`` again."""
-        n = k = 0.0
-        for c in rows:
-            if c is not None and c[0] > 0:
-                w = min(1.0, cap / c[0])
-                n, k = n + w * c[0], k + w * c[i + 1]
-                if n * p0 >= self.cfg.drop_min_missing:
-                    return k / n > self.cfg.drop_ratio * p0
-        return False
 
 
 def dispersion(day_hours: Sequence[Sequence[Counts]], i: int, cap: float) -> float:
