@@ -37,8 +37,8 @@ evidence); and one hour alone does not make a drop: without the window's hour la
 the key most, the other hours' share must still be at most ``drop_ratio × p0``, unless
 ``z ≤ −drop_one_hour_z`` (−8). A deploy that removes a key keeps it away hour after hour;
 one unlucky hour does not (hundreds of keys and windows are judged every cycle, so a
-z of −4 turns up by chance now and then; a z of −8 never does: a key that was on every
-event is gone from the next 25). The window with the lowest ``z`` is reported.
+z of −4 turns up by chance now and then; a z of −8 does not: a key that was on every
+event and is missing from the next 25 reaches −22). The lowest ``z`` is reported.
 
 Severity ``warn``; ``crit`` when the key is all but gone (``k/n ≤ drop_crit_share``, 5 %)
 from events that usually carried it (``p0 ≥ drop_crit_baseline``, 50 %).
