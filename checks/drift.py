@@ -7,10 +7,10 @@ Used by ``checks.volume_ratios``; the thresholds come from ``[checks.volume]``
 hours, the one in progress included) against the median of the same ratio over the
 previous ``ratio_days`` (7) days, day by day (``daily_blocks``):
 
-- ``judge_share``: a share (match-key coverage, events with ``event_id``, Meta's server
-  share) fell by at least ``share_drop`` (20 points) with z ≤ −``ratio_z`` (−5: many keys
-  are tested every hour) under a binomial variance plus the day-to-day spread; ``crit``
-  from ``share_drop_crit`` (50 points);
+- ``judge_share``: a share (events with ``event_id``, Meta's server share) fell by at
+  least ``share_drop`` (20 points) with z ≤ −``ratio_z`` (−5) under a binomial variance
+  plus the day-to-day spread; ``crit`` from ``share_drop_crit`` (50 points). Match-key
+  coverage is judged with over-dispersion in ``checks.match_drop``;
 - ``judge_mean``: a mean (the Purchase value) changed by at least ``value_change`` (50 %)
   with |z| ≥ ``ratio_z``, the spread of single values estimated from hourly means.
 """

@@ -28,7 +28,7 @@ When ``/stats`` could not be read the volume is unknown, and Meta's own aggregat
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -116,8 +116,16 @@ CODE_PARTS: dict[tuple[str, str], frozenset[Part]] = {
 }
 # ``diagnostics`` codes about the Graph API source: raised by whichever parts failed.
 SOURCE_CODES: frozenset[str] = frozenset({"TOKEN_INVALID", "RATE_LIMITED", "SOURCE_UNAVAILABLE"})
+LOG_SOURCE = "server_log"  # the evidence ``source`` of a finding from the delivery logs
 # Checks whose every finding comes from the Graph API.
 GRAPH_ONLY_CHECKS: frozenset[str] = frozenset({"parity", "diagnostics"})
+
+
+def from_logs(evidence: Mapping[str, Any]) -> bool:
+    """Whether a finding of a code with a log side too (``MATCH_KEY_DROP``: Meta's key
+    coverage, or the logs' own in ``checks.match_drop``) came from the delivery logs,
+    by its evidence's ``source``."""
+    return evidence.get("source") == LOG_SOURCE
 
 
 def is_graph_code(check_id: str, code: str) -> bool:

@@ -40,6 +40,7 @@ own history instead (``MATCH_KEY_DROP``, ``checks.volume_ratios``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from monitor.model.rollup import MATCH_KEYS, NO_SOURCE
@@ -138,6 +139,20 @@ def estimate(coverage: Mapping[str, float], action_source: str = "website") -> f
     ``action_source`` (module docstring)."""
     points = sum(WEIGHTS[k] * coverage.get(k, 0.0) for k in credited(action_source))
     return min(MAX_SCORE, points * scale(action_source))
+
+
+def standard_error(coverage: Mapping[str, float], events: int, action_source: str) -> float:
+    """The standard error of ``estimate`` over ``events`` events: each event scores the
+    weights of the keys it carries, keys taken as independent (the rollups keep per-key
+    counts, not which keys travel together)."""
+    if events <= 0:
+        return math.inf
+    factor = scale(action_source)
+    var = sum(
+        (factor * WEIGHTS[k]) ** 2 * coverage.get(k, 0.0) * (1 - coverage.get(k, 0.0))
+        for k in credited(action_source)
+    )
+    return math.sqrt(var / events)
 
 
 def scale(action_source: str) -> float:

@@ -16,12 +16,25 @@ calibrated so that a well-instrumented web setup (em, ph, IP, user agent, fbp, f
 IP + UA + fbp only 3.25. Every key at full coverage sums to 11.05, capped at 10.
 
 ``MATCH_KEY_COVERAGE_LOW``
-    One finding per event name with at least ``[checks.match_quality] min_events`` events
-    (default 20) whose estimate is below ``warn_score`` (6.0, ``warn``) or ``crit_score``
-    (4.0, ``crit``). ``field`` is the key whose absence costs the most points
-    (``user_data.em``...); ``count`` the events of that name lacking it; the evidence holds
-    the estimate, per-key coverage % and ``"estimated": true``. Names under
-    ``min_events`` are not judged (the summary says so), nor is the ``(other)`` bucket.
+    One finding per conversion event name and ``action_source`` with at least
+    ``[checks.match_quality] min_events`` events (default 20) whose estimate is below
+    ``warn_score`` (6.0, ``warn``) or ``crit_score`` (4.0, ``crit``) *with confidence*:
+    ``estimate + score_z × σ`` (3 standard errors: the sliding day is judged every
+    cycle, so one bucket is looked at many times a week) is below the floor, ``σ`` the
+    standard error of the estimate over the window's events (each event scores the
+    weights of its keys, keys taken as independent: ``match_keys.standard_error``). An
+    estimate hovering at the floor from a day's few events is not a finding; the same
+    level over thousands of events is. ``field`` is the key whose absence costs the most
+    points (``user_data.em``...); ``count`` the events of that name lacking it; the
+    evidence holds the estimate, its ``upper_bound``, per-key coverage % and
+    ``"estimated": true``. Names under ``min_events`` are not judged (the summary says
+    so), nor is the ``(other)`` bucket.
+
+``MATCH_KEY_DROP`` (from the logs)
+    The share of events of one event name and ``action_source`` carrying one key fell
+    against its recent days: ``checks.match_drop`` (every event name; needs the stored
+    hourly series, so the daemon, the backtest or an audit with a store). One finding
+    per event name × action_source × key, ``field`` ``user_data.<key>``.
 
 Memory: per event name (at most ``MAX_EVENT_NAMES``) a bounded table of key layouts.
 
@@ -36,7 +49,7 @@ events in the ``/stats`` window (unknown volume: judged).
     ``composite_score`` at least ``emq_drop_points`` (1.0) below the median of the stored
     readings of the last ``history_window`` (7 d; at least ``history_min_polls``);
     ``crit`` from ``emq_drop_crit_points`` (3.0). §11: "drop >= 1 point in 48 h".
-``MATCH_KEY_DROP`` (warn)
+``MATCH_KEY_DROP`` (warn, from Meta)
     the coverage of a ``match_key_feedback`` key at least ``key_drop_points`` (20)
     percentage points below its median in the same history; one finding per event name,
     ``field`` the key that fell most. §9: explain drops with key coverage.
@@ -69,6 +82,7 @@ from checks.graph_common import (
     skipped_part,
     volume_count,
 )
+from checks.match_drop import drop_finding, key_drops
 from checks.match_keys import (
     ADVICE,
     CONVERSION_EVENTS,
@@ -77,6 +91,7 @@ from checks.match_keys import (
     credited,
     estimate,
     source_label,
+    standard_error,
 )
 from monitor.mask import MAX_SHOWN
 from monitor.model.findings import CheckResult, Example, Finding, Severity
@@ -208,11 +223,13 @@ class MatchQuality:
         self._min_events = cfg.min_events
         self._warn = cfg.warn_score
         self._crit = cfg.crit_score
+        self._score_z = cfg.score_z
         self._window = cfg.window
         self._by_bucket: dict[Bucket, KeyCounts] = {}
         self._names: set[str] = set()
         self._series = ctx.series
         self._rollups: list[HourRollup] = []
+        self._merged: VolumeHistory | None = None
 
     def observe(self, delivery: Delivery) -> None:
         by_bucket = self._by_bucket
@@ -262,10 +279,12 @@ class MatchQuality:
         """The dataset's stored hourly rollups (``checks.volume.UsesSeries``): in the daemon
         and the backtest the estimate covers the last ``window`` of them."""
         self._series = series
+        self._merged = None
 
     def use_rollups(self, rollups: Sequence[HourRollup]) -> None:
         """This run's own rollups, added to the stored ones (``UsesRollups``)."""
         self._rollups = list(rollups)
+        self._merged = None
 
     # --- the window judged ---------------------------------------------------------------
 
@@ -279,7 +298,7 @@ class MatchQuality:
             return {
                 b: Coverage(kc.events, tuple(kc.counts), kc) for b, kc in self._by_bucket.items()
             }
-        history = series.with_current(self._rollups)
+        history = self._history(series)
         first = hour_start(self.ctx.now - self._window) + HOUR
         last = hour_start(self.ctx.now)
         sums: dict[Bucket, list[int]] = {}
@@ -296,6 +315,12 @@ class MatchQuality:
                         sums[(name, source)] = [a + b for a, b in zip(acc, counts, strict=True)]
         return {b: Coverage(c[0], tuple(c[1:]), self._by_bucket.get(b)) for b, c in sums.items()}
 
+    def _history(self, series: VolumeHistory) -> VolumeHistory:
+        """The stored series with this run's rollups folded in (computed once)."""
+        if self._merged is None:
+            self._merged = series.with_current(self._rollups)
+        return self._merged
+
     def estimates(self) -> dict[Bucket, float]:
         """(event name, action_source) -> estimated match quality 0–10 (a heuristic, not
         Meta's EMQ), over the window judged."""
@@ -310,7 +335,8 @@ class MatchQuality:
         return combine(self.log_result(), graph_part(self.ctx))
 
     def log_result(self) -> CheckResult:
-        """``MATCH_KEY_COVERAGE_LOW`` per judged conversion event and action_source;
+        """``MATCH_KEY_COVERAGE_LOW`` per judged conversion event and action_source, and
+        ``MATCH_KEY_DROP`` per event name, action_source and key (``checks.match_drop``);
         ``skipped`` without events or when no bucket has ``min_events``."""
         if not self._by_bucket:
             return skipped(self.id, "no events in the logs")
@@ -327,25 +353,43 @@ class MatchQuality:
             if unjudged
             else ""
         )
-        if not judged:
+        drops = self.drop_findings()
+        if not judged and not drops:
             return skipped(self.id, f"Too few events to estimate match quality.{not_judged}")
-        findings = self.log_findings(judged)
+        low = self.log_findings(judged)
         scores = {b: estimate(c.shares(), b[1]) for b, c in judged.items()}
         held = [b for b in scores if b[0] in CONVERSION_EVENTS]
         head = f"Estimated match quality (local heuristic) of {len(judged)} event names"
         if held:
-            low = min(held, key=lambda b: (scores[b], b))
+            worst = min(held, key=lambda b: (scores[b], b))
             head += (
-                f"; lowest conversion event {low[0]} ({source_label(low[1])}) {scores[low]:.1f}/10."
+                f"; lowest conversion event {worst[0]} ({source_label(worst[1])}) "
+                f"{scores[worst]:.1f}/10."
             )
         else:
             head += (
                 ": no conversion event with enough events, upper-funnel events are judged "
                 "against their own history (MATCH_KEY_DROP)."
             )
-        bad = f"{head} {len(findings)} below {self._warn:g}.{not_judged}"
+        bad = f"{head} {len(low)} below {self._warn:g}."
+        if drops:
+            bad += f" {len(drops)} match key(s) fell against their recent days."
         total = sum(c.events for c in judged.values())
-        return result_from_findings(self.id, findings, total, head + not_judged, bad)
+        findings = low + drops
+        return result_from_findings(self.id, findings, total, head + not_judged, bad + not_judged)
+
+    def drop_findings(self) -> list[Finding]:
+        """``MATCH_KEY_DROP``: a key's share fell against its recent days (needs the
+        stored series: the daemon, the backtest, an audit with a store)."""
+        if self._series is None:
+            return []
+        history = self._history(self._series)
+        out = []
+        for drop in key_drops(history, self.ctx.now, self.ctx.settings.match_quality):
+            kc = self._by_bucket.get((drop.event_name, drop.source))
+            examples = kc.examples_without(drop.key) if kc is not None else []
+            out.append(drop_finding(drop, history, examples))
+        return out
 
     def log_findings(self, judged: Mapping[Bucket, Coverage]) -> list[Finding]:
         """The log-based findings (Graph-based ones are added beside these): conversion
@@ -362,9 +406,11 @@ class MatchQuality:
         name, source = bucket
         cov = c.shares()
         score = estimate(cov, source)
-        if score >= self._warn:
+        # Below the floor with confidence: an estimate near it from few events is noise.
+        high = score + self._score_z * standard_error(cov, c.events, source)
+        if high >= self._warn:
             return None
-        severity = Severity.CRIT if score < self._crit else Severity.WARN
+        severity = Severity.CRIT if high < self._crit else Severity.WARN
         keys = charged(source)
         gains = sorted(keys, key=lambda k: (-WEIGHTS[k] * (1.0 - cov[k]), k))
         key = gains[0]
@@ -387,6 +433,7 @@ class MatchQuality:
             "coverage_pct": {
                 k: round(100 * cov[k], 1) for k in credited(source) if k in keys or cov[k]
             },
+            "upper_bound": round(high, 2),
             "warn_score": self._warn,
             "crit_score": self._crit,
         }

@@ -24,9 +24,9 @@ findings of that code and source fold into it (one dataset-wide alert, the event
 its evidence). A dataset-wide drop or spike of every event name together, with no
 reference disagreeing, on a ``[calendar]`` day, from local midnight or like another
 dataset of the same country, is ``TRAFFIC_SHIFT`` (info) instead
-(``checks.volume_traffic``): traffic, not tracking. Ratio drifts (``MATCH_KEY_DROP``,
-``EVENT_ID_SHARE_DROP``, ``VALUE_DRIFT``, ``PARITY_RATIO_DRIFT``) are
-``checks.volume_ratios``'.
+(``checks.volume_traffic``): traffic, not tracking. Ratio drifts (``EVENT_ID_SHARE_DROP``,
+``VALUE_DRIFT``, ``PARITY_RATIO_DRIFT``) are ``checks.volume_ratios``'; a match key's
+coverage is ``match_quality``'s (``MATCH_KEY_DROP``, ``checks.match_drop``).
 
 Every finding explains itself in ``evidence``: ``expected``, ``observed``, ``since`` (ISO
 8601), ``until``, ``baseline`` (in words) and ``baseline_kind``, plus ``z``, ``change`` and

@@ -1,14 +1,14 @@
 """The ``volume`` check's ratio drifts: per event name, over the last ``ratio_hours``
 hours against the median of the previous ``ratio_days`` days (``checks.drift``):
 
-- ``MATCH_KEY_DROP`` (the contract's code, from the logs here; from Meta in
-  ``match_quality``): the coverage of a match key fell; ``field`` is the key that fell most;
 - ``EVENT_ID_SHARE_DROP``: fewer events carry ``event_id`` (deduplication breaks);
 - ``VALUE_DRIFT``: the mean ``custom_data.value`` of Purchase-like events moved by half;
 - ``PARITY_RATIO_DRIFT``: Meta's server share of an event name (server ÷ (server +
   browser)) moved: a broken pixel pushes it up, a broken server integration down.
 
 Evidence as for the volume codes (``checks.volume``), with ``baseline_kind`` ``recent_days``.
+A match key's coverage is the ``match_quality`` check's (``MATCH_KEY_DROP``,
+``checks.match_drop``).
 """
 
 from __future__ import annotations
@@ -31,14 +31,13 @@ from checks.drift import (
 from checks.graph_common import graph_finding
 from monitor.config import VolumeSettings
 from monitor.model.findings import Finding
-from monitor.model.rollup import MATCH_KEYS, VALUE_EVENTS
+from monitor.model.rollup import VALUE_EVENTS
 from monitor.model.series import Sums, VolumeHistory
 from monitor.timeutil import iso_utc
 
 CHECK_ID = "volume"
 LOGS = "server_log"
 EVENT_ID_SHARE_DROP = "EVENT_ID_SHARE_DROP"
-MATCH_KEY_DROP = "MATCH_KEY_DROP"
 VALUE_DRIFT = "VALUE_DRIFT"
 PARITY_RATIO_DRIFT = "PARITY_RATIO_DRIFT"
 
@@ -90,13 +89,6 @@ class RatioJudge:
         drift = judge(lambda a: a.with_event_id, rules.key_min_share)
         if drift is not None:
             out.append(self._event_id_finding(name, drift))
-        keys: list[tuple[str, RatioDrift]] = []
-        for i, key in enumerate(MATCH_KEYS):
-            drift = judge(_key_count(i), rules.key_min_share)
-            if drift is not None:
-                keys.append((key, drift))
-        if keys:
-            out.append(self._key_finding(name, keys))
         if name in VALUE_EVENTS:
             ws = [Window(h, self.now, a.value_sum, a.value_count) for h, a in windows]
             ds = [(d.value_sum, float(d.value_count)) for d in days]
@@ -158,27 +150,6 @@ class RatioJudge:
             evidence=self._ratio_evidence(drift, LOGS, "share of events with event_id"),
         )  # fmt: skip
 
-    def _key_finding(self, name: str, keys: list[tuple[str, RatioDrift]]) -> Finding:
-        key, drift = max(keys, key=lambda kd: (kd[1].expected - kd[1].observed, kd[0]))
-        severity = max((d.severity for _, d in keys), key=lambda s: s.rank)
-        missing = round(drift.window.den - drift.window.num)
-        others = [k for k, _ in keys if k != key]
-        message = (
-            f"{name}: user_data.{key} is present on {drift.observed:.0%} of server events "
-            f"{self._since_text(drift)}, against {drift.expected:.0%} usually"
-            + (f"; also fell: {', '.join(others)}." if others else ".")
-        )
-        evidence = self._ratio_evidence(drift, LOGS, f"coverage of {key}")
-        evidence["keys"] = {
-            k: {"expected": round(d.expected, 4), "observed": round(d.observed, 4)} for k, d in keys
-        }
-        return graph_finding(
-            CHECK_ID, MATCH_KEY_DROP, severity, missing, message,
-            f"A change stopped sending {key}: check the last deploy of the server integration "
-            "(checkout, login and form handlers) and the consent logic that fills user_data.",
-            event_names=[name], field_name=f"user_data.{key}", evidence=evidence,
-        )  # fmt: skip
-
     def _value_finding(self, name: str, drift: RatioDrift) -> Finding:
         change = drift.observed / drift.expected - 1
         message = (
@@ -214,13 +185,6 @@ class RatioJudge:
             CHECK_ID, PARITY_RATIO_DRIFT, drift.severity, round(drift.window.den), message,
             remediation, event_names=[name], evidence=evidence,
         )  # fmt: skip
-
-
-def _key_count(i: int) -> Callable[[Sums], float]:
-    def count(r: Sums) -> float:
-        return r.key_counts[i]
-
-    return count
 
 
 def _odds(share: float) -> str:

@@ -371,6 +371,24 @@ class MatchQualitySettings(_Section):
     warn_score: float = Field(6.0, ge=0, le=10)  # conversion events only (CONTRACTS §12)
     crit_score: float = Field(4.0, ge=0, le=10)
     window: Duration = Field(86400.0, ge=3600)  # daemon and backtest: the span judged
+    # MATCH_KEY_COVERAGE_LOW only when estimate + score_z × its standard error is below
+    # the floor (an estimate near the floor from few events is not a finding; 3: the
+    # sliding day is judged every cycle, many looks at one bucket a week).
+    score_z: float = Field(3.0, ge=0)
+    # MATCH_KEY_DROP from the logs (checks.match_drop): a key's share over the last
+    # 1..drop_hours hours against the median of drop_days daily shares.
+    drop_hours: int = Field(12, ge=1, le=48)
+    drop_days: int = Field(7, ge=1, le=28)
+    drop_min_days: int = Field(3, ge=1, le=28)  # days with drop_min_day_events to judge
+    drop_min_day_events: int = Field(20, ge=1)
+    drop_ratio: Share = 0.5  # the share must be at most this fraction of its baseline ...
+    drop_points: float = Field(10.0, gt=0, le=100)  # ... and this many points lower
+    drop_min_missing: float = Field(10.0, ge=0)  # events that lack the key beyond usual
+    drop_z: float = Field(4.0, gt=0)  # z (dispersion-aware) the fall must reach
+    drop_min_effective: float = Field(25.0, ge=0)  # window events ÷ dispersion factor
+    drop_one_hour_z: float = Field(8.0, gt=0)  # z a drop shown by one hour alone must reach
+    drop_crit_share: Share = 0.05  # crit: the key on at most this share of events ...
+    drop_crit_baseline: Share = 0.5  # ... when it usually was on at least this share
     # Graph: EMQ_LOW (Meta's composite_score), EMQ_DROP and MATCH_KEY_DROP (vs the median
     # of the stored readings of the last history_window).
     emq_warn_score: float = Field(6.0, ge=0, le=10)
@@ -439,9 +457,9 @@ class VolumeSettings(_Section):
     ratio_min_days: int = Field(2, ge=1, le=28)
     ratio_min_events: int = Field(20, ge=1)  # events in a window or a day to use its ratio
     ratio_z: float = Field(5.0, gt=0)  # |z| a ratio must reach (many keys: many tests)
-    share_drop: Share = 0.2  # absolute fall of a share (key coverage, event_id) to warn
+    share_drop: Share = 0.2  # absolute fall of a share (event_id; Meta's server share) to warn
     share_drop_crit: Share = 0.5
-    key_min_share: Share = 0.2  # keys with a lower usual coverage are not judged
+    key_min_share: Share = 0.2  # event_id with a lower usual share is not judged
     value_change: float = Field(0.5, gt=0)  # relative change of the mean Purchase value
     # Traffic, not tracking (TRAFFIC_SHIFT): the hours since local midnight before a window
     # moved the same way by at least this much; with too few events in them to tell, the

@@ -30,7 +30,10 @@ Choices, and why:
 - **Verdicts** (``graph_judges``, ``judges_logs``: ``evaluate_cycle(judges=...)``). The
   absence of a finding resolves an alert only in a cycle that judged it: a log cycle
   never judges Graph findings and a Graph job never judges log findings, even of the
-  same check (``dedup`` has both), so neither resolves the other's alerts. A Graph job
+  same check (``dedup`` has both), so neither resolves the other's alerts. One code has
+  both sides: ``MATCH_KEY_DROP`` of ``match_quality`` (Meta's key coverage, or the logs'
+  own); an alert last seen from the logs (evidence ``source: server_log``) is the log
+  cycles' to judge. A Graph job
   judges a finding when every part it is judged from was read successfully in this
   poll; for the source's own codes (``TOKEN_INVALID``, ``RATE_LIMITED``,
   ``SOURCE_UNAVAILABLE``) those are the parts that failed when the alert was last seen
@@ -45,7 +48,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from checks.graph_common import CODE_PARTS, SOURCE_CODES, is_graph_code
+from checks.graph_common import CODE_PARTS, SOURCE_CODES, from_logs, is_graph_code
 from monitor.config import Settings
 from monitor.engine.audit import DatasetAudit
 from monitor.engine.graph_inputs import graph_datasets
@@ -129,7 +132,15 @@ def graph_reports(
 def judges_logs(key: AlertKey, prev: AlertRecord | None) -> bool:
     """A log cycle's verdicts: every alert except the Graph findings and ``reconcile``'s
     (the ``orders`` job judges those, ``monitor.daemon.orders_jobs``)."""
-    return key.check != "reconcile" and not is_graph_code(key.check, key.code)
+    return key.check != "reconcile" and not _from_graph(key, prev)
+
+
+def _from_graph(key: AlertKey, prev: AlertRecord | None) -> bool:
+    """Whether an alert is a Graph finding's: by its code, except that a code with a log
+    side too (``MATCH_KEY_DROP``) raised from the logs stays the logs' (its evidence)."""
+    if not is_graph_code(key.check, key.code):
+        return False
+    return prev is None or not from_logs(prev.content.evidence)
 
 
 def graph_judges(snapshots: Mapping[str, GraphSnapshot]) -> Judges:
@@ -137,7 +148,7 @@ def graph_judges(snapshots: Mapping[str, GraphSnapshot]) -> Judges:
 
     def judges(key: AlertKey, prev: AlertRecord | None) -> bool:
         snap = snapshots.get(key.dataset_id) if key.dataset_id is not None else None
-        if snap is None or not is_graph_code(key.check, key.code):
+        if snap is None or not _from_graph(key, prev):
             return False
         needed = judged_from(key.check, key.code, prev, snap)
         return needed is not None and all(snap.ok(p) for p in needed)

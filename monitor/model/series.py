@@ -28,7 +28,7 @@ from datetime import date
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from monitor.model.rollup import MATCH_KEYS, SOURCE_SERVER_LOG, HourRollup
+from monitor.model.rollup import MATCH_KEYS, SOURCE_SERVER_LOG, HourRollup, add_source_keys
 
 HOUR = 3600
 WEEK = 7 * 86400
@@ -51,6 +51,8 @@ class Sums:
     key_counts: list[int] = dc.field(default_factory=lambda: [0] * len(MATCH_KEYS))
     value_sum: float = 0.0
     value_count: int = 0
+    # action_source -> [events, then per MATCH_KEYS the events carrying the key]
+    source_keys: dict[str, list[int]] = dc.field(default_factory=dict)
 
     def add(self, r: HourRollup) -> None:
         self.events += r.events
@@ -61,9 +63,15 @@ class Sums:
                 counts[i] += n
         self.value_sum += r.value_sum
         self.value_count += r.value_count
+        if r.source_keys:
+            add_source_keys(self.source_keys, r.source_keys)
 
     def copy(self) -> Sums:
-        return dc.replace(self, key_counts=list(self.key_counts))
+        return dc.replace(
+            self,
+            key_counts=list(self.key_counts),
+            source_keys={s: list(c) for s, c in self.source_keys.items()},
+        )
 
 
 BlockMemo = MutableMapping[tuple[str, int, int], Sums]

@@ -158,14 +158,32 @@ def test_empty_values_do_not_count(value: Any, present: bool) -> None:
 @pytest.mark.parametrize(
     ("settings", "severity"),
     [
-        ({"match_quality": {"warn_score": 9.0}}, Severity.WARN),  # 8.75 < 9
-        ({"match_quality": {"warn_score": 9.5, "crit_score": 9.0}}, Severity.CRIT),
+        # 8.75 < 9, judged on the estimate itself (score_z 0)
+        ({"match_quality": {"warn_score": 9.0, "score_z": 0}}, Severity.WARN),
+        ({"match_quality": {"warn_score": 9.5, "crit_score": 9.0, "score_z": 0}}, Severity.CRIT),
+        # 8.75 ± 0.12 from 40 events: not confidently below 9
+        ({"match_quality": {"warn_score": 9.0}}, None),
         ({"match_quality": {"min_events": 41}}, None),  # 40 events: not judged
     ],
 )
 def test_configured_thresholds(settings: dict[str, Any], severity: Severity | None) -> None:
     _, result = run(MatchQuality, events("Purchase", 40, RICH, 2), settings)
     assert [f.severity for f in result.findings] == ([severity] if severity else [])
+
+
+@pytest.mark.parametrize(("calls", "expected"), [(30, None), (8000, Severity.WARN)])
+def test_an_estimate_at_the_floor_needs_confidence(calls: int, expected: Severity | None) -> None:
+    """Phone leads: ph, fn, ln, zp always, em on every other call: 5.9 ± 2/√n. From a
+    day's 30 calls it is not below 6.0 with confidence; from 8,000 it is."""
+    deliveries = [
+        *events("Lead", calls // 2, ("ph", "fn", "ln", "zp", "em"), source="phone_call"),
+        *events("Lead", calls // 2, ("ph", "fn", "ln", "zp"), source="phone_call"),
+    ]
+    check, result = run(MatchQuality, deliveries)
+    assert check.estimates()[("Lead", "phone_call")] == pytest.approx(5.9)
+    assert [f.severity for f in result.findings] == ([expected] if expected else [])
+    if expected:
+        assert result.findings[0].evidence["upper_bound"] < 6.0
 
 
 def test_examples_show_key_names_never_values_commonest_layout_first() -> None:

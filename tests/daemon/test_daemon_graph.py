@@ -396,6 +396,9 @@ PROBE_SAID_INVALID = {"parts": ["debug_token"]}
         ("dedup", "MISSING_EVENT_ID", {}, QUALITY_OK, False),
         ("delivery", "TOKEN_INVALID", {}, QUALITY_OK, False),
         ("parity", "SOME_FUTURE_CODE", {}, STATS_OK, False),
+        # MATCH_KEY_DROP has both sides: Meta's key coverage, or the logs' own.
+        ("match_quality", "MATCH_KEY_DROP", {}, QUALITY_OK, True),
+        ("match_quality", "MATCH_KEY_DROP", {"source": "server_log"}, QUALITY_OK, False),
     ],
 )
 def test_graph_judges(
@@ -421,3 +424,10 @@ def test_graph_judges(
 )
 def test_judges_logs(check: str, code: str, judged: bool) -> None:
     assert judges_logs(AlertKey(SHOP, check, code, None), None) is judged
+
+
+def test_a_key_drop_from_the_logs_is_judged_by_log_cycles() -> None:
+    key = AlertKey(SHOP, "match_quality", "MATCH_KEY_DROP", "PageView")
+    assert judges_logs(key, record(key, {"source": "server_log"})) is True
+    assert judges_logs(key, record(key, {"dropped_keys": {}})) is False  # Meta's
+    assert judges_logs(key, None) is False  # unknown: a present finding still counts
