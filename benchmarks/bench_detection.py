@@ -18,8 +18,11 @@ and alert lifecycle. Scores, per incident type:
   halving; listed as ``too small``); an
   incident is detected when an alert with one of the type's codes
   (``monitor.tools.simulate.DETECTED_BY``) fires on its dataset (and its event name, or a
-  dataset-wide alert) between its start and ``GRACE`` after its end;
-- **time to detect** (median, p90): ``fired_at`` of the first such alert minus the start;
+  dataset-wide alert) between its start and ``GRACE`` after its end, or when such an
+  alert, already firing or resolved less than ``flap_window`` before (a false alert
+  earlier that day), is notified again as flapping or escalated in that time;
+- **time to detect** (median, p90): the time of the first such alert (or notification)
+  minus the start;
   for incidents that requests show (token, plain text, test code, ...) also from the
   first request that carried the defect (no monitor can see it earlier);
 - **false alerts per dataset-week**: alerts that fired in the incident-free week (with its
@@ -82,6 +85,27 @@ def _matches(alert: AlertEpisode, inc: Incident) -> bool:
     )
 
 
+# Notification reasons that tell the user of an incident: an alert that started firing, or
+# one that was firing already (a false alert just before) and reopened (flapping) or
+# escalated. A repeat of an alert firing since before the incident tells nothing new.
+SAYS_NEW = ("new", "flapping", "escalated")
+
+
+def _said(notice: Notice, inc: Incident) -> bool:
+    """Whether a notification tells of ``inc`` (an alert with one of its codes, reopened,
+    escalated or new, between its start and ``GRACE`` after its end)."""
+    return (
+        notice.dataset_id == inc.dataset_id
+        and inc.start <= notice.at <= inc.end + GRACE
+        and any(
+            reason in SAYS_NEW
+            and code in DETECTED_BY[inc.type]
+            and (inc.event_name is None or name in (inc.event_name, None))
+            for reason, (code, name) in zip(notice.reasons, notice.about, strict=True)
+        )
+    )
+
+
 def _near(alert: AlertEpisode, incidents: Sequence[Incident]) -> bool:
     """Whether an alert can be explained by an incident of its dataset (any code)."""
     return any(
@@ -122,6 +146,10 @@ def score_scenario(
     rows = []
     for inc in incidents:
         hits = sorted(a.fired_at for a in alerts if _matches(a, inc))
+        # An alert already firing (or flapping) when the incident began is not an episode
+        # of its own; its reopening or escalation is what the user is told.
+        hits += sorted(n.at for n in notifications if _said(n, inc))
+        hits.sort()
         first = hits[0] if hits else None
         rows.append(
             {

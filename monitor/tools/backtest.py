@@ -65,11 +65,13 @@ WARM = 86400.0  # alert states are warmed over this span before --from
 @dataclass(frozen=True, slots=True)
 class Notice:
     """A notification the daemon would have sent: one per dataset and cycle in which at
-    least one alert had a reason (``new``, ``escalated``, ``repeat``, ``resolved``)."""
+    least one alert had a reason (``new``, ``escalated``, ``repeat``, ``flapping``,
+    ``resolved``). ``about``: the (code, event name) of each alert, in ``reasons``' order."""
 
     at: float
     dataset_id: str
     reasons: tuple[str, ...]  # one per alert it mentions
+    about: tuple[tuple[str, str | None], ...] = ()
 
 
 @dataclass(slots=True)
@@ -348,11 +350,14 @@ def _replay(
         reports = batch.reports()
         with write_connection(scratch.engine) as conn, conn.begin():
             outcome = evaluate_cycle(conn, settings, reports, t, outbox=False)
-        reasons: dict[str, list[str]] = {}
+        said: dict[str, list[tuple[str, str, str | None]]] = {}
         for key, reason in outcome.notified:
             if key.dataset_id is not None:  # fleet alerts are not replayed
-                reasons.setdefault(key.dataset_id, []).append(str(reason))
-        notices.extend(Notice(t, ds, tuple(r)) for ds, r in sorted(reasons.items()))
+                said.setdefault(key.dataset_id, []).append((str(reason), key.code, key.event_name))
+        notices.extend(
+            Notice(t, ds, tuple(r for r, _, _ in x), tuple((c, e) for _, c, e in x))
+            for ds, x in sorted(said.items())
+        )
         index.add(batch.all_rollups())  # after the cycle: the next one sees them stored
         cycles += 1
         t = first + cycles * step

@@ -12,11 +12,13 @@ import orjson
 import pytest
 
 from benchmarks import bench_detection
+from monitor.alerts.queries import AlertEpisode
 from monitor.config import load_settings
 from monitor.engine.audit import configured_files, run_audit
 from monitor.model.findings import Severity
 from monitor.testing.fakegraph import FakeGraph, Scenario
 from monitor.timeutil import parse_iso
+from monitor.tools.backtest import Notice
 from monitor.tools.graph_counts import read_graph_counts
 from monitor.tools.simulate import INCIDENT_TYPES, Incident, plan, simulate
 
@@ -169,3 +171,29 @@ def test_detection_benchmark_sets_aside_losses_no_test_can_see() -> None:
     per_type = bench_detection.aggregate([{**scored, "quiet_dataset_weeks": 0}])["per_type"]
     assert per_type["drop_50"]["incidents"] == 1 and per_type["drop_50"]["too_small"] == 1
     assert per_type["server_stop"]["incidents"] == 1 and per_type["server_stop"]["recall"] == 0
+
+
+def test_detection_benchmark_counts_a_reopened_alert_as_told() -> None:
+    """An alert that fired (falsely) before an incident and is still flapping or
+    resolved within flap_window is reopened, not fired anew: its flapping or escalated
+    notification during the incident detects it; a repeat does not."""
+    hour = 3600.0
+    incident = Incident("drop_50", "1", None, 10 * hour, 14 * hour, 300.0)
+    truth = {
+        "seed": 1,
+        "datasets": ["1"],
+        "incidents": [incident.to_dict()],
+        "incident_week": ["1970-01-01T00:00:00Z", "1970-01-08T00:00:00Z"],
+    }
+    earlier = AlertEpisode("f", "1", "volume", "VOLUME_DROP", None, Severity.WARN, 2 * hour, None)
+
+    def scored(reason: str) -> dict[str, Any]:
+        told = Notice(11 * hour, "1", (reason,), (("VOLUME_DROP", None),))
+        other = Notice(10.5 * hour, "1", ("flapping",), (("LATENCY_HIGH", None),))
+        row: dict[str, Any] = bench_detection.score_scenario([earlier], truth, [other, told])
+        return row["incidents"][0]
+
+    assert scored("flapping")["detected"] and scored("flapping")["ttd_s"] == hour
+    assert scored("escalated")["ttd_s"] == hour
+    assert not scored("repeat")["detected"]
+    assert not bench_detection.score_scenario([earlier], truth)["incidents"][0]["detected"]
