@@ -13,9 +13,9 @@ and alert lifecycle. Scores, per incident type:
 
 - **recall**: incidents that changed nothing (no event of the affected series in the
   window, or no request showing the defect) are listed as ``void`` and not scored, and so
-  are volume incidents on series too small for any test to tell the loss from chance
-  (fewer than ``LOST_FOR_SURE`` events expected over the incident: 10 for a stop, 40 for a
-  halving; listed as ``too small``); an
+  are volume and match-key incidents on series too small for any test to tell the loss
+  from chance (fewer than ``LOST_FOR_SURE`` events expected over the incident: 10 for a
+  stop or a lost email, 40 for a halving; listed as ``too small``); an
   incident is detected when an alert with one of the type's codes
   (``monitor.tools.simulate.DETECTED_BY``) fires on its dataset (and its event name, or a
   dataset-wide alert) between its start and ``GRACE`` after its end, or when such an
@@ -118,7 +118,11 @@ def _near(alert: AlertEpisode, incidents: Sequence[Incident]) -> bool:
 # the incident for any monitor to tell the loss from chance. A stop: P(0 | Poisson(10)) =
 # 4.5e-5. A halving: P(X <= 20 | Poisson(40)) ~ 1e-3. Below these, an incident is listed as
 # too small to detect and not scored (a 0.4/h series losing half for 5 h loses 1 event).
-LOST_FOR_SURE = {"server_stop": 10.0, "pixel_broken": 10.0, "drop_50": 40.0}
+# A lost match key (email_missing) shows only on the events that would have carried it:
+# with fewer than 10 events over the incident, even at a 100 % usual share, all of them
+# lacking the key is what a share of 70 % (upper-funnel events carry 25-45 %) does by
+# chance 3 % of the time (0.7 ** 10); MATCH_KEY_DROP wants 10 missing events at least.
+LOST_FOR_SURE = {"server_stop": 10.0, "pixel_broken": 10.0, "drop_50": 40.0, "email_missing": 10.0}
 
 
 def _void(inc: Incident) -> bool:
@@ -129,7 +133,8 @@ def _void(inc: Incident) -> bool:
 
 
 def _too_small(inc: Incident) -> bool:
-    """A volume incident whose series expected too few events over it (``LOST_FOR_SURE``)."""
+    """A volume or match-key incident whose series expected too few events over it
+    (``LOST_FOR_SURE``)."""
     need = LOST_FOR_SURE.get(inc.type)
     hours = (inc.end - inc.start) / 3600
     return need is not None and 0 < inc.expected_per_hour * hours < need

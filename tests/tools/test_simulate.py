@@ -163,11 +163,17 @@ def test_detection_benchmark_sets_aside_losses_no_test_can_see() -> None:
     truth = {
         "seed": 1,
         "datasets": ["1"],
-        "incidents": [inc("drop_50", 0.4), inc("server_stop", 2.2), inc("drop_50", 30.0)],
+        "incidents": [
+            inc("drop_50", 0.4),
+            inc("server_stop", 2.2),
+            inc("drop_50", 30.0),
+            inc("email_missing", 1.6),  # 8 events over 5 h: all without email is chance
+            inc("email_missing", 5.0),
+        ],
         "incident_week": ["1970-01-01T00:00:00Z", "1970-01-08T00:00:00Z"],
     }
     scored = bench_detection.score_scenario([], truth)
-    assert [r["too_small"] for r in scored["incidents"]] == [True, False, False]
+    assert [r["too_small"] for r in scored["incidents"]] == [True, False, False, True, False]
     per_type = bench_detection.aggregate([{**scored, "quiet_dataset_weeks": 0}])["per_type"]
     assert per_type["drop_50"]["incidents"] == 1 and per_type["drop_50"]["too_small"] == 1
     assert per_type["server_stop"]["incidents"] == 1 and per_type["server_stop"]["recall"] == 0
