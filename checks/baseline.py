@@ -103,6 +103,9 @@ class Baseline:
     spread: float  # 1.4826 × MAD of the samples
     samples: tuple[float, ...]
     kind: BaselineKind
+    # Variance per expected event beyond Poisson's 1 (session bursts, batched sends), as
+    # measured on the series and capped (``detect.pooled``); 1 = Poisson.
+    dispersion: float = 1.0
 
     @classmethod
     def of(cls, samples: Sequence[float], kind: BaselineKind) -> Baseline:
@@ -113,7 +116,7 @@ class Baseline:
         """Variance of (observed − expected): see the module docstring. A share baseline's
         ``spread`` is the uncertainty of its share, added to the count's own noise."""
         m = self.expected
-        floor = m + (overdispersion * m) ** 2
+        floor = self.dispersion * m + (overdispersion * m) ** 2
         if self.kind is BaselineKind.SHARE:
             return floor + self.spread**2
         return max(self.spread**2, floor) * (1 + math.pi / (2 * len(self.samples)))
