@@ -417,16 +417,16 @@ def bursty(levels: list[float], observed: list[float], dispersion: float) -> lis
     return out
 
 
-EVENING = [400.0] * 8  # the evening's hours before the night ones judged
+EVENING = [1000.0] * 8  # the evening's hours before the night ones judged
 
 
 @pytest.mark.parametrize(
     ("night", "observed", "code"),
     [
-        # intent: a bursty series (variance 4 × the mean) at 100/h: one hour at 55 is an
-        # ordinary burst gap (it alerted while the evening's small relative spread stood
-        # for the night's)
-        (100.0, [100, 96, 104, 55], None),
+        # intent: a bursty series (variance 4 × the mean) at 200/h at night: one hour at
+        # 110 is an ordinary gap between bursts (it alerted while the evening's small
+        # relative spread stood for the night's)
+        (200.0, [200, 196, 204, 110], None),
         # intent: ... at 30/h, one hour at 15 neither
         (30.0, [30, 28, 33, 15], None),
         # intent: a halving lasting 3 h of a 45/h and of a 20/h series alerts
@@ -449,7 +449,8 @@ def test_the_dispersion_is_capped_so_a_halving_stays_visible() -> None:
     # intent: however bursty the night measured, the dispersion adds at most
     # ``dispersion_cap`` of relative noise to an hour: a halving of a 45/h series over
     # 3 h stays beyond z
-    pts = pooled(bursty([*EVENING, 45, 45, 45, 45], [*EVENING, 46, 22, 23, 21], 50.0), RULES)
+    pts = bursty([*EVENING, 45, 45, 45, 45], [*EVENING, 46, 22, 23, 21], 50.0)
+    pts = pooled(pts, RULES)
     night = pts[-1].baseline
     assert night.dispersion == pytest.approx(max(1.0, RULES.dispersion_cap**2 * 45))
     assert 3 * 22.5 / math.sqrt(3 * night.dispersion * 45 * (1 + math.pi / 10)) >= RULES.z
