@@ -25,12 +25,14 @@ hour bucket is placed by the local time it starts at.
 - none (the hour is not judged) with less history. Hours before the first stored data are
   unknown, never zero; hours after it without a row had zero events.
 
-**Noise.** An hour's variance is ``max(spread², m + (overdispersion·m)²) × (1 + π/2n)``:
-the observed spread, floored by Poisson noise plus a relative day-to-day noise (a median of
-3 samples has a MAD of 0 surprisingly often), inflated for the uncertainty of a median of
-``n`` samples. The spread of the judged hours of one series is pooled (``pooled``: one
-relative spread, the median of theirs). Windows of several hours add expectations and
-variances.
+**Noise.** An hour's variance is ``max(spread², D·m + (overdispersion·m)²) × (1 + π/2n)``:
+the observed spread, floored by (over-dispersed) Poisson noise plus a relative day-to-day
+noise (a median of 3 samples has a MAD of 0 surprisingly often), inflated for the
+uncertainty of a median of ``n`` samples. The spread of the judged hours of one series is
+pooled (``detect.pooled``: one relative spread, the median of theirs), and so is its
+dispersion ``D`` (variance per expected event: bursts of a visitor's events, batched
+sends), at least 1 and capped at ``dispersion_cap² × m``. Windows of several hours add
+expectations and variances.
 
 **Share baselines** (``share_baseline``, per event name): an event name's usual share of
 its source's events, over the same hour of the day and the hours either side on each of
@@ -103,6 +105,9 @@ class Baseline:
     spread: float  # 1.4826 × MAD of the samples
     samples: tuple[float, ...]
     kind: BaselineKind
+    # Variance per expected event beyond Poisson's 1 (session bursts, batched sends), as
+    # measured on the series and capped (``detect.pooled``); 1 = Poisson.
+    dispersion: float = 1.0
 
     @classmethod
     def of(cls, samples: Sequence[float], kind: BaselineKind) -> Baseline:
@@ -113,7 +118,7 @@ class Baseline:
         """Variance of (observed − expected): see the module docstring. A share baseline's
         ``spread`` is the uncertainty of its share, added to the count's own noise."""
         m = self.expected
-        floor = m + (overdispersion * m) ** 2
+        floor = self.dispersion * m + (overdispersion * m) ** 2
         if self.kind is BaselineKind.SHARE:
             return floor + self.spread**2
         return max(self.spread**2, floor) * (1 + math.pi / (2 * len(self.samples)))

@@ -367,18 +367,29 @@ def recovered(
     return in_progress >= (1 - rules.drop_warn / 2) * expected_so_far
 
 
-def pooled(points: Sequence[HourPoint]) -> list[HourPoint]:
-    """``points`` with one relative spread for all: the median of their own
-    ``spread / expected``. A MAD of 3 to 6 samples is itself very noisy; the relative
-    noise of one series is much the same from hour to hour, so pooling steadies it."""
-    rel = [p.baseline.spread / p.baseline.expected for p in points if p.baseline.expected >= 5]
-    if not rel:
+def pooled(points: Sequence[HourPoint], rules: VolumeSettings) -> list[HourPoint]:
+    """``points`` with one relative spread and one dispersion for all.
+
+    A MAD of 3 to 6 samples is itself very noisy; the noise of one series is much the same
+    from hour to hour, so pooling steadies it. Two parts: the relative spread (the median
+    of the hours' ``spread / expected``: day-to-day moves, large series) and the dispersion
+    (the median of ``spread² / expected``: visitors send events in bursts, senders in
+    batches, so a quiet night hour is noisier relative to its mean than Poisson's). The
+    dispersion counts only where it exceeds Poisson's, and only up to a relative noise of
+    ``dispersion_cap`` per hour: a halving of a series of 20 or more an hour lasting
+    ``persist_crit_hours`` stays beyond ``z``."""
+    judged = [p for p in points if p.baseline.expected >= 5]
+    if not judged:
         return list(points)
-    r = median(rel)
-    return [
-        dc.replace(p, baseline=dc.replace(p.baseline, spread=r * p.baseline.expected))
-        for p in points
-    ]
+    r = median(p.baseline.spread / p.baseline.expected for p in judged)
+    d = median(p.baseline.spread**2 / p.baseline.expected for p in judged)
+    out = []
+    for p in points:
+        b = p.baseline
+        cap = rules.dispersion_cap**2 * b.expected
+        disp = max(1.0, min(d, cap))
+        out.append(dc.replace(p, baseline=dc.replace(b, spread=r * b.expected, dispersion=disp)))
+    return out
 
 
 def judge_volume(
@@ -391,7 +402,7 @@ def judge_volume(
     ending with the last complete hour), if any: stopped, else drop, else spike.
     ``in_progress``: events so far in the hour in progress, ``expected_so_far`` its
     baseline pro rata: never judged as a drop, but a recovery there ends one."""
-    points = pooled(points)
+    points = pooled(points, rules)
     if recovered(in_progress, expected_so_far, rules):
         return judge_spike(points, rules)
     return judge_stopped(points, rules) or judge_drop(points, rules) or judge_spike(points, rules)

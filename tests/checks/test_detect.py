@@ -3,6 +3,7 @@ baselines, verdicts. Pure."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -18,7 +19,7 @@ from checks.baseline import (
     share_baseline,
     shifted_hour,
 )
-from checks.detect import HourPoint, Reference, judge_volume, reference_level
+from checks.detect import HourPoint, Reference, judge_volume, pooled, reference_level
 from checks.drift import (
     Window,
     block_sums,
@@ -398,3 +399,58 @@ def test_windows_and_blocks_sum_hours() -> None:
     blocks = daily_blocks(8 * HOUR + 2 * DAY, 2)
     assert blocks == [(8 * HOUR + DAY, 8 * HOUR + 2 * DAY), (8 * HOUR, 8 * HOUR + DAY)]
     assert block_sums(value, blocks) == [(24, 48), (24, 48)]
+
+
+# --- bursty series: measured dispersion ----------------------------------------------------
+
+
+def bursty(levels: list[float], observed: list[float], dispersion: float) -> list[HourPoint]:
+    """Consecutive hours expecting ``levels``, each with five weekly samples spread as a
+    series whose variance is ``dispersion`` × its mean (visitors send bursts of events):
+    the relative spread is large at night, small by day."""
+    start = ts("2026-11-20T00:00:00+00:00")
+    out = []
+    for i, (m, o) in enumerate(zip(levels, observed, strict=True)):
+        s = math.sqrt(dispersion * m) / 0.7413  # 1.4826 × MAD = sqrt(dispersion × m)
+        b = Baseline.of([m - s, m - s / 2, m, m + s / 2, m + s], BaselineKind.SEASONAL)
+        out.append(HourPoint(start + i * HOUR, o, b))
+    return out
+
+
+EVENING = [1000.0] * 8  # the evening's hours before the night ones judged
+
+
+@pytest.mark.parametrize(
+    ("night", "observed", "code"),
+    [
+        # intent: a bursty series (variance 4 × the mean) at 200/h at night: one hour at
+        # 110 is an ordinary gap between bursts (it alerted while the evening's small
+        # relative spread stood for the night's)
+        (200.0, [200, 196, 204, 110], None),
+        # intent: ... at 30/h, one hour at 15 neither
+        (30.0, [30, 28, 33, 15], None),
+        # intent: a halving lasting 3 h of a 45/h and of a 20/h series alerts
+        (45.0, [46, 22, 23, 21], DROP),
+        (20.0, [21, 9, 9, 9], DROP),
+        # intent: a stop still alerts
+        (30.0, [31, 29, 0, 0], STOPPED),
+    ],
+)
+def test_bursty_night_hours_are_judged_against_their_dispersion(
+    night: float, observed: list[float], code: str | None
+) -> None:
+    levels = EVENING + [night] * len(observed)
+    pts = bursty(levels, [*EVENING, *observed], dispersion=4.0)
+    v = judge_volume(pts, RULES, None)
+    assert (v.code if v else None) == code
+
+
+def test_the_dispersion_is_capped_so_a_halving_stays_visible() -> None:
+    # intent: however bursty the night measured, the dispersion adds at most
+    # ``dispersion_cap`` of relative noise to an hour: a halving of a 45/h series over
+    # 3 h stays beyond z
+    pts = bursty([*EVENING, 45, 45, 45, 45], [*EVENING, 46, 22, 23, 21], 50.0)
+    pts = pooled(pts, RULES)
+    night = pts[-1].baseline
+    assert night.dispersion == pytest.approx(max(1.0, RULES.dispersion_cap**2 * 45))
+    assert 3 * 22.5 / math.sqrt(3 * night.dispersion * 45 * (1 + math.pi / 10)) >= RULES.z
