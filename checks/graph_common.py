@@ -36,7 +36,7 @@ from typing import Any, Protocol, runtime_checkable
 from monitor.mask import scrub_secrets
 from monitor.model.findings import CheckResult, Finding, Severity, Status, worst_severity
 from monitor.model.graph import GraphErrorKind, GraphSnapshot, Part
-from monitor.model.rollup import HourRollup
+from monitor.model.rollup import SOURCE_SERVER_LOG, HourRollup
 
 _PENALTY = {Severity.INFO: 0, Severity.WARN: 15, Severity.CRIT: 40}
 NOT_CONFIGURED = "no Graph API source for this dataset (needs [meta] and an access token)"
@@ -116,7 +116,6 @@ CODE_PARTS: dict[tuple[str, str], frozenset[Part]] = {
 }
 # ``diagnostics`` codes about the Graph API source: raised by whichever parts failed.
 SOURCE_CODES: frozenset[str] = frozenset({"TOKEN_INVALID", "RATE_LIMITED", "SOURCE_UNAVAILABLE"})
-LOG_SOURCE = "server_log"  # the evidence ``source`` of a finding from the delivery logs
 # Checks whose every finding comes from the Graph API.
 GRAPH_ONLY_CHECKS: frozenset[str] = frozenset({"parity", "diagnostics"})
 
@@ -125,7 +124,7 @@ def from_logs(evidence: Mapping[str, Any]) -> bool:
     """Whether a finding of a code with a log side too (``MATCH_KEY_DROP``: Meta's key
     coverage, or the logs' own in ``checks.match_drop``) came from the delivery logs,
     by its evidence's ``source``."""
-    return evidence.get("source") == LOG_SOURCE
+    return evidence.get("source") == SOURCE_SERVER_LOG
 
 
 def is_graph_code(check_id: str, code: str) -> bool:

@@ -55,12 +55,11 @@ from typing import Any
 from checks.base import Tally, make_finding
 from checks.baseline import HOUR, MAD_SCALE, hour_start, local_label, mad
 from checks.drift import daily_blocks
-from checks.graph_common import LOG_SOURCE
 from checks.match_keys import ADVICE, source_label
 from checks.volume_ratios import local_iso
 from monitor.config import MatchQualitySettings
 from monitor.model.findings import Example, Finding, Severity
-from monitor.model.rollup import MATCH_KEYS, OTHER_EVENT, HourRollup
+from monitor.model.rollup import MATCH_KEYS, OTHER_EVENT, SOURCE_SERVER_LOG, HourRollup
 from monitor.model.series import VolumeHistory
 from monitor.timeutil import iso_utc
 
@@ -258,7 +257,7 @@ def drop_finding(drop: KeyDrop, history: VolumeHistory, examples: list[Example])
         f"fills user_data; then {ADVICE[key]}."
     )
     evidence: dict[str, Any] = {
-        "source": LOG_SOURCE,  # the logs' side of the code (``graph_common.from_logs``)
+        "source": SOURCE_SERVER_LOG,  # the logs' side of the code (``graph_common.from_logs``)
         "action_source": drop.source,
         "key": key,
         "expected": round(drop.expected, 4),

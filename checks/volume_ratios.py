@@ -31,12 +31,12 @@ from checks.drift import (
 from checks.graph_common import graph_finding
 from monitor.config import VolumeSettings
 from monitor.model.findings import Finding
-from monitor.model.rollup import VALUE_EVENTS
+from monitor.model.rollup import SOURCE_SERVER_LOG, VALUE_EVENTS
 from monitor.model.series import Sums, VolumeHistory
 from monitor.timeutil import iso_utc
 
 CHECK_ID = "volume"
-LOGS = "server_log"
+LOGS = SOURCE_SERVER_LOG  # the series of the delivery logs
 EVENT_ID_SHARE_DROP = "EVENT_ID_SHARE_DROP"
 VALUE_DRIFT = "VALUE_DRIFT"
 PARITY_RATIO_DRIFT = "PARITY_RATIO_DRIFT"
