@@ -144,13 +144,19 @@ def load_volume_history(
     return with_peers(settings, out)
 
 
+def country_peers(settings: Settings, dataset_id: str) -> list[str]:
+    """The other configured datasets of the same ``country`` as ``dataset_id``."""
+    ds = settings.dataset(dataset_id)
+    if ds is None or not ds.country:
+        return []
+    return [d.id for d in settings.datasets if d.id != dataset_id and d.country == ds.country]
+
+
 def with_peers(settings: Settings, histories: dict[str, VolumeHistory]) -> dict[str, VolumeHistory]:
     """Each history with its ``peers``: those of the other datasets of its country."""
-    country = {d.id: d.country for d in settings.datasets if d.country}
     return {
         ds: dc.replace(h, peers=tuple(
-            o for other, o in histories.items()
-            if other != ds and ds in country and country.get(other) == country[ds]
+            histories[o] for o in country_peers(settings, ds) if o in histories
         ))
         for ds, h in histories.items()
     }  # fmt: skip

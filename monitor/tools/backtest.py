@@ -48,7 +48,13 @@ from monitor.config import Settings
 from monitor.engine.audit import DatasetAudit, configured_files
 from monitor.engine.cycle import CycleBatch
 from monitor.engine.rollup import RollupAccumulator
-from monitor.engine.series import dataset_calendar, dataset_timezone, index_graph, lookback
+from monitor.engine.series import (
+    country_peers,
+    dataset_calendar,
+    dataset_timezone,
+    index_graph,
+    lookback,
+)
 from monitor.errors import ConfigError
 from monitor.model.observations import Delivery, ReadStats
 from monitor.model.rollup import SOURCE_SERVER_LOG, HourRollup
@@ -164,13 +170,7 @@ class _Index:
 
     def history(self, dataset_id: str, now: float) -> VolumeHistory:
         """A dataset's history, with those of its country's other datasets (``peers``)."""
-        ds = self.settings.dataset(dataset_id)
-        country = ds.country if ds else None
-        peers = tuple(
-            self._history(d.id, now)
-            for d in self.settings.datasets
-            if country and d.id != dataset_id and d.country == country
-        )
+        peers = tuple(self._history(o, now) for o in country_peers(self.settings, dataset_id))
         return dc.replace(self._history(dataset_id, now), peers=peers)
 
     def _history(self, dataset_id: str, now: float) -> VolumeHistory:
