@@ -76,13 +76,20 @@ MODELS = ("simulate", "traffic")
 DEFAULT_DATASETS = {"simulate": 2, "traffic": 3}
 
 
-def _matches(alert: AlertEpisode, inc: Incident) -> bool:
+def _tells(inc: Incident, dataset_id: str, code: str, event_name: str | None, at: float) -> bool:
+    """Whether an alert of ``code`` on ``dataset_id`` (and ``event_name``, or dataset-wide)
+    said at ``at`` tells of ``inc``: one of its type's codes, from its start to ``GRACE``
+    after its end."""
     return (
-        alert.dataset_id == inc.dataset_id
-        and alert.code in DETECTED_BY[inc.type]
-        and (inc.event_name is None or alert.event_name in (inc.event_name, None))
-        and inc.start <= alert.fired_at <= inc.end + GRACE
+        dataset_id == inc.dataset_id
+        and code in DETECTED_BY[inc.type]
+        and (inc.event_name is None or event_name in (inc.event_name, None))
+        and inc.start <= at <= inc.end + GRACE
     )
+
+
+def _matches(alert: AlertEpisode, inc: Incident) -> bool:
+    return _tells(inc, alert.dataset_id, alert.code, alert.event_name, alert.fired_at)
 
 
 # Notification reasons that tell the user of an incident: an alert that started firing, or
@@ -94,15 +101,9 @@ SAYS_NEW = ("new", "flapping", "escalated")
 def _said(notice: Notice, inc: Incident) -> bool:
     """Whether a notification tells of ``inc`` (an alert with one of its codes, reopened,
     escalated or new, between its start and ``GRACE`` after its end)."""
-    return (
-        notice.dataset_id == inc.dataset_id
-        and inc.start <= notice.at <= inc.end + GRACE
-        and any(
-            reason in SAYS_NEW
-            and code in DETECTED_BY[inc.type]
-            and (inc.event_name is None or name in (inc.event_name, None))
-            for reason, (code, name) in zip(notice.reasons, notice.about, strict=True)
-        )
+    return any(
+        reason in SAYS_NEW and _tells(inc, notice.dataset_id, code, name, notice.at)
+        for reason, (code, name) in zip(notice.reasons, notice.about, strict=True)
     )
 
 
@@ -150,12 +151,13 @@ def score_scenario(
     incidents = [Incident.from_dict(d) for d in truth["incidents"]]
     rows = []
     for inc in incidents:
-        hits = sorted(a.fired_at for a in alerts if _matches(a, inc))
         # An alert already firing (or flapping) when the incident began is not an episode
         # of its own; its reopening or escalation is what the user is told.
-        hits += sorted(n.at for n in notifications if _said(n, inc))
-        hits.sort()
-        first = hits[0] if hits else None
+        first = min(
+            [a.fired_at for a in alerts if _matches(a, inc)]
+            + [n.at for n in notifications if _said(n, inc)],
+            default=None,
+        )
         rows.append(
             {
                 **inc.to_dict(),
