@@ -115,6 +115,7 @@ class ScrubFilter(logging.Filter):
 
 def remember_secrets(secrets: Iterable[str]) -> None:
     """Tell every scrubbing handler on the root logger about more secret values."""
+    secrets = list(secrets)  # each handler reads them
     for handler in logging.getLogger().handlers:
         for f in handler.filters:
             if isinstance(f, ScrubFilter):

@@ -220,6 +220,7 @@ class Daemon:
 
         check_reloadable(self.settings, new)
         zone = _zone(new.schedule.timezone)
+        secrets = secret_values(new, self.env)
         if self._owns_notifiers:
             notifiers = build_notifiers(new, self.env)
             sender = OutboxSender(self.store.engine, notifiers, new, self.clock)
@@ -229,8 +230,8 @@ class Daemon:
                 if callable(close):
                     close()
             self.notifiers, self.sender = notifiers, sender
-            self._secrets = list(secret_values(new, self.env))
-        remember_secrets(secret_values(new, self.env))  # the log masks them from now on
+            self._secrets = list(secrets)
+        remember_secrets(secrets)  # the log masks them from now on
         self.settings, self.timezone = new, zone
         self.tailer = LogTailer(
             new.datasets,
