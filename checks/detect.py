@@ -31,7 +31,8 @@ volume in it ends a stop or a drop):
   does not show the series ``recovered``;
 - ``VOLUME_DROP``: over a window of the last 1 to ``max_window_hours`` (6) hours, at least
   ``min_expected`` (20) events expected per hour, observed at most ``1 − drop_warn`` (60 %)
-  of expected × the level, robust z ≤ −``z`` (−3.5), and every hour of the window at
+  of expected × the level, robust z ≤ −``z`` (−3.5; a window of one hour −``single_hour_z``,
+  −4.5: it is tested every hour of every series, so chance dips reach −3.5 weekly), and every hour of the window at
   least half that far down (an ended drop stops alerting; a series back from a stop is
   judged only on the hours after its first one back, so its partial hour is no new drop).
   ``crit`` when observed ≤ ``1 − drop_crit`` (25 %) of expected or the drop has lasted
@@ -288,6 +289,8 @@ def judge_drop(points: Sequence[HourPoint], rules: VolumeSettings) -> VolumeVerd
             continue
         window = list(points[-k:])
         expected, observed, _, z = _window_stats(window, rules.overdispersion)
+        # One hour is tested every hour on every series: it must stand out further.
+        need = rules.single_hour_z if k == 1 else rules.z
         scaled = reference_level(window, rules, 0.0, 1.0)
         if scaled is not None:
             # Against the reference over the same hours: a holiday lowers it too, a
@@ -297,10 +300,10 @@ def judge_drop(points: Sequence[HourPoint], rules: VolumeSettings) -> VolumeVerd
             # The size against the day's level before the window (a holiday lowers it,
             # an incident's own hours never do), the significance against the baseline
             # and beyond an ordinary dip.
-            if z > -rules.z or not _beyond(window, 1 - rules.ordinary_dip, rules):
+            if z > -need or not _beyond(window, 1 - rules.ordinary_dip, rules):
                 continue
             f = level(points, k, rules, 1 - rules.ordinary_dip, 1.0)
-        if z > -rules.z:
+        if z > -need:
             continue
         cold = _kind(window) is BaselineKind.COLD_START
         needed = max(rules.drop_warn, rules.cold_start_drop) if cold else rules.drop_warn

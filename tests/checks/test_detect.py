@@ -167,6 +167,10 @@ VOLUME_CASES = [
     ([400, 410, 395, 200, 190, 210], 400, 100, SEAS, DROP, CRIT, 3),
     # intent: a fall to under a quarter: critical at once
     ([400, 410, 395, 405, 400, 60], 400, 30, SEAS, DROP, CRIT, 5),
+    # intent: one hour at a third of a 60/h series (z ≈ −4.1) is tested every hour of
+    # every series and is chance about weekly: no finding; two such hours are a drop
+    ([60, 62, 58, 60, 61, 20], 60, 15, SEAS, None, None, None),
+    ([60, 62, 58, 60, 20, 20], 60, 15, SEAS, DROP, WARN, 4),
     # intent: a 50 % hour on a 20/h series is within noise
     ([20, 21, 19, 20, 20, 10], 20, 5, SEAS, None, None, None),
     # intent: a 35 % dip (a holiday) is not a drop, however significant
