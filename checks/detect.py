@@ -27,14 +27,17 @@ progress is never judged as a drop; it only tells that a series is back: ``recov
 volume in it ends a stop or a drop):
 
 - ``VOLUME_STOPPED`` (crit): the latest complete hours are all zero and at least
-  ``stopped_min_expected`` (20) events were expected in them, and the hour in progress
-  does not show the series ``recovered``;
+  ``stopped_min_expected`` (20) events were expected in them (hours expecting under
+  half that which were empty in an earlier week too do not count: a small series' quiet
+  night), and the hour in
+  progress does not show the series ``recovered``;
 - ``VOLUME_DROP``: over a window of the last 1 to ``max_window_hours`` (6) hours, at least
   ``min_expected`` (20) events expected per hour, observed at most ``1 − drop_warn`` (60 %)
   of expected × the level, robust z ≤ −``z`` (−3.5; a window of one hour −``single_hour_z``,
-  −4.5: it is tested every hour of every series, so chance dips reach −3.5 weekly), and every hour of the window at
-  least half that far down (an ended drop stops alerting; a series back from a stop is
-  judged only on the hours after its first one back, so its partial hour is no new drop).
+  −4.5: it is tested every hour of every series, so chance dips reach −3.5 weekly), and
+  every hour of the window at least half that far down (an ended drop stops alerting; a
+  series back from a stop is judged only on the hours after its first one back, so its
+  partial hour is no new drop).
   ``crit`` when observed ≤ ``1 − drop_crit`` (25 %) of expected or the drop has lasted
   ``persist_crit_hours`` (3) hours;
 - ``VOLUME_SPIKE`` (warn): over the last ``spike_hours`` (2) hours or one more, at least
@@ -163,11 +166,23 @@ def judge_stopped(
     if not run:
         return None
     window = points[len(points) - run :]
-    expected = sum(p.baseline.expected for p in window)
+    # A small hour that was empty in an earlier week too (a quiet night of a small
+    # series) tells little about a stop: only the others count towards the events
+    # expected. (A larger hour empty once was an earlier outage: it counts.)
+    small = rules.stopped_min_expected / 2
+    expected = sum(p.baseline.expected for p in window if not _quiet(p.baseline, small))
     if expected < rules.stopped_min_expected:
         return None
     _, _, _, z = _window_stats(window, rules.overdispersion)
     return _verdict(VOLUME_STOPPED, Severity.CRIT, window, z, run)
+
+
+def _quiet(b: Baseline, small: float) -> bool:
+    """Whether an hour expects fewer than ``small`` events and was empty in one of its
+    samples (a share baseline's samples are shares, from at least 20 events: never)."""
+    return (
+        b.expected < small and b.kind is not BaselineKind.SHARE and any(x <= 0 for x in b.samples)
+    )
 
 
 def expected_sum(points: Sequence[HourPoint]) -> float:

@@ -215,6 +215,26 @@ def test_judge_volume(
 
 
 @pytest.mark.parametrize(
+    ("night", "code"),
+    [
+        # intent: night hours of a small series that were empty in an earlier week: four
+        # empty hours expecting 6 each are its quiet night, not a stop
+        ([0.0, 7, 3, 6], None),
+        # intent: ... the same hours never empty before: a stop
+        ([5.0, 7, 3, 6], STOPPED),
+    ],
+)
+def test_a_small_series_quiet_night_is_no_stop(night: list[float], code: str | None) -> None:
+    start = ts("2026-11-20T00:00:00+00:00")
+    day = Baseline.of([40.0, 42, 38, 40], SEAS)
+    quiet = Baseline.of(night, SEAS)
+    pts = [HourPoint(start + i * HOUR, 40, day) for i in range(4)]
+    pts += [HourPoint(start + (4 + i) * HOUR, 0, quiet) for i in range(4)]
+    v = judge_volume(pts, RULES, None)
+    assert (v.code if v else None) == code
+
+
+@pytest.mark.parametrize(
     ("observed", "in_progress", "so_far", "code"),
     [
         # intent: 20 of 24 expected so far: the stop is over
