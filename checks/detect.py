@@ -34,7 +34,8 @@ volume in it ends a stop or a drop):
 - ``VOLUME_DROP``: over a window of the last 1 to ``max_window_hours`` (6) hours, at least
   ``min_expected`` (20) events expected per hour, observed at most ``1 − drop_warn`` (60 %)
   of expected × the level, robust z ≤ −``z`` (−3.5; a window of one hour −``single_hour_z``,
-  −4.5: it is tested every hour of every series, so chance dips reach −3.5 weekly), and
+  −4.5: it is tested every hour of every series, so chance dips reach −3.5 weekly; −3.5
+  again when the hour in progress is as far down so far, ``still_low``), and
   every hour of the window at least half that far down (an ended drop stops alerting; a
   series back from a stop is judged only on the hours after its first one back, so its
   partial hour is no new drop).
@@ -280,8 +281,12 @@ def _since_stop(points: Sequence[HourPoint]) -> int:
     return len(points)
 
 
-def judge_drop(points: Sequence[HourPoint], rules: VolumeSettings) -> VolumeVerdict | None:
+def judge_drop(
+    points: Sequence[HourPoint], rules: VolumeSettings, going_on: bool = False
+) -> VolumeVerdict | None:
     """``VOLUME_DROP`` over the most significant trailing window (module docstring).
+    ``going_on``: the hour in progress is as far down (``still_low``), so a drop seen in
+    one complete hour needs only ``z``, not ``single_hour_z``.
 
     Every hour of the window is itself at least ``drop_warn / 2`` down (a window never
     reaches back over recovered hours), and a series back from zero hours is judged only
@@ -304,8 +309,9 @@ def judge_drop(points: Sequence[HourPoint], rules: VolumeSettings) -> VolumeVerd
             continue
         window = list(points[-k:])
         expected, observed, _, z = _window_stats(window, rules.overdispersion)
-        # One hour is tested every hour on every series: it must stand out further.
-        need = rules.single_hour_z if k == 1 else rules.z
+        # One hour is tested every hour on every series: it must stand out further,
+        # unless the hour in progress shows the drop going on.
+        need = rules.single_hour_z if k == 1 and not going_on else rules.z
         scaled = reference_level(window, rules, 0.0, 1.0)
         if scaled is not None:
             # Against the reference over the same hours: a holiday lowers it too, a
@@ -385,6 +391,19 @@ def recovered(
     return in_progress >= (1 - rules.drop_warn / 2) * expected_so_far
 
 
+def still_low(
+    in_progress: float | None, expected_so_far: float | None, rules: VolumeSettings
+) -> bool:
+    """The hour in progress is as far down as a drop: at most ``1 − drop_warn`` of the
+    events expected so far, once enough are expected for that to mean something. A chance
+    dip of one hour seldom goes on into the next; a breakage does."""
+    if in_progress is None or expected_so_far is None:
+        return False
+    if expected_so_far < RECOVERY_MIN_EXPECTED:
+        return False
+    return in_progress <= (1 - rules.drop_warn) * expected_so_far
+
+
 def pooled(points: Sequence[HourPoint], rules: VolumeSettings) -> list[HourPoint]:
     """``points`` with one relative spread and one dispersion for all.
 
@@ -423,4 +442,9 @@ def judge_volume(
     points = pooled(points, rules)
     if recovered(in_progress, expected_so_far, rules):
         return judge_spike(points, rules)
-    return judge_stopped(points, rules) or judge_drop(points, rules) or judge_spike(points, rules)
+    going_on = still_low(in_progress, expected_so_far, rules)
+    return (
+        judge_stopped(points, rules)
+        or judge_drop(points, rules, going_on)
+        or judge_spike(points, rules)
+    )

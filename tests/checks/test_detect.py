@@ -215,6 +215,26 @@ def test_judge_volume(
 
 
 @pytest.mark.parametrize(
+    ("in_progress", "so_far", "code"),
+    [
+        # intent: one hour at a third of a 60/h series (z ≈ −4.1, short of single_hour_z)
+        # followed by an hour in progress as far down: the drop goes on, it alerts
+        (4, 15.0, DROP),
+        # intent: ... the hour in progress back to normal: a chance dip, no finding
+        (14, 15.0, None),
+        # intent: ... too early in the hour to tell (5 expected so far): no finding yet
+        (0, 5.0, None),
+    ],
+)
+def test_a_one_hour_drop_going_on_in_the_hour_in_progress_alerts_sooner(
+    in_progress: float, so_far: float, code: str | None
+) -> None:
+    pts = points([60, 62, 58, 60, 61, 20], 60)
+    v = judge_volume(pts, RULES, in_progress, so_far)
+    assert (v.code if v else None) == code
+
+
+@pytest.mark.parametrize(
     ("night", "code"),
     [
         # intent: night hours of a small series that were empty in an earlier week: four
