@@ -29,8 +29,7 @@ volume in it ends a stop or a drop):
 - ``VOLUME_STOPPED`` (crit): the latest complete hours are all zero and at least
   ``stopped_min_expected`` (20) events were expected in them (hours expecting under
   half that which were empty in an earlier week too do not count: a small series' quiet
-  night), and the hour in
-  progress does not show the series ``recovered``;
+  night), and the hour in progress does not show the series ``recovered``;
 - ``VOLUME_DROP``: over a window of the last 1 to ``max_window_hours`` (6) hours, at least
   ``min_expected`` (20) events expected per hour, observed at most ``1 − drop_warn`` (60 %)
   of expected × the level, robust z ≤ −``z`` (−3.5; a window of one hour −``single_hour_z``,
