@@ -12,7 +12,6 @@ from typing import Any
 
 from monitor.model.observations import Delivery
 from monitor.model.rollup import (
-    ACTION_SOURCES,
     LATENCY_BOUNDS,
     MATCH_KEYS,
     MAX_EVENT_NAMES,
@@ -21,9 +20,8 @@ from monitor.model.rollup import (
     VALUE_EVENTS,
     HourRollup,
     error_key,
-    present_keys,
+    key_layouts,
     source_counts,
-    source_key,
 )
 
 _KEY_INDEX = {k: i for i, k in enumerate(MATCH_KEYS)}
@@ -166,9 +164,8 @@ class RollupAccumulator:
         bounds = _BOUNDS
         bisect_left = bisect.bisect_left
         value_events = VALUE_EVENTS
-        sources = ACTION_SOURCES
         hour = int(sent_at // 3600 * 3600) if sent_at is not None else 0
-        for ev, t in zip(events, d.times, strict=True):
+        for ev, t, layout in zip(events, d.times, key_layouts(d), strict=True):
             if sent_at is None:
                 hour = int(t // 3600 * 3600)
             state = rows.get((ev["event_name"], hour))
@@ -185,16 +182,6 @@ class RollupAccumulator:
                 if value.__class__ is float or value.__class__ is int:
                     state.value_units += exact_value(value)
                     row.value_count += 1
-            ud = ev.get("user_data")
-            if ud.__class__ is dict:
-                # Every value truthy means every key present: the C-level all() fast path.
-                keys = tuple(ud) if all(ud.values()) else present_keys(ud)
-            else:
-                keys = ()
-            src = ev.get("action_source")
-            if src.__class__ is not str or src not in sources:
-                src = source_key(src)
-            layout = (src, keys)
             n = state.layouts.get(layout)
             if n is None:
                 state.add_layout(layout)
