@@ -97,14 +97,7 @@ from monitor.mask import MAX_SHOWN
 from monitor.model.findings import CheckResult, Example, Finding, Severity
 from monitor.model.graph import EventQuality, Part
 from monitor.model.observations import Delivery
-from monitor.model.rollup import (
-    ACTION_SOURCES,
-    MATCH_KEYS,
-    OTHER_EVENT,
-    HourRollup,
-    present_keys,
-    source_key,
-)
+from monitor.model.rollup import MATCH_KEYS, OTHER_EVENT, HourRollup, key_layouts
 from monitor.model.series import Current, VolumeHistory
 
 MATCH_KEY_COVERAGE_LOW = "MATCH_KEY_COVERAGE_LOW"
@@ -233,21 +226,12 @@ class MatchQuality:
 
     def observe(self, delivery: Delivery) -> None:
         by_bucket = self._by_bucket
-        for ev in delivery.events:
-            src = ev.get("action_source")
-            if src.__class__ is not str or src not in ACTION_SOURCES:
-                src = source_key(src)
+        for ev, (src, layout) in zip(delivery.events, key_layouts(delivery), strict=True):
             bucket = (ev["event_name"], src)
             kc = by_bucket.get(bucket)
             if kc is None:
                 kc = self._counts(bucket)
             kc.events += 1
-            ud = ev.get("user_data")
-            if ud.__class__ is dict:
-                # Fast path: every value truthy means every key is present (C-level all()).
-                layout = tuple(ud) if all(ud.values()) else present_keys(ud)
-            else:
-                layout = ()
             n = kc.layouts.get(layout)
             if n is None:
                 kc.add_layout(layout, delivery)

@@ -9,17 +9,17 @@ result to ``monitor.engine.audit.run_audit(graph=...)``:
 - Every other configured dataset gets a snapshot, even when the poll as a whole blew
   up: then every part carries a ``PartError`` and the checks report ``error``, while
   ``diagnostics`` says ``SOURCE_UNAVAILABLE``. A Graph failure never ends an audit.
+
+The HTTP client (httpx, asyncio) is imported only when something is polled: an audit
+without a Graph source does not pay for it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
-
-import httpx
 
 from monitor.config import Settings
 from monitor.model.graph import (
@@ -31,10 +31,14 @@ from monitor.model.graph import (
     PartError,
 )
 from monitor.sources.graph.parse import stats_window
-from monitor.sources.graph.poll import poll_many, poll_parts, resolve_token
+from monitor.sources.graph.tokens import resolve_token
 
 if TYPE_CHECKING:
+    import httpx
+
     from monitor.store.db import Store
+
+Sleep = Callable[[float], Awaitable[None]]
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +57,23 @@ def poll_graph(
     now: float,
     env: Mapping[str, str] = os.environ,
     transport: httpx.AsyncBaseTransport | None = None,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    sleep: Sleep | None = None,
     parts: Iterable[Part] | None = None,
 ) -> dict[str, GraphSnapshot]:
     """One poll of every dataset with a Graph source (``poll_many`` under ``asyncio.run``).
 
     ``[meta]`` sets the concurrency (default 20 calls in flight), timeout, retries and
     the hours of ``/stats`` read. ``env`` holds the tokens; ``transport`` and ``sleep``
-    are for tests. ``parts`` limits the reads (``monitor.sources.graph.poll.poll_parts``).
+    are for tests (``sleep`` default ``asyncio.sleep``). ``parts`` limits the reads
+    (``monitor.sources.graph.poll.poll_parts``).
     """
     meta = settings.meta
     if meta is None or not graph_datasets(settings, env):
         return {}
+    import asyncio
+
+    from monitor.sources.graph.poll import poll_many
+
     try:
         return asyncio.run(
             poll_many(
@@ -76,7 +85,7 @@ def poll_graph(
                 hours=meta.stats_hours,
                 timeout=meta.timeout,
                 max_retries=meta.max_retries,
-                sleep=sleep,
+                sleep=sleep or asyncio.sleep,
                 parts=parts,
             )
         )
@@ -97,6 +106,8 @@ def failed_snapshot(
 ) -> GraphSnapshot:
     """A snapshot in which every part asked for failed (kind ``unknown``): read as "not
     evaluated"."""
+    from monitor.sources.graph.poll import poll_parts
+
     hours = settings.meta.stats_hours if settings.meta else 48
     start, end = stats_window(now, hours)
     message = f"the Graph API poll failed unexpectedly ({type(err).__name__})"
@@ -122,7 +133,7 @@ def collect_graph(
     store: Store | None,
     env: Mapping[str, str] = os.environ,
     transport: httpx.AsyncBaseTransport | None = None,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    sleep: Sleep | None = None,
 ) -> dict[str, DatasetGraph]:
     """Poll (``poll_graph``) and attach each dataset's stored history from ``store``
     (readings of the last ``[checks.match_quality] history_window`` before ``now``;

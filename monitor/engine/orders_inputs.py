@@ -14,7 +14,6 @@ minus the ±48 h matching window up to ``now`` (docs/contracts.md §8):
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -151,6 +150,8 @@ def collect_orders(
         key: min((s for d in ids if (s := windows[d]) is not None), default=now)
         for key, ids in needed.items()
     }
+
+    import asyncio  # deferred: an audit without orders sources never gets here
 
     async def read_all() -> list[OrderSnapshot]:
         reads = [read_snapshot(plan[key][0], starts[key] - MATCH_WINDOW, now) for key in needed]

@@ -12,7 +12,6 @@ from typing import Any
 
 from monitor.model.observations import Delivery
 from monitor.model.rollup import (
-    ACTION_SOURCES,
     LATENCY_BOUNDS,
     MATCH_KEYS,
     MAX_EVENT_NAMES,
@@ -21,12 +20,14 @@ from monitor.model.rollup import (
     VALUE_EVENTS,
     HourRollup,
     error_key,
-    present_keys,
+    key_layouts,
     source_counts,
-    source_key,
 )
 
 _KEY_INDEX = {k: i for i, k in enumerate(MATCH_KEYS)}
+# LATENCY_BOUNDS as floats: bisect then compares a float lag with floats, faster than
+# with ints, and finds the same bucket (every bound is an integer a float holds exactly).
+_BOUNDS = tuple(map(float, LATENCY_BOUNDS))
 
 MAX_LAYOUTS = 64  # distinct key layouts tracked per row before counting key by key
 # Rows this far behind the newest hour have their layouts folded into key_counts: a
@@ -160,11 +161,11 @@ class RollupAccumulator:
             return
         sent_at = d.sent_at
         rows = self.rows
-        bounds = LATENCY_BOUNDS
+        bounds = _BOUNDS
+        bisect_left = bisect.bisect_left
         value_events = VALUE_EVENTS
-        sources = ACTION_SOURCES
         hour = int(sent_at // 3600 * 3600) if sent_at is not None else 0
-        for ev, t in zip(events, d.times, strict=True):
+        for ev, t, layout in zip(events, d.times, key_layouts(d), strict=True):
             if sent_at is None:
                 hour = int(t // 3600 * 3600)
             state = rows.get((ev["event_name"], hour))
@@ -181,23 +182,13 @@ class RollupAccumulator:
                 if value.__class__ is float or value.__class__ is int:
                     state.value_units += exact_value(value)
                     row.value_count += 1
-            ud = ev.get("user_data")
-            if ud.__class__ is dict:
-                # Every value truthy means every key present: the C-level all() fast path.
-                keys = tuple(ud) if all(ud.values()) else present_keys(ud)
-            else:
-                keys = ()
-            src = ev.get("action_source")
-            if src.__class__ is not str or src not in sources:
-                src = source_key(src)
-            layout = (src, keys)
             n = state.layouts.get(layout)
             if n is None:
                 state.add_layout(layout)
             else:
                 state.layouts[layout] = n + 1
             if sent_at is not None:
-                row.latency_hist[bisect.bisect_left(bounds, sent_at - t)] += 1
+                row.latency_hist[bisect_left(bounds, sent_at - t)] += 1
 
     def _observe_failed(self, d: Delivery) -> None:
         """Events of failed requests are delivery errors, not accepted volume (CONTRACTS §6)."""

@@ -93,6 +93,11 @@ class Delivery:
     # Which events gave their event_time in milliseconds (``times`` holds seconds anyway);
     # None when none did, the usual case. Only ``payload`` reports it.
     millis: list[bool] | None = None
+    # Memo of ``monitor.model.rollup.key_layouts`` (the rollup and ``match_quality`` both
+    # read it): computed on first use, never by the reader, never copied by ``subset``.
+    layouts: list[tuple[str, tuple[Any, ...]]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if len(self.times) != len(self.events):

@@ -152,6 +152,29 @@ def error_key(delivery: Delivery) -> str:
     return f"{r.error_code}/{r.error_subcode}" if r.error_subcode else str(r.error_code)
 
 
+def key_layouts(d: Delivery) -> list[tuple[str, tuple[Any, ...]]]:
+    """Per event of ``d``, in order: its ``source_key`` and its ``present_keys`` (``()``
+    without a ``user_data`` object), what the rollups and ``match_quality`` count events
+    by. Computed once per delivery and kept on it (``Delivery.layouts``): both read it."""
+    layouts = d.layouts
+    if layouts is not None:
+        return layouts
+    layouts = d.layouts = []
+    append = layouts.append
+    sources = ACTION_SOURCES
+    for ev in d.events:
+        src = ev.get("action_source")
+        if src.__class__ is not str or src not in sources:
+            src = source_key(src)
+        ud = ev.get("user_data")
+        if ud.__class__ is dict:
+            # Every value truthy means every key present: the C-level all() fast path.
+            append((src, tuple(ud) if all(ud.values()) else present_keys(ud)))
+        else:
+            append((src, ()))
+    return layouts
+
+
 def present_keys(user_data: dict[Any, Any]) -> tuple[Any, ...]:
     """The keys of ``user_data`` whose value is present: not null, ``""`` or ``[]``
     (0 and false count as present). The one rule of rollups and the match-quality check."""

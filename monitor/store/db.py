@@ -3,8 +3,9 @@
 ``Store.open(url)`` accepts a SQLAlchemy URL (``sqlite:////abs/path.db``,
 ``postgresql+psycopg://user:pass@host/db``) or a bare file path (taken as SQLite). It
 creates a SQLite file's directory, enables WAL and a busy timeout (the daemon and
-``audit`` may share one file) and brings the schema to the newest migration. Every
-failure surfaces as ``StoreError`` whose message shows the URL with its password masked.
+``audit`` may share one file) and brings the schema to the newest migration
+(``monitor.store.schema``). Every failure surfaces as ``StoreError`` whose message
+shows the URL with its password masked.
 
 Write transactions are serialised: SQLite takes its write lock at ``BEGIN IMMEDIATE``,
 PostgreSQL takes a transaction-scoped advisory lock. That makes the read-merge-write of
@@ -18,7 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, insert
 from sqlalchemy import select as select_core
@@ -35,13 +36,8 @@ from monitor.model.results import AuditReport, DatasetReport
 from monitor.model.rollup import LATENCY_BOUNDS, MATCH_KEYS, HourRollup, source_keys_from
 from monitor.store.tables.core import AuditRun, CheckResultRow, FindingRow, metadata
 
-if TYPE_CHECKING:
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-
 RollupMode = Literal["replace", "add"]
 
-MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
 SUPPORTED_BACKENDS = frozenset({"sqlite", "postgresql"})
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 PG_CONNECT_TIMEOUT_S = 10
@@ -179,86 +175,6 @@ def create_store_engine(url: URL) -> Engine:
 
 def write_connection(engine: Engine) -> Connection:
     return engine.connect().execution_options(**{_WRITE: True})
-
-
-# --- migrations ------------------------------------------------------------------------
-
-
-_REVISION_LINE = re.compile(r"^(revision|down_revision)\b[^=\n]*=\s*[\"']?(\w+)", re.MULTILINE)
-
-
-def schema_head() -> str | None:
-    """The newest migration id, read from the migration files without importing Alembic
-    (whose import costs ~0.3 s on every command); None if it cannot be told."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in (MIGRATIONS_DIR / "versions").glob("v*.py"):
-        for kind, rev in _REVISION_LINE.findall(path.read_text(encoding="utf-8")):
-            (revisions if kind == "revision" else parents).add(rev)
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
-
-
-def _at_revision(engine: Engine, head: str | None) -> bool:
-    """Whether the database is already at ``head`` (the common case: nothing to migrate)."""
-    if head is None:
-        return False
-    with engine.connect() as conn:
-        if not conn.dialect.has_table(conn, "alembic_version"):
-            return False
-        rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
-    return [r[0] for r in rows] == [head]
-
-
-def is_at_head(engine: Engine) -> bool:
-    """Whether the database's schema is the newest migration (read only, no migrating)."""
-    return _at_revision(engine, schema_head())
-
-
-def alembic_config(connection: Connection | None = None) -> Config:
-    """An Alembic config for the store's migrations, bound to ``connection`` if given.
-
-    New migration (developers): ``command.revision(alembic_config(conn), "add x",
-    autogenerate=True)`` with ``conn`` on a database at head, then review the file.
-    """
-    from alembic.config import Config
-
-    cfg = Config()
-    # ConfigParser interpolates "%": escape it in the path.
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
-    if connection is not None:
-        cfg.attributes["connection"] = connection
-    return cfg
-
-
-def _check_known_revision(conn: Connection, script: ScriptDirectory) -> None:
-    from alembic.runtime.migration import MigrationContext
-
-    known = {s.revision for s in script.walk_revisions()}
-    for rev in MigrationContext.configure(conn).get_current_heads():
-        if rev not in known:
-            raise StoreError(
-                f"database schema {rev} is newer than this capi-monitor "
-                f"(it knows up to {script.get_current_head()}); upgrade capi-monitor"
-            )
-
-
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration, in one write transaction."""
-    if _at_revision(engine, schema_head()):
-        return
-    from alembic import command
-    from alembic.script import ScriptDirectory
-    from alembic.util import CommandError
-
-    with (
-        store_errors("migrate", engine.url, (CommandError,)),
-        write_connection(engine) as conn,
-        conn.begin(),
-    ):
-        cfg = alembic_config(conn)
-        _check_known_revision(conn, ScriptDirectory.from_config(cfg))
-        command.upgrade(cfg, "head")
 
 
 # --- rows <-> value types --------------------------------------------------------------
@@ -483,6 +399,8 @@ class Store:
         with store_errors("open database", parsed, _OPEN_ERRORS):
             engine = create_store_engine(parsed)
             try:
+                from monitor.store.schema import migrate  # it imports this module
+
                 migrate(engine)
             except BaseException:
                 engine.dispose()

@@ -67,7 +67,8 @@ def _clean(text: object, secrets: Iterable[str] = ()) -> str:
 
 def store_items(settings: Settings) -> list[Item]:
     from monitor.errors import StoreError
-    from monitor.store.db import create_store_engine, is_at_head, mask_url, parse_url
+    from monitor.store.db import create_store_engine, mask_url, parse_url
+    from monitor.store.schema import is_at_head
 
     url = settings.storage.url
     shown = mask_url(url)

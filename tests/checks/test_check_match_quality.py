@@ -13,7 +13,14 @@ from monitor.config import settings_from_dict
 from monitor.engine.rollup import RollupAccumulator
 from monitor.engine.series import build_history
 from monitor.model.findings import Severity, Status
-from monitor.model.rollup import MATCH_KEYS, SOURCE_SERVER_LOG, HourRollup
+from monitor.model.rollup import (
+    MATCH_KEYS,
+    SOURCE_SERVER_LOG,
+    HourRollup,
+    key_layouts,
+    present_keys,
+    source_key,
+)
 from monitor.model.series import Current, VolumeHistory
 from tests.support.checkutil import (
     HOUR,
@@ -153,6 +160,24 @@ def test_empty_values_do_not_count(value: Any, present: bool) -> None:
     d = delivery(event(user_data={"em": value, "zz_unknown": H}), sent_at=NOW)
     check, _ = run(MatchQuality, [d])
     assert shares(check, "Purchase")["em"] == (1.0 if present else 0.0)
+
+
+def test_key_layouts_are_computed_once_per_delivery_and_not_inherited_by_a_subset() -> None:
+    """The rollup and this check read one memo per delivery (``Delivery.layouts``)."""
+    uds: list[Any] = [{"em": [H], "ph": [], "fbp": "f"}, {"em": [H], "fn": [H]}, "x", None]
+    sources = ["website", None, "crm", 7]
+    d = delivery(*(event(user_data=u, action_source=s) for u, s in zip(uds, sources, strict=True)))
+    layouts = key_layouts(d)
+    assert layouts == [
+        (source_key(s), present_keys(u) if isinstance(u, dict) else ())
+        for u, s in zip(uds, sources, strict=True)
+    ]
+    assert layouts == [("website", ("em", "fbp")), ("(none)", ("em", "fn")),
+                       ("(unknown)", ()), ("(unknown)", ())]  # fmt: skip
+    assert key_layouts(d) is layouts
+    sub = d.subset([1])
+    assert sub.layouts is None
+    assert key_layouts(sub) == [layouts[1]]
 
 
 @pytest.mark.parametrize(

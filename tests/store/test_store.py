@@ -14,6 +14,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -29,7 +30,8 @@ from monitor.model.observations import ReadStats
 from monitor.model.results import AuditReport, DatasetReport
 from monitor.model.rollup import LATENCY_BOUNDS, MATCH_KEYS, HourRollup
 from monitor.store import Store
-from monitor.store.db import alembic_config, create_store_engine, parse_url
+from monitor.store.db import create_store_engine, parse_url
+from monitor.store.schema import alembic_config
 from monitor.store.tables.core import metadata
 from tests.support.pg import BACKENDS, ON_PG, database, fresh_database
 
@@ -233,6 +235,64 @@ def test_migrations_create_exactly_the_table_metadata(store: Store) -> None:
         assert compare_metadata(ctx, metadata) == []
 
 
+def schema(url: str) -> dict[str, dict[str, Any]]:
+    """What the inspector tells of every table (columns in order, keys, indexes,
+    constraints), and the stamped revision."""
+    engine = create_store_engine(parse_url(url))
+    try:
+        with engine.connect() as conn:
+            insp = inspect(conn)
+            tables: dict[str, dict[str, Any]] = {
+                name: {
+                    "columns": [{**c, "type": str(c["type"])} for c in insp.get_columns(name)],
+                    "pk": insp.get_pk_constraint(name),
+                    "fks": sorted(map(repr, insp.get_foreign_keys(name))),
+                    "indexes": sorted(map(repr, insp.get_indexes(name))),
+                    "uniques": sorted(map(repr, insp.get_unique_constraints(name))),
+                    "checks": sorted(map(repr, insp.get_check_constraints(name))),
+                }
+                for name in insp.get_table_names()
+            }
+            revision = [r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))]
+    finally:
+        engine.dispose()
+    return {"tables": tables, "revision": {"alembic_version": revision}}
+
+
+@pytest.fixture(params=BACKENDS)
+def two_dbs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    with database(request.param, tmp_path / "a") as a, database(request.param, tmp_path / "b") as b:
+        yield a, b
+
+
+def test_a_new_database_is_created_as_the_migrations_would_leave_it(
+    two_dbs: tuple[str, str],
+) -> None:
+    """``Store.open`` creates an empty database from the table classes and stamps the
+    head instead of replaying every migration: the schema must be the migrated one."""
+    migrated, created = two_dbs
+    engine = create_store_engine(parse_url(migrated))
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "head")
+    finally:
+        engine.dispose()
+    Store.open(created).close()
+    assert schema(created) == schema(migrated)
+    assert schema(created)["revision"] == {"alembic_version": [HEAD]}
+
+
+def test_a_new_sqlite_database_is_created_without_importing_alembic(sqlite_db: str) -> None:
+    code = (
+        "import sys; from monitor.store import Store; Store.open(sys.argv[1]).close(); "
+        "assert 'alembic' not in sys.modules, 'alembic imported'"
+    )
+    done = subprocess.run([sys.executable, "-c", code, sqlite_db], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    with Store.open(sqlite_db) as s:
+        assert version(s) == [HEAD]
+
+
 def test_reopening_is_a_noop_migration(db: str) -> None:
     with Store.open(db) as s:
         run_id = s.record_audit(report(rollup()))
@@ -430,6 +490,6 @@ def test_no_raw_email_reaches_the_database_file(sqlite_db: str, tmp_path: Path) 
 
 def test_schema_head_is_read_without_alembic() -> None:
     """The fast "already migrated?" path must agree with Alembic about the newest revision."""
-    from monitor.store.db import schema_head
+    from monitor.store.schema import schema_head
 
     assert schema_head() == HEAD

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from monitor.config import DatasetSettings, MetaSettings, Settings
+from monitor.config import Settings
 from monitor.model.graph import (
     ALL_PARTS,
     GraphErrorKind,
@@ -31,6 +31,7 @@ from monitor.model.graph import (
 from monitor.sources.graph.client import DATASET_CALLS, ClientSettings, GraphClient, HttpPool
 from monitor.sources.graph.errors import GraphError
 from monitor.sources.graph.parse import source_counts, stats_window
+from monitor.sources.graph.tokens import resolve_token
 
 __all__ = ["PARITY_EVENTS", "poll_dataset", "poll_many", "poll_parts", "resolve_token"]
 
@@ -174,19 +175,6 @@ async def poll_dataset(
         usage=client.usage,
         parts=wanted,
     )
-
-
-def resolve_token(
-    meta: MetaSettings, dataset: DatasetSettings, env: Mapping[str, str]
-) -> str | None:
-    """The token for ``dataset``: its own ``access_token_env`` if set, else ``[meta]``'s.
-
-    A dataset naming its own variable does NOT fall back to the shared token when that
-    variable is unset: silently polling with another account's token would mislead.
-    """
-    name = dataset.access_token_env or meta.access_token_env
-    token = (env.get(name) or "").strip()
-    return token or None
 
 
 async def poll_many(

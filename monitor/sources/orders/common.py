@@ -10,7 +10,6 @@ source (docs/contracts.md §8).
 
 from __future__ import annotations
 
-import asyncio
 import random
 import re
 from collections.abc import Awaitable, Callable, Iterable
@@ -75,6 +74,8 @@ def retry_after(value: str | None) -> float | None:
 
 
 async def default_sleep(seconds: float) -> None:
+    import asyncio  # deferred: importing this module (every audit) need not load asyncio
+
     await asyncio.sleep(seconds)
 
 

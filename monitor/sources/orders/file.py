@@ -23,7 +23,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import glob
 import gzip
@@ -82,6 +81,8 @@ class FileOrders:
         self._root = root
 
     async def read(self, since: float, until: float) -> OrderSnapshot:
+        import asyncio  # deferred: every audit imports this module, few read orders
+
         return await asyncio.to_thread(self.read_sync, since, until)
 
     def read_sync(self, since: float, until: float) -> OrderSnapshot:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Index, UniqueConstraint, false, text
 from sqlmodel import Field
 
 from monitor.store.tables.core import StoreModel
@@ -45,7 +45,6 @@ class AlertRow(StoreModel, table=True):
     check_id: str
     code: str
     event_name: str | None = None
-    instance: str | None = None  # the instance an INSTANCE_SILENT alert is about
     state: str
     severity: str
     peak_severity: str
@@ -58,13 +57,16 @@ class AlertRow(StoreModel, table=True):
     notified_severity: str | None = None
     last_notified_at: float | None = None
     muted_by: str | None = None
-    flapping: bool = False
-    flaps: int = 0
     count: int = Field(default=0, sa_type=BigInteger)
     message: str
     remediation: str
     evidence: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     examples: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    # Columns added by later migrations, last and with the server defaults those gave
+    # them: a new database is created from these classes and must equal a migrated one.
+    flapping: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    flaps: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+    instance: str | None = None  # the instance an INSTANCE_SILENT alert is about
 
 
 class SilenceRow(StoreModel, table=True):

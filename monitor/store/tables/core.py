@@ -16,7 +16,10 @@ Conventions, for every table here and every table added later:
 
 Adding a table: define it on ``StoreModel`` in its area's module (imported by the
 package) and add one migration under ``migrations/versions``;
-``tests/store/test_store.py`` checks that the two agree.
+``tests/store/test_store.py`` checks that the two agree. A new database is created from
+these classes (``metadata.create_all``, then stamped at the newest migration), so a
+column added to an existing table goes last in its class, with the server default its
+migration gives it: the test compares the created schema with the migrated one.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
@@ -76,12 +80,13 @@ class AuditRun(StoreModel, table=True):
     now: float
     since: float | None = None
     until: float | None = None
-    # Send-time span of the deliveries its checks judged (None: none, e.g. a Graph poll):
-    # the weekly report counts the run for the weeks this overlaps.
-    data_from: float | None = None
-    data_to: float | None = None
     inputs: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     datasets: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    # Send-time span of the deliveries its checks judged (None: none, e.g. a Graph poll):
+    # the weekly report counts the run for the weeks this overlaps. Last, as the
+    # migration that added them left them (a new database is created from these classes).
+    data_from: float | None = None
+    data_to: float | None = None
 
 
 class CheckResultRow(StoreModel, table=True):
@@ -164,10 +169,16 @@ class RollupRow(StoreModel, table=True):
     latency_hist: list[int] = Field(default_factory=list, sa_type=JSON)
     error_codes: dict[str, int] = Field(default_factory=dict, sa_type=JSON)
     # custom_data.value of Purchase-like events: sum and number of events carrying one
-    value_sum: float = 0.0
-    value_count: int = Field(default=0, sa_type=BigInteger)
+    # Columns added by later migrations, with the server defaults those gave them: a new
+    # database is created from these classes and must equal a migrated one.
+    value_sum: float = Field(default=0.0, sa_column_kwargs={"server_default": text("0")})
+    value_count: int = Field(
+        default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": text("0")}
+    )
     # Fleet mode: each instance keeps its own counts, summed when read ("" outside a
     # daemon: an audit's rollups, a single instance before fleet mode existed).
-    instance: str = ""
+    instance: str = Field(default="", sa_column_kwargs={"server_default": text("''")})
     # per action_source: {"website": {"events": n, "em": k, ...}} (the match_quality window)
-    source_keys: dict[str, dict[str, int]] = Field(default_factory=dict, sa_type=JSON)
+    source_keys: dict[str, dict[str, int]] = Field(
+        default_factory=dict, sa_type=JSON, sa_column_kwargs={"server_default": text("'{}'")}
+    )
