@@ -153,11 +153,16 @@ def _verdict(
 
 
 def judge_stopped(
-    points: Sequence[HourPoint], rules: VolumeSettings, resumed: bool = False
+    points: Sequence[HourPoint],
+    rules: VolumeSettings,
+    resumed: bool = False,
+    going_on: bool = False,
 ) -> VolumeVerdict | None:
     """``VOLUME_STOPPED`` when the trailing complete hours are zero where at least
     ``stopped_min_expected`` events were expected, unless the hour in progress shows the
-    series ``resumed`` (``recovered``)."""
+    series ``resumed`` (``recovered``). One empty hour of a small bursty series happens
+    by chance: a single hour must reach z ≤ −``z`` unless the hour in progress is still
+    as low (``going_on``, ``still_low``)."""
     if resumed:
         return None
     run = 0
@@ -174,6 +179,8 @@ def judge_stopped(
     if expected < rules.stopped_min_expected:
         return None
     _, _, _, z = _window_stats(window, rules.overdispersion)
+    if run == 1 and not going_on and z > -rules.z:
+        return None
     return _verdict(VOLUME_STOPPED, Severity.CRIT, window, z, run)
 
 
@@ -443,7 +450,7 @@ def judge_volume(
         return judge_spike(points, rules)
     going_on = still_low(in_progress, expected_so_far, rules)
     return (
-        judge_stopped(points, rules)
+        judge_stopped(points, rules, going_on=going_on)
         or judge_drop(points, rules, going_on)
         or judge_spike(points, rules)
     )

@@ -235,6 +235,27 @@ def test_a_one_hour_drop_going_on_in_the_hour_in_progress_alerts_sooner(
 
 
 @pytest.mark.parametrize(
+    ("in_progress", "so_far", "code"),
+    [
+        # intent: one empty hour of a series of ~22 an hour whose weeks differ by a third
+        # (z ≈ −2.5): its visitors came in a few bursts, none this hour; no stop yet
+        (None, None, None),
+        (9, 11.0, None),
+        # intent: ... the hour in progress still empty: it has stopped
+        (0, 11.0, STOPPED),
+    ],
+)
+def test_one_empty_hour_of_a_noisy_small_series_is_a_stop_only_when_it_goes_on(
+    in_progress: float | None, so_far: float | None, code: str | None
+) -> None:
+    start = ts("2026-11-20T00:00:00+00:00")
+    b = Baseline.of([13.0, 22, 21, 30], SEAS)
+    pts = [HourPoint(start + i * HOUR, o, b) for i, o in enumerate([20, 25, 18, 23, 0])]
+    v = judge_volume(pts, RULES, in_progress, so_far)
+    assert (v.code if v else None) == code
+
+
+@pytest.mark.parametrize(
     ("night", "code"),
     [
         # intent: night hours of a small series that were empty in an earlier week: four
