@@ -40,6 +40,7 @@ RollupMode = Literal["replace", "add"]
 
 SUPPORTED_BACKENDS = frozenset({"sqlite", "postgresql"})
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+UPSERT_SLICE = 500  # rollup rows per upsert statement (``upsert_rollups``)
 PG_CONNECT_TIMEOUT_S = 10
 # Arbitrary constant shared by every capi-monitor process writing to one PostgreSQL db.
 _PG_WRITE_LOCK = 0x6361_706D
@@ -371,8 +372,12 @@ def upsert_rollups(
         return 0
     if mode == "add":
         _add_stored(conn, batch, instance)
-    values = [_rollup_values(r, instance) for r in batch.values()]
-    conn.execute(_upsert_statement(conn.dialect.name), values)
+    # In slices: the parameter rows of a long audit's rollups (weeks × event names) would
+    # otherwise all exist at once, several times over, next to the rows themselves.
+    statement = _upsert_statement(conn.dialect.name)
+    rows = list(batch.values())
+    for i in range(0, len(rows), UPSERT_SLICE):
+        conn.execute(statement, [_rollup_values(r, instance) for r in rows[i : i + UPSERT_SLICE]])
     return len(batch)
 
 
