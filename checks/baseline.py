@@ -51,6 +51,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from statistics import median
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from monitor.config import VolumeSettings
@@ -58,6 +59,37 @@ from monitor.config import VolumeSettings
 HOUR = 3600
 DAY = 86400
 MAD_SCALE = 1.4826  # MAD -> standard deviation of a normal distribution
+
+# A series' value at an hour (Unix seconds of its start): None when unknown (before the
+# history starts, or Meta's numbers not in yet), else a number.
+Count = Callable[[int], float | None]
+
+
+def log_count(hours: Mapping[int, Any], first: int) -> Count:
+    """The events of one event name's hourly rollups (``hours``: hour -> row with
+    ``events``): ``None`` before ``first`` (unknown), 0 for an hour without a row."""
+
+    def count(hour: int) -> float | None:
+        if hour < first:
+            return None
+        r = hours.get(hour)
+        return r.events if r is not None else 0
+
+    return count
+
+
+def sum_count(counts: Sequence[Count]) -> Count:
+    """The sum of several series at each hour, over those known there (``None`` when
+    none is)."""
+
+    def count(hour: int) -> float | None:
+        values = [c(hour) for c in counts]
+        known = [v for v in values if v is not None]
+        return sum(known) if known else None
+
+    return count
+
+
 _UTC = ZoneInfo("UTC")
 
 

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import dataclasses as dc
 import functools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -53,11 +53,14 @@ from checks.baseline import (
     HOUR,
     Baseline,
     BaselineKind,
+    Count,
     hour_baseline,
     hour_start,
     local_label,
+    log_count,
     share_baseline,
     shifted_hour,
+    sum_count,
 )
 from checks.detect import (
     VOLUME_SPIKE,
@@ -89,8 +92,6 @@ SOURCE_TEXT = {
 STOP_HOURS = 24  # longest run of zero hours looked at for VOLUME_STOPPED
 _PENALTY = {Severity.INFO: 0, Severity.WARN: 15, Severity.CRIT: 40}
 
-Count = Callable[[int], float | None]
-
 
 @runtime_checkable
 class UsesSeries(Protocol):
@@ -110,31 +111,12 @@ class _Series:
     in_progress: float | None  # events so far in the hour in progress (logs only)
 
 
-def _log_count(hours: Any, first: int) -> Count:
-    def count(hour: int) -> float | None:
-        if hour < first:
-            return None
-        r = hours.get(hour)
-        return r.events if r is not None else 0
-
-    return count
-
-
 def _graph_count(hours: Any, first: int, last: int, side: int) -> Count:
     def count(hour: int) -> float | None:
         if hour < first or hour > last:  # Meta's numbers for later hours are not in yet
             return None
         pair = hours.get(hour)
         return pair[side] if pair is not None else 0
-
-    return count
-
-
-def _sum_count(counts: Sequence[Count]) -> Count:
-    def count(hour: int) -> float | None:
-        values = [c(hour) for c in counts]
-        known = [v for v in values if v is not None]
-        return sum(known) if known else None
 
     return count
 
@@ -255,11 +237,11 @@ class _Judge:
         if self.logs_current and h.first_hour is not None:
             counts = []
             for name in sorted(h.rollups):
-                count = _log_count(h.rollups[name], h.first_hour)
+                count = log_count(h.rollups[name], h.first_hour)
                 counts.append(count)
                 if name != OTHER_EVENT:
                     yield _Series(name, LOGS, count, current - HOUR, count(current))
-            total = _sum_count(counts)
+            total = sum_count(counts)
             yield _Series(None, LOGS, total, current - HOUR, total(current))
         last = self._graph_last()
         if last is None or h.graph_first_hour is None:
@@ -272,7 +254,7 @@ class _Judge:
             if name not in h.rollups:
                 server = _graph_count(h.graph[name], h.graph_first_hour, last, 1)
                 yield _Series(name, META_SERVER, server, last, None)
-        yield _Series(None, META_BROWSER, _sum_count(browsers), last, None)
+        yield _Series(None, META_BROWSER, sum_count(browsers), last, None)
 
     def _points(self, s: _Series) -> list[HourPoint]:
         """The trailing complete hours with a baseline, oldest first: the windows and the

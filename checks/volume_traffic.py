@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from checks.baseline import HOUR, hour_baseline
+from checks.baseline import HOUR, Count, hour_baseline, log_count, sum_count
 from checks.detect import VOLUME_DROP, VOLUME_SPIKE, VolumeVerdict
 from monitor.config import VolumeSettings
 from monitor.model.series import VolumeHistory
@@ -45,8 +45,6 @@ REMEDIATION = (
     "in [calendar] to have them read as traffic at any hour."
 )
 
-Count = Callable[[int], float | None]
-
 
 def reference_ratio(v: VolumeVerdict) -> float:
     """Observed ÷ expected of the reference series over the verdict's window."""
@@ -56,15 +54,12 @@ def reference_ratio(v: VolumeVerdict) -> float:
 
 
 def _log_total(h: VolumeHistory) -> Count:
-    """All server-log events of a history per hour (``None`` before its first hour)."""
+    """All server-log events of a history per hour (``None`` before its first hour), as
+    ``checks.volume`` sums its event names."""
     first = h.first_hour
-
-    def count(hour: int) -> float | None:
-        if first is None or hour < first:
-            return None
-        return sum(r.events for hours in h.rollups.values() if (r := hours.get(hour)))
-
-    return functools.cache(count)
+    if first is None:
+        return lambda hour: None
+    return functools.cache(sum_count([log_count(hours, first) for hours in h.rollups.values()]))
 
 
 class Traffic:
