@@ -390,11 +390,8 @@ def recovered(
     """The hour in progress shows the series back to (nearly) normal: at least
     ``1 − drop_warn / 2`` of the events expected so far, once enough are expected for
     that to mean something. It can only end a drop, never start one."""
-    if in_progress is None or expected_so_far is None:
-        return False
-    if expected_so_far < RECOVERY_MIN_EXPECTED:
-        return False
-    return in_progress >= (1 - rules.drop_warn / 2) * expected_so_far
+    so_far = _telling(in_progress, expected_so_far)
+    return so_far is not None and so_far[0] >= (1 - rules.drop_warn / 2) * so_far[1]
 
 
 def still_low(
@@ -403,11 +400,20 @@ def still_low(
     """The hour in progress is as far down as a drop: at most ``1 − drop_warn`` of the
     events expected so far, once enough are expected for that to mean something. A chance
     dip of one hour seldom goes on into the next; a breakage does."""
+    so_far = _telling(in_progress, expected_so_far)
+    return so_far is not None and so_far[0] <= (1 - rules.drop_warn) * so_far[1]
+
+
+def _telling(
+    in_progress: float | None, expected_so_far: float | None
+) -> tuple[float, float] | None:
+    """(events, expected) of the hour in progress once at least ``RECOVERY_MIN_EXPECTED``
+    are expected so far (fewer tell nothing either way), else ``None``."""
     if in_progress is None or expected_so_far is None:
-        return False
+        return None
     if expected_so_far < RECOVERY_MIN_EXPECTED:
-        return False
-    return in_progress <= (1 - rules.drop_warn) * expected_so_far
+        return None
+    return in_progress, expected_so_far
 
 
 def pooled(points: Sequence[HourPoint], rules: VolumeSettings) -> list[HourPoint]:
