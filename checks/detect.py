@@ -29,7 +29,8 @@ volume in it ends a stop or a drop):
 - ``VOLUME_STOPPED`` (crit): the latest complete hours are all zero and at least
   ``stopped_min_expected`` (20) events were expected in them (hours expecting under
   half that which were empty in an earlier week too do not count: a small series' quiet
-  night), and the hour in progress does not show the series ``recovered``;
+  night), one empty hour alone reaches z ≤ −``single_hour_z`` (or the hour in progress
+  is ``still_low``), and the hour in progress does not show the series ``recovered``;
 - ``VOLUME_DROP``: over a window of the last 1 to ``max_window_hours`` (6) hours, at least
   ``min_expected`` (20) events expected per hour, observed at most ``1 − drop_warn`` (60 %)
   of expected × the level, robust z ≤ −``z`` (−3.5; a window of one hour −``single_hour_z``,
@@ -161,7 +162,8 @@ def judge_stopped(
     """``VOLUME_STOPPED`` when the trailing complete hours are zero where at least
     ``stopped_min_expected`` events were expected, unless the hour in progress shows the
     series ``resumed`` (``recovered``). One empty hour of a small bursty series happens
-    by chance: a single hour must reach z ≤ −``z`` unless the hour in progress is still
+    by chance: a single hour must reach z ≤ −``single_hour_z``, as a one-hour drop
+    must, unless the hour in progress is still
     as low (``going_on``, ``still_low``)."""
     if resumed:
         return None
@@ -179,7 +181,7 @@ def judge_stopped(
     if expected < rules.stopped_min_expected:
         return None
     _, _, _, z = _window_stats(window, rules.overdispersion)
-    if run == 1 and not going_on and z > -rules.z:
+    if run == 1 and not going_on and z > -rules.single_hour_z:
         return None
     return _verdict(VOLUME_STOPPED, Severity.CRIT, window, z, run)
 

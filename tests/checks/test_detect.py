@@ -157,7 +157,10 @@ VOLUME_CASES = [
     ([30, 31, 29, 30, 0, 0], 30, 0, SEAS, STOPPED, CRIT, 4),
     # intent: a few events in the hour in progress do not end a stop by themselves
     # (see test_recovery_in_the_hour_in_progress_ends_a_stop)
-    ([30, 31, 29, 30, 30, 0], 30, 2, SEAS, STOPPED, CRIT, 5),
+    ([60, 62, 58, 60, 60, 0], 60, 2, SEAS, STOPPED, CRIT, 5),
+    # intent: one empty hour of a 30/h series (z ≈ −4.2, short of single_hour_z) is
+    # tested every hour of every series: not yet a stop; two empty hours are (above)
+    ([30, 31, 29, 30, 30, 0], 30, 0, SEAS, None, None, None),
     # intent: a low-volume series needs enough zero hours before it counts as stopped
     ([5, 5, 5, 5, 0, 0], 5, 0, SEAS, None, None, None),
     ([5, 0, 0, 0, 0, 0], 5, 0, SEAS, STOPPED, CRIT, 1),
