@@ -29,7 +29,9 @@ volume in it ends a stop or a drop):
 - ``VOLUME_STOPPED`` (crit): the latest complete hours are all zero and at least
   ``stopped_min_expected`` (20) events were expected in them (hours expecting under
   half that which were empty in an earlier week too do not count: a small series' quiet
-  night), one empty hour alone reaches z ≤ −``single_hour_z`` (or the hour in progress
+  night; and the events expected scaled by the reference's dip, as for a drop: on a
+  holiday night the other side is as quiet, unless it is empty too),
+  one empty hour alone reaches z ≤ −``single_hour_z`` (or the hour in progress
   is ``still_low``), and the hour in progress does not show the series ``recovered``;
 - ``VOLUME_DROP``: over a window of the last 1 to ``max_window_hours`` (6) hours, at least
   ``min_expected`` (20) events expected per hour, observed at most ``1 − drop_warn`` (60 %)
@@ -178,12 +180,24 @@ def judge_stopped(
     # expected. (A larger hour empty once was an earlier outage: it counts.)
     small = rules.stopped_min_expected / 2
     expected = sum(p.baseline.expected for p in window if not _quiet(p.baseline, small))
-    if expected < rules.stopped_min_expected:
+    if expected * _reference_dip(window, rules) < rules.stopped_min_expected:
         return None
     _, _, _, z = _window_stats(window, rules.overdispersion)
     if run == 1 and not going_on and z > -rules.single_hour_z:
         return None
     return _verdict(VOLUME_STOPPED, Severity.CRIT, window, z, run)
+
+
+def _reference_dip(window: Sequence[HourPoint], rules: VolumeSettings) -> float:
+    """How far the reference series fell over a stop's hours, as ``reference_level``
+    measures it for a drop (1 without a reference that expected ``2 × min_expected``, or
+    when the reference is empty too: the whole site stopped). The other side of a quiet
+    holiday night dips with this one; the other side of a stopped sender does not."""
+    refs = [p.reference for p in window if p.reference is not None]
+    if not any(r.observed for r in refs):
+        return 1.0
+    scaled = reference_level(window, rules, 0.0, 1.0)
+    return 1.0 if scaled is None else scaled.level
 
 
 def _quiet(b: Baseline, small: float) -> bool:

@@ -279,6 +279,28 @@ def test_a_small_series_quiet_night_is_no_stop(night: list[float], code: str | N
 
 
 @pytest.mark.parametrize(
+    ("ref_level", "code"),
+    [
+        # intent: four empty night hours of one side (24 expected) while the other side
+        # ran at 40 % (a holiday night of a small shop): no stop
+        (0.4, None),
+        # intent: ... the other side at its usual level: this side's sender stopped
+        (1.0, STOPPED),
+        # intent: ... the other side empty as well: the whole site stopped, still a stop
+        (0.0, STOPPED),
+    ],
+)
+def test_a_stop_is_judged_against_the_other_sides_level(ref_level: float, code: str | None) -> None:
+    start = ts("2026-11-20T00:00:00+00:00")
+    day, night = Baseline.of([40.0, 42, 38, 40], SEAS), Baseline.of([5.0, 7, 6, 8], SEAS)
+    ref = Reference(30 * ref_level, 30, 30 * 1.5)
+    pts = [HourPoint(start + i * HOUR, 40, day, Reference(30, 30, 45)) for i in range(4)]
+    pts += [HourPoint(start + (4 + i) * HOUR, 0, night, ref) for i in range(4)]
+    v = judge_volume(pts, RULES, None)
+    assert (v.code if v else None) == code
+
+
+@pytest.mark.parametrize(
     ("observed", "in_progress", "so_far", "code"),
     [
         # intent: 20 of 24 expected so far: the stop is over
