@@ -190,13 +190,14 @@ def judge_stopped(
 
 def _reference_dip(window: Sequence[HourPoint], rules: VolumeSettings) -> float:
     """How far the reference series fell over a stop's hours, as ``reference_level``
-    measures it for a drop (1 without a reference that expected ``2 × min_expected``, or
-    when the reference is empty too: the whole site stopped). The other side of a quiet
-    holiday night dips with this one; the other side of a stopped sender does not."""
+    measures it for a drop (1 without a reference that expected ``stopped_min_expected``
+    events, as many as the stop itself needs, or when the reference is empty too: the
+    whole site stopped). The other side of a quiet holiday night dips with this one; the
+    other side of a stopped sender does not."""
     refs = [p.reference for p in window if p.reference is not None]
     if not any(r.observed for r in refs):
         return 1.0
-    scaled = reference_level(window, rules, 0.0, 1.0)
+    scaled = reference_level(window, rules, 0.0, 1.0, rules.stopped_min_expected)
     return 1.0 if scaled is None else scaled.level
 
 
@@ -235,12 +236,17 @@ class _Scaled:
 
 
 def reference_level(
-    window: Sequence[HourPoint], rules: VolumeSettings, low: float, high: float
+    window: Sequence[HourPoint],
+    rules: VolumeSettings,
+    low: float,
+    high: float,
+    min_reference: float | None = None,
 ) -> _Scaled | None:
     """The window against its reference series (``Reference``) over the same hours:
     expected × ``level`` = observed ÷ expected of the reference, moved one standard
     deviation towards 1 and clipped to ``[low, high]``, its own noise counted in the z.
-    ``None`` when the reference expected fewer than ``2 × min_expected`` events in the
+    ``None`` when the reference expected fewer than ``min_reference`` (default
+    ``2 × min_expected``) events in the
     hours of the window it covers (too little to tell, or not known yet: Meta's counts
     arrive later than the logs); then the day's ``level`` before the window stands in."""
     expected, observed, own, z = _window_stats(window, rules.overdispersion)
@@ -248,7 +254,7 @@ def reference_level(
         return _Scaled(1.0, z)  # share baselines follow the other events of each hour
     refs = [p.reference for p in window if p.reference is not None]
     ref_expected = sum(r.expected for r in refs)
-    if ref_expected < 2 * rules.min_expected:
+    if ref_expected < (2 * rules.min_expected if min_reference is None else min_reference):
         return None
     # The level leaves 1 only by what the reference shows beyond one standard deviation
     # of its own noise: a small reference moves it little.

@@ -293,7 +293,9 @@ def test_a_small_series_quiet_night_is_no_stop(night: list[float], code: str | N
 def test_a_stop_is_judged_against_the_other_sides_level(ref_level: float, code: str | None) -> None:
     start = ts("2026-11-20T00:00:00+00:00")
     day, night = Baseline.of([40.0, 42, 38, 40], SEAS), Baseline.of([5.0, 7, 6, 8], SEAS)
-    ref = Reference(30 * ref_level, 30, 30 * 1.5)
+    # the other side expects 32 events in those hours: more than a stop needs (20), fewer
+    # than a drop's reference (40 a window)
+    ref = Reference(8 * ref_level, 8, 8 * 1.5)
     pts = [HourPoint(start + i * HOUR, 40, day, Reference(30, 30, 45)) for i in range(4)]
     pts += [HourPoint(start + (4 + i) * HOUR, 0, night, ref) for i in range(4)]
     v = judge_volume(pts, RULES, None)
