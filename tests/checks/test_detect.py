@@ -164,8 +164,9 @@ VOLUME_CASES = [
     # intent: a low-volume series needs enough zero hours before it counts as stopped
     ([5, 5, 5, 5, 0, 0], 5, 0, SEAS, None, None, None),
     ([5, 0, 0, 0, 0, 0], 5, 0, SEAS, STOPPED, CRIT, 1),
-    # intent: half the traffic lost for one hour on a big series: a warning
-    ([400, 410, 395, 405, 400, 200], 400, 100, SEAS, DROP, WARN, 5),
+    # intent: 60 % of the traffic lost for one hour on a big series (z ≈ −7.5): a warning
+    # (a halving, z ≈ −6.0, waits for the hour in progress: the test below)
+    ([400, 410, 395, 405, 400, 150], 400, 100, SEAS, DROP, WARN, 5),
     # intent: ... lasting three hours: critical (persistence)
     ([400, 410, 395, 200, 190, 210], 400, 100, SEAS, DROP, CRIT, 3),
     # intent: a fall to under a quarter: critical at once
@@ -234,6 +235,41 @@ def test_a_one_hour_drop_going_on_in_the_hour_in_progress_alerts_sooner(
 ) -> None:
     pts = points([60, 62, 58, 60, 61, 20], 60)
     v = judge_volume(pts, RULES, in_progress, so_far)
+    assert (v.code if v else None) == code
+
+
+@pytest.mark.parametrize(
+    ("in_progress", "so_far", "code"),
+    [
+        # intent: a halving of a 400/h series for one hour (z ≈ −6.0, just short of
+        # single_hour_z): a chance hour of a big series can be that far down; a breakage
+        # shows again in the first minutes of the next hour
+        (40, 100.0, DROP),
+        (95, 100.0, None),
+        (0, 5.0, None),
+    ],
+)
+def test_a_big_series_one_hour_halving_waits_for_the_hour_in_progress(
+    in_progress: float, so_far: float, code: str | None
+) -> None:
+    v = judge_volume(points([400, 410, 395, 405, 400, 200], 400), RULES, in_progress, so_far)
+    assert (v.code if v else None) == code
+
+
+@pytest.mark.parametrize(
+    ("observed", "code"),
+    [
+        # intent: a sender that stopped half-way through an hour: that hour at half, the
+        # next one empty (z ≈ −4.2, short of single_hour_z): a stop
+        ([30, 31, 29, 30, 15, 0], STOPPED),
+        # intent: one empty hour after an ordinary one: not yet
+        ([30, 31, 29, 30, 30, 0], None),
+    ],
+)
+def test_one_empty_hour_after_a_falling_one_is_a_stop(
+    observed: list[float], code: str | None
+) -> None:
+    v = judge_volume(points(observed, 30), RULES, None)
     assert (v.code if v else None) == code
 
 
