@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 import math
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from monitor.model.observations import Delivery
@@ -283,22 +283,25 @@ class RollupAccumulator:
         """Fold in the rollup of the input right after this one (same dataset): rows add
         up. Event names new to us are admitted under ``MAX_EVENT_NAMES`` in ``later``'s
         first-seen order, as a sequential run would (exact unless ``later`` overflowed).
-        Merged rows are packed again once they are ``FOLD_AFTER`` behind the newest hour."""
+        ``later`` is spent: its packed rows of hours we have no row for are taken as they
+        are (parts are contiguous: most are); the others are unpacked and added up, and
+        packed again once they are ``FOLD_AFTER`` behind the newest hour."""
         target = {name: self._merged_name(name) for name in later._names}
-        for (name, hour), theirs in later._states():
-            mine_name = target.get(name, OTHER_EVENT)  # absent: later's overflow row
-            mine = self.rows.get((mine_name, hour))
-            if mine is None:
-                mine = self._unpack(mine_name, hour)
-            mine.merge(theirs)
+        rows, packed = self.rows, self._packed
+        for (name, hour), theirs in later._packed.items():
+            key = (target.get(name, OTHER_EVENT), hour)  # absent: later's overflow row
+            if key not in rows and key not in packed:
+                packed[key] = theirs
+            else:
+                self._state(*key).merge(theirs.state(later.dataset_id, name, hour))
+        for (name, hour), state in later.rows.items():
+            self._state(target.get(name, OTHER_EVENT), hour).merge(state)
         self._newest = max(self._newest, later._newest)
         self._fold_before(self._newest - FOLD_AFTER)
 
-    def _states(self) -> Iterator[tuple[tuple[str, int], _RowState]]:
-        """Every row, the packed ones unpacked one at a time."""
-        yield from self.rows.items()
-        for (name, hour), packed in self._packed.items():
-            yield (name, hour), packed.state(self.dataset_id, name, hour)
+    def _state(self, name: str, hour: int) -> _RowState:
+        state = self.rows.get((name, hour))
+        return self._unpack(name, hour) if state is None else state
 
     def _merged_name(self, name: str) -> str:
         if name not in self._names:
