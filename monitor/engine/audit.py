@@ -182,11 +182,6 @@ class DatasetAudit:
         counts with (``UsesRollups``), default this audit's own; the daemon's Graph job,
         which observes no deliveries, passes the stored ones. ``release``: the audit is
         not used afterwards, so the checks that read no rollups are let go once judged."""
-        ds = self.settings.dataset(self.dataset_id)
-        funnel = None
-        if self.reconcile is not None:
-            tz = (ds.timezone if ds else None) or self.settings.schedule.timezone
-            funnel = self.reconcile.funnel(tz, meta_counts(self.graph))
         order = [c.id for c in self.checks]
         # The checks that read no rollups judge first: released, they are let go before
         # the rollups are unpacked (~1 KB a row, ~17,000 rows in a 70-day audit), so that
@@ -195,6 +190,11 @@ class DatasetAudit:
         checks = self.checks
         judged = {c.id: self._judged(c) for c in checks if not isinstance(c, UsesRollups)}
         users = [c for c in checks if isinstance(c, UsesRollups)]
+        ds = self.settings.dataset(self.dataset_id)
+        funnel = None
+        if self.reconcile is not None:
+            tz = (ds.timezone if ds else None) or self.settings.schedule.timezone
+            funnel = self.reconcile.funnel(tz, meta_counts(self.graph))
         if release:
             checks = self.checks = [c for c in checks if c.id not in judged]
             self.reconcile = None

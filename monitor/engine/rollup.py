@@ -166,13 +166,16 @@ class _Packed:
 
 
 def _packed(counts: list[int]) -> Sequence[int]:
-    """``counts`` in the smallest array that holds them (a tuple beyond 64 bits)."""
-    for typecode in ("I", "Q"):
-        try:
+    """``counts`` (never negative) in the smallest array that holds them: most hours of
+    most event names fit in 16 bits; a tuple beyond 64 bits."""
+    top = max(counts)
+    for typecode, bound in _TYPECODES:
+        if top < bound:
             return array(typecode, counts)
-        except OverflowError:
-            pass
     return tuple(counts)
+
+
+_TYPECODES = tuple((t, 1 << (8 * array(t).itemsize)) for t in ("B", "H", "I", "Q"))
 
 
 class RollupAccumulator:
