@@ -31,9 +31,8 @@ volume in it ends a stop or a drop):
   half that which were empty in an earlier week too do not count: a small series' quiet
   night; and the events expected scaled by the reference's dip, as for a drop: on a
   holiday night the other side is as quiet, unless it is empty too), one empty hour
-  alone reaches z ≤ −``single_hour_z`` (or −``z`` when the hour before fell by half of
-  ``drop_warn``, or the hour in progress is ``still_low``), and the hour in progress
-  does not show the series ``recovered``;
+  alone reaches z ≤ −``single_hour_z`` (or the hour in progress is ``still_low``), and
+  the hour in progress does not show the series ``recovered``;
 - ``VOLUME_DROP``: over a window of the last 1 to ``max_window_hours`` (6) hours, at least
   ``min_expected`` (20) events expected per hour, observed at most ``1 − drop_warn`` (60 %)
   of expected × the level, robust z ≤ −``z`` (−3.5; a window of one hour −``single_hour_z``,
@@ -167,8 +166,7 @@ def judge_stopped(
     ``stopped_min_expected`` events were expected, unless the hour in progress shows the
     series ``resumed`` (``recovered``). One empty hour of a small bursty series happens
     by chance: a single hour must reach z ≤ −``single_hour_z``, as a one-hour drop
-    must, unless the hour before already fell (then −``z``: the sender stopped in it) or
-    the hour in progress is still as low (``going_on``, ``still_low``)."""
+    must, unless the hour in progress is still as low (``going_on``, ``still_low``)."""
     if resumed:
         return None
     run = 0
@@ -186,11 +184,7 @@ def judge_stopped(
         return None
     _, _, _, z = _window_stats(window, rules.overdispersion)
     if run == 1 and not going_on and z > -rules.single_hour_z:
-        # One empty hour: a stop when the hour before already fell (the sender stopped
-        # in it: two hours tell) and the empty one reaches ``z``.
-        started = len(points) > 1 and _ratio(points[-2]) <= 1 - rules.drop_warn / 2
-        if not started or z > -rules.z:
-            return None
+        return None
     return _verdict(VOLUME_STOPPED, Severity.CRIT, window, z, run)
 
 

@@ -257,23 +257,6 @@ def test_a_big_series_one_hour_halving_waits_for_the_hour_in_progress(
 
 
 @pytest.mark.parametrize(
-    ("observed", "code"),
-    [
-        # intent: a sender that stopped half-way through an hour: that hour at half, the
-        # next one empty (z ≈ −4.2, short of single_hour_z): a stop
-        ([30, 31, 29, 30, 15, 0], STOPPED),
-        # intent: one empty hour after an ordinary one: not yet
-        ([30, 31, 29, 30, 30, 0], None),
-    ],
-)
-def test_one_empty_hour_after_a_falling_one_is_a_stop(
-    observed: list[float], code: str | None
-) -> None:
-    v = judge_volume(points(observed, 30), RULES, None)
-    assert (v.code if v else None) == code
-
-
-@pytest.mark.parametrize(
     ("in_progress", "so_far", "code"),
     [
         # intent: one empty hour of a series of ~22 an hour whose weeks differ by a third
