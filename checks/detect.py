@@ -29,11 +29,15 @@ volume in it ends a stop or a drop):
 - ``VOLUME_STOPPED`` (crit): the latest complete hours are all zero and at least
   ``stopped_min_expected`` (20) events were expected in them (hours expecting under
   half that which were empty in an earlier week too do not count: a small series' quiet
-  night), and the hour in progress does not show the series ``recovered``;
+  night; and the events expected scaled by the reference's dip, as for a drop: on a
+  holiday night the other side is as quiet, unless it is empty too), one empty hour
+  alone reaches z ≤ −``single_hour_z`` (or the hour in progress is ``still_low``), and
+  the hour in progress does not show the series ``recovered``;
 - ``VOLUME_DROP``: over a window of the last 1 to ``max_window_hours`` (6) hours, at least
   ``min_expected`` (20) events expected per hour, observed at most ``1 − drop_warn`` (60 %)
   of expected × the level, robust z ≤ −``z`` (−3.5; a window of one hour −``single_hour_z``,
-  −4.5: it is tested every hour of every series, so chance dips reach −3.5 weekly; −3.5
+  −6: it is tested every hour of every series, so chance dips reach −3.5 weekly and a
+  big series' hours have heavier tails than a normal spread; −3.5
   again when the hour in progress is as far down so far, ``still_low``), and
   every hour of the window at least half that far down (an ended drop stops alerting; a
   series back from a stop is judged only on the hours after its first one back, so its
@@ -161,8 +165,8 @@ def judge_stopped(
     """``VOLUME_STOPPED`` when the trailing complete hours are zero where at least
     ``stopped_min_expected`` events were expected, unless the hour in progress shows the
     series ``resumed`` (``recovered``). One empty hour of a small bursty series happens
-    by chance: a single hour must reach z ≤ −``z`` unless the hour in progress is still
-    as low (``going_on``, ``still_low``)."""
+    by chance: a single hour must reach z ≤ −``single_hour_z``, as a one-hour drop
+    must, unless the hour in progress is still as low (``going_on``, ``still_low``)."""
     if resumed:
         return None
     run = 0
@@ -176,12 +180,25 @@ def judge_stopped(
     # expected. (A larger hour empty once was an earlier outage: it counts.)
     small = rules.stopped_min_expected / 2
     expected = sum(p.baseline.expected for p in window if not _quiet(p.baseline, small))
-    if expected < rules.stopped_min_expected:
+    if expected * _reference_dip(window, rules) < rules.stopped_min_expected:
         return None
     _, _, _, z = _window_stats(window, rules.overdispersion)
-    if run == 1 and not going_on and z > -rules.z:
+    if run == 1 and not going_on and z > -rules.single_hour_z:
         return None
     return _verdict(VOLUME_STOPPED, Severity.CRIT, window, z, run)
+
+
+def _reference_dip(window: Sequence[HourPoint], rules: VolumeSettings) -> float:
+    """How far the reference series fell over a stop's hours, as ``reference_level``
+    measures it for a drop (1 without a reference that expected ``stopped_min_expected``
+    events, as many as the stop itself needs, or when the reference is empty too: the
+    whole site stopped). The other side of a quiet holiday night dips with this one; the
+    other side of a stopped sender does not."""
+    refs = [p.reference for p in window if p.reference is not None]
+    if not any(r.observed for r in refs):
+        return 1.0
+    scaled = reference_level(window, rules, 0.0, 1.0, rules.stopped_min_expected)
+    return 1.0 if scaled is None else scaled.level
 
 
 def _quiet(b: Baseline, small: float) -> bool:
@@ -219,12 +236,17 @@ class _Scaled:
 
 
 def reference_level(
-    window: Sequence[HourPoint], rules: VolumeSettings, low: float, high: float
+    window: Sequence[HourPoint],
+    rules: VolumeSettings,
+    low: float,
+    high: float,
+    min_reference: float | None = None,
 ) -> _Scaled | None:
     """The window against its reference series (``Reference``) over the same hours:
     expected × ``level`` = observed ÷ expected of the reference, moved one standard
     deviation towards 1 and clipped to ``[low, high]``, its own noise counted in the z.
-    ``None`` when the reference expected fewer than ``2 × min_expected`` events in the
+    ``None`` when the reference expected fewer than ``min_reference`` (default
+    ``2 × min_expected``) events in the
     hours of the window it covers (too little to tell, or not known yet: Meta's counts
     arrive later than the logs); then the day's ``level`` before the window stands in."""
     expected, observed, own, z = _window_stats(window, rules.overdispersion)
@@ -232,7 +254,7 @@ def reference_level(
         return _Scaled(1.0, z)  # share baselines follow the other events of each hour
     refs = [p.reference for p in window if p.reference is not None]
     ref_expected = sum(r.expected for r in refs)
-    if ref_expected < 2 * rules.min_expected:
+    if ref_expected < (2 * rules.min_expected if min_reference is None else min_reference):
         return None
     # The level leaves 1 only by what the reference shows beyond one standard deviation
     # of its own noise: a small reference moves it little.

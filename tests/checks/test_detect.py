@@ -157,12 +157,16 @@ VOLUME_CASES = [
     ([30, 31, 29, 30, 0, 0], 30, 0, SEAS, STOPPED, CRIT, 4),
     # intent: a few events in the hour in progress do not end a stop by themselves
     # (see test_recovery_in_the_hour_in_progress_ends_a_stop)
-    ([30, 31, 29, 30, 30, 0], 30, 2, SEAS, STOPPED, CRIT, 5),
+    ([60, 62, 58, 60, 60, 0], 60, 2, SEAS, STOPPED, CRIT, 5),
+    # intent: one empty hour of a 30/h series (z ≈ −4.2, short of single_hour_z) is
+    # tested every hour of every series: not yet a stop; two empty hours are (above)
+    ([30, 31, 29, 30, 30, 0], 30, 0, SEAS, None, None, None),
     # intent: a low-volume series needs enough zero hours before it counts as stopped
     ([5, 5, 5, 5, 0, 0], 5, 0, SEAS, None, None, None),
     ([5, 0, 0, 0, 0, 0], 5, 0, SEAS, STOPPED, CRIT, 1),
-    # intent: half the traffic lost for one hour on a big series: a warning
-    ([400, 410, 395, 405, 400, 200], 400, 100, SEAS, DROP, WARN, 5),
+    # intent: 60 % of the traffic lost for one hour on a big series (z ≈ −7.5): a warning
+    # (a halving, z ≈ −6.0, waits for the hour in progress: the test below)
+    ([400, 410, 395, 405, 400, 150], 400, 100, SEAS, DROP, WARN, 5),
     # intent: ... lasting three hours: critical (persistence)
     ([400, 410, 395, 200, 190, 210], 400, 100, SEAS, DROP, CRIT, 3),
     # intent: a fall to under a quarter: critical at once
@@ -237,6 +241,24 @@ def test_a_one_hour_drop_going_on_in_the_hour_in_progress_alerts_sooner(
 @pytest.mark.parametrize(
     ("in_progress", "so_far", "code"),
     [
+        # intent: a halving of a 400/h series for one hour (z ≈ −6.0, just short of
+        # single_hour_z): a chance hour of a big series can be that far down; a breakage
+        # shows again in the first minutes of the next hour
+        (40, 100.0, DROP),
+        (95, 100.0, None),
+        (0, 5.0, None),
+    ],
+)
+def test_a_big_series_one_hour_halving_waits_for_the_hour_in_progress(
+    in_progress: float, so_far: float, code: str | None
+) -> None:
+    v = judge_volume(points([400, 410, 395, 405, 400, 200], 400), RULES, in_progress, so_far)
+    assert (v.code if v else None) == code
+
+
+@pytest.mark.parametrize(
+    ("in_progress", "so_far", "code"),
+    [
         # intent: one empty hour of a series of ~22 an hour whose weeks differ by a third
         # (z ≈ −2.5): its visitors came in a few bursts, none this hour; no stop yet
         (None, None, None),
@@ -271,6 +293,30 @@ def test_a_small_series_quiet_night_is_no_stop(night: list[float], code: str | N
     quiet = Baseline.of(night, SEAS)
     pts = [HourPoint(start + i * HOUR, 40, day) for i in range(4)]
     pts += [HourPoint(start + (4 + i) * HOUR, 0, quiet) for i in range(4)]
+    v = judge_volume(pts, RULES, None)
+    assert (v.code if v else None) == code
+
+
+@pytest.mark.parametrize(
+    ("ref_level", "code"),
+    [
+        # intent: four empty night hours of one side (24 expected) while the other side
+        # ran at 40 % (a holiday night of a small shop): no stop
+        (0.4, None),
+        # intent: ... the other side at its usual level: this side's sender stopped
+        (1.0, STOPPED),
+        # intent: ... the other side empty as well: the whole site stopped, still a stop
+        (0.0, STOPPED),
+    ],
+)
+def test_a_stop_is_judged_against_the_other_sides_level(ref_level: float, code: str | None) -> None:
+    start = ts("2026-11-20T00:00:00+00:00")
+    day, night = Baseline.of([40.0, 42, 38, 40], SEAS), Baseline.of([5.0, 7, 6, 8], SEAS)
+    # the other side expects 32 events in those hours: more than a stop needs (20), fewer
+    # than a drop's reference (40 a window)
+    ref = Reference(8 * ref_level, 8, 8 * 1.5)
+    pts = [HourPoint(start + i * HOUR, 40, day, Reference(30, 30, 45)) for i in range(4)]
+    pts += [HourPoint(start + (4 + i) * HOUR, 0, night, ref) for i in range(4)]
     v = judge_volume(pts, RULES, None)
     assert (v.code if v else None) == code
 
