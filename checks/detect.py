@@ -246,9 +246,9 @@ def reference_level(
     expected × ``level`` = observed ÷ expected of the reference, moved one standard
     deviation towards 1 and clipped to ``[low, high]``, its own noise counted in the z.
     ``None`` when the reference expected fewer than ``min_reference`` (default
-    ``2 × min_expected``) events in the
-    hours of the window it covers (too little to tell, or not known yet: Meta's counts
-    arrive later than the logs); then the day's ``level`` before the window stands in."""
+    ``2 × min_expected``) events in the hours of the window it covers (too little to
+    tell, or not known yet: Meta's counts arrive later than the logs); then the day's
+    ``level`` before the window stands in."""
     expected, observed, own, z = _window_stats(window, rules.overdispersion)
     if all(p.baseline.kind is BaselineKind.SHARE for p in window):
         return _Scaled(1.0, z)  # share baselines follow the other events of each hour
