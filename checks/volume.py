@@ -24,7 +24,12 @@ findings of that code and source fold into it (one dataset-wide alert, the event
 its evidence). A dataset-wide drop or spike of every event name together, with no
 reference disagreeing, on a ``[calendar]`` day, from local midnight or like another
 dataset of the same country, is ``TRAFFIC_SHIFT`` (info) instead
-(``checks.volume_traffic``): traffic, not tracking. Ratio drifts (``EVENT_ID_SHARE_DROP``,
+(``checks.volume_traffic``): traffic, not tracking. A ``warn`` drop of all events of the
+logs whose hours Meta's browser count has not covered yet, where Meta's counts are
+flowing (their last hour at most ``REFERENCE_WAIT`` behind the window), waits for them:
+a dip of real traffic shows on both sides and is then judged against Meta's level, a
+broken server integration on one. A ``crit`` drop (a fall to a quarter, or lasting
+``persist_crit_hours``) and a stop never wait. Ratio drifts (``EVENT_ID_SHARE_DROP``,
 ``VALUE_DRIFT``, ``PARITY_RATIO_DRIFT``) are ``checks.volume_ratios``'; a match key's
 coverage is ``match_quality``'s (``MATCH_KEY_DROP``, ``checks.match_drop``).
 
@@ -63,6 +68,7 @@ from checks.baseline import (
     sum_count,
 )
 from checks.detect import (
+    VOLUME_DROP,
     VOLUME_SPIKE,
     HourPoint,
     Reference,
@@ -165,6 +171,9 @@ class Volume:
         return CheckResult(CHECK_ID, status, summary, score, findings)
 
 
+REFERENCE_WAIT = 4 * HOUR  # Meta's counts this far behind a drop's window: flowing, late
+
+
 class _Judge:
     """The judgments of one dataset's history at one time (a helper of ``Volume``)."""
 
@@ -197,10 +206,12 @@ class _Judge:
             traffic = None
             if s.event_name is None:
                 traffic = self.traffic.why(s.count, v, self._window_ratios(s, v))
-            if traffic is not None:
-                # Traffic: one info observation; an event name that fell (or rose) against
-                # the others besides (share baseline, or the others as reference) alerts.
-                out.append(self._traffic_finding(s, v, *traffic))
+            if traffic is not None or self._awaits_reference(s, v):
+                # Traffic (one info observation), or a dip that waits for Meta's counts
+                # (none yet); an event name that fell (or rose) against the others besides
+                # (share baseline, or the others as reference) alerts.
+                if traffic is not None:
+                    out.append(self._traffic_finding(s, v, *traffic))
                 for e, ev in folded:
                     if ev.kind is BaselineKind.SHARE or ev.referenced:
                         out.append(self._volume_finding(e, ev, []))
@@ -222,6 +233,16 @@ class _Judge:
         return out
 
     # --- volume ----------------------------------------------------------------------------
+
+    def _awaits_reference(self, s: _Series, v: VolumeVerdict) -> bool:
+        """A ``warn`` drop of all the logs' events judged without Meta's browser count,
+        which has not covered its hours yet but is flowing (module docstring)."""
+        if s.event_name is not None or s.source != LOGS or v.referenced:
+            return False
+        if v.code != VOLUME_DROP or v.severity is not Severity.WARN:
+            return False
+        last = self._graph_last()
+        return last is not None and last < v.until - HOUR and v.until - last <= REFERENCE_WAIT
 
     def _graph_last(self) -> int | None:
         """The last hour of Meta's counts that is complete and stored."""
