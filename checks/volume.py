@@ -29,7 +29,9 @@ logs whose hours Meta's browser count has not covered yet, where Meta's counts a
 flowing (their last hour at most ``REFERENCE_WAIT`` behind the window), waits for them:
 a dip of real traffic shows on both sides and is then judged against Meta's level, a
 broken server integration on one. A ``crit`` drop (a fall to a quarter, or lasting
-``persist_crit_hours``) and a stop never wait. Ratio drifts (``EVENT_ID_SHARE_DROP``,
+``persist_crit_hours``), a drop whose latest hour is empty or whose hour in progress has
+nothing yet of the ``RECOVERY_MIN_EXPECTED`` (10) or more events expected by now (a
+stop's first hours) and a stop never wait. Ratio drifts (``EVENT_ID_SHARE_DROP``,
 ``VALUE_DRIFT``, ``PARITY_RATIO_DRIFT``) are ``checks.volume_ratios``'; a match key's
 coverage is ``match_quality``'s (``MATCH_KEY_DROP``, ``checks.match_drop``).
 
@@ -68,6 +70,7 @@ from checks.baseline import (
     sum_count,
 )
 from checks.detect import (
+    RECOVERY_MIN_EXPECTED,
     VOLUME_DROP,
     VOLUME_SPIKE,
     HourPoint,
@@ -241,6 +244,10 @@ class _Judge:
             return False
         if v.code != VOLUME_DROP or v.severity is not Severity.WARN:
             return False
+        so_far = self._so_far(s)
+        empty_now = s.in_progress == 0 and so_far is not None and so_far >= RECOVERY_MIN_EXPECTED
+        if not v.points[-1].observed or empty_now:
+            return False  # nothing arrives any more: a stop's first hours never wait
         last = self._graph_last()
         return last is not None and last < v.until - HOUR and v.until - last <= REFERENCE_WAIT
 
@@ -428,12 +435,16 @@ class _Judge:
 
     def _judge(self, s: _Series, points: list[HourPoint]) -> VolumeVerdict | None:
         self.judged += 1
-        so_far = None
-        if s.in_progress is not None:
-            current = s.last_hour + HOUR
-            b = hour_baseline(s.count, current, self.tz, self.rules)
-            so_far = b.expected * (self.now - current) / HOUR if b is not None else None
-        return judge_volume(points, self.rules, s.in_progress, so_far)
+        return judge_volume(points, self.rules, s.in_progress, self._so_far(s))
+
+    def _so_far(self, s: _Series) -> float | None:
+        """The events the hour in progress was expected to hold by now (its baseline pro
+        rata), or ``None`` (no hour in progress, or no baseline)."""
+        if s.in_progress is None:
+            return None
+        current = s.last_hour + HOUR
+        b = hour_baseline(s.count, current, self.tz, self.rules)
+        return b.expected * (self.now - current) / HOUR if b is not None else None
 
     def _volume_finding(self, s: _Series, v: VolumeVerdict, folded: Sequence[str]) -> Finding:
         who = s.event_name or "All events"

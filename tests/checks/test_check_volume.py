@@ -487,3 +487,17 @@ def test_a_crit_drop_of_all_events_never_waits_for_metas_counts() -> None:
     settle = {"volume": {"graph_settle": 0}}
     found = codes(judge(_two_hour_dip(0.2), _metas(lag_hours=3), settings=settle))
     assert found[("VOLUME_DROP", None)].severity is Severity.CRIT
+
+
+def test_a_drop_ending_in_an_empty_hour_never_waits_for_metas_counts() -> None:
+    # intent: the sender stopped half-way through the last complete hour and nothing came
+    # since: that is a stop's first hour, alerted before Meta's counts are in
+    def stopped(name: str, hour: int, r: HourRollup) -> None:
+        if hour == CURRENT - HOUR:
+            _scale(0.5)(name, r)
+        elif hour == CURRENT:
+            _stop(None)(name, r)
+
+    settle = {"volume": {"graph_settle": 0}}
+    found = codes(judge(make_rollups(tweak=stopped), _metas(lag_hours=3), settings=settle))
+    assert {("VOLUME_DROP", None), ("VOLUME_STOPPED", None)} & set(found), found
