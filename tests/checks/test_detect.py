@@ -218,41 +218,32 @@ def test_judge_volume(
     assert v.expected == pytest.approx(expected * len(pts[since_index:]), rel=0.03)
 
 
+SMALL_DIP = ([60, 62, 58, 60, 61, 20], 60)  # one hour at a third of a 60/h series
+BIG_DIP = ([400, 410, 395, 405, 400, 200], 400)  # one hour at half of a 400/h series
+
+
 @pytest.mark.parametrize(
-    ("in_progress", "so_far", "code"),
+    ("series", "in_progress", "so_far", "code"),
     [
         # intent: one hour at a third of a 60/h series (z ≈ −4.1, short of single_hour_z)
         # followed by an hour in progress as far down: the drop goes on, it alerts
-        (4, 15.0, DROP),
+        (SMALL_DIP, 4, 15.0, DROP),
         # intent: ... the hour in progress back to normal: a chance dip, no finding
-        (14, 15.0, None),
+        (SMALL_DIP, 14, 15.0, None),
         # intent: ... too early in the hour to tell (5 expected so far): no finding yet
-        (0, 5.0, None),
-    ],
-)
-def test_a_one_hour_drop_going_on_in_the_hour_in_progress_alerts_sooner(
-    in_progress: float, so_far: float, code: str | None
-) -> None:
-    pts = points([60, 62, 58, 60, 61, 20], 60)
-    v = judge_volume(pts, RULES, in_progress, so_far)
-    assert (v.code if v else None) == code
-
-
-@pytest.mark.parametrize(
-    ("in_progress", "so_far", "code"),
-    [
+        (SMALL_DIP, 0, 5.0, None),
         # intent: a halving of a 400/h series for one hour (z ≈ −6.0, just short of
         # single_hour_z): a chance hour of a big series can be that far down; a breakage
         # shows again in the first minutes of the next hour
-        (40, 100.0, DROP),
-        (95, 100.0, None),
-        (0, 5.0, None),
+        (BIG_DIP, 40, 100.0, DROP),
+        (BIG_DIP, 95, 100.0, None),
+        (BIG_DIP, 0, 5.0, None),
     ],
 )
-def test_a_big_series_one_hour_halving_waits_for_the_hour_in_progress(
-    in_progress: float, so_far: float, code: str | None
+def test_a_one_hour_drop_going_on_in_the_hour_in_progress_alerts_sooner(
+    series: tuple[list[float], float], in_progress: float, so_far: float, code: str | None
 ) -> None:
-    v = judge_volume(points([400, 410, 395, 405, 400, 200], 400), RULES, in_progress, so_far)
+    v = judge_volume(points(*series), RULES, in_progress, so_far)
     assert (v.code if v else None) == code
 
 
