@@ -29,8 +29,10 @@ volume in it ends a stop or a drop):
 - ``VOLUME_STOPPED`` (crit): the latest complete hours are all zero and at least
   ``stopped_min_expected`` (20) events were expected in them (hours expecting under
   half that which were empty in an earlier week too do not count: a small series' quiet
-  night; and the events expected scaled by the reference's dip, as for a drop: on a
-  holiday night the other side is as quiet, unless it is empty too), one empty hour
+  night; and the events expected scaled as for a drop, unclipped below: by the
+  reference's dip, on a holiday night the other side is as quiet, unless it is empty
+  too; without a reference by the day's level before, a holiday's morning is as quiet as
+  its night), one empty hour
   alone reaches z ≤ −``single_hour_z`` (or the hour in progress is ``still_low``), and
   the hour in progress does not show the series ``recovered``;
 - ``VOLUME_DROP``: over a window of the last 1 to ``max_window_hours`` (6) hours, at least
