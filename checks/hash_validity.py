@@ -347,16 +347,18 @@ class HashValidity:
     def _new_good(self, parts: tuple[Any, ...]) -> bool:
         """Whether ``parts`` are all valid digests for every must-hash key (then they are
         remembered as good): 64 lowercase hex characters each, no placeholder's digest.
-        One C-level test over all of them, rather than a verdict per value."""
-        if not _LEN_64.issuperset(map(len, parts)):
+        One C-level test over those not known good yet (a new visitor's digests beside
+        the city's, state's... that others sent), rather than a verdict per value."""
+        good = self._good
+        new = set(parts).difference(good)
+        if not _LEN_64.issuperset(map(len, new)):
             return False
-        joined = _join(parts)  # a hex round trip: fromhex would skip whitespace
+        joined = _join(new)  # a hex round trip: fromhex would skip whitespace
         try:
-            if _fromhex(joined).hex() != joined or not _ANY_BAD.isdisjoint(parts):
+            if _fromhex(joined).hex() != joined or not _ANY_BAD.isdisjoint(new):
                 return False
         except ValueError:  # not hex
             return False
-        good = self._good
         if len(good) >= _GOOD_MAX:
             good.clear()
         good.update(parts)
