@@ -33,6 +33,7 @@ from checks.base import (
 )
 from monitor.model.findings import CheckResult, Finding, Severity
 from monitor.model.observations import Delivery
+from monitor.model.rollup import key_layouts
 
 
 class HashCode(StrEnum):
@@ -316,11 +317,13 @@ class HashValidity:
         self.total += len(events)
         good = self._good
         plans = self._plans
-        for event in events:
+        # The events' key layouts (``match_quality`` and the rollups count by them): an
+        # event whose keys all hold a value has its user_data's keys as its layout.
+        for event, (_, layout) in zip(events, key_layouts(delivery), strict=True):
             user_data = event.get("user_data")
             if user_data.__class__ is not dict:
                 continue
-            keys = tuple(user_data)
+            keys = layout if len(layout) == len(user_data) else tuple(user_data)
             plan = plans.get(keys)
             if plan is None:
                 plan = self._plan(keys, user_data)
