@@ -67,6 +67,7 @@ DEFAULT_AUDIT_CMD = (
 # (label, --jobs, target audit/bare rate): 0 is the default, one worker per CPU
 VARIANTS: tuple[tuple[str, int, float], ...] = (("auto", 0, 0.5), ("jobs1", 1, 0.35))
 TARGET_RSS_GROWTH = 1.2  # peak RSS at scale x N over peak RSS at N
+TRACEBACK = "Traceback (most recent call last):"  # what an uncaught exception prints
 
 # The reference reader: a large buffer, one orjson.loads per line, count the events so the
 # parse cannot be optimised away. Malformed lines are skipped as an audit would.
@@ -97,6 +98,8 @@ class Measured:
     exit_code: int
     stdout: str
     stderr_tail: str
+    label: str = ""  # the run's name (``bare-0``, ``jobs1-2``...), for error messages
+    crashed: bool = False  # a Python traceback on stderr: exit code 1, but not "findings"
 
 
 def child_env() -> dict[str, str]:
@@ -136,7 +139,8 @@ def measure(argv: list[str], workdir: Path, label: str) -> Measured:
         seconds = time.perf_counter() - began
         sampler.stop()
     proc.returncode = os.waitstatus_to_exitcode(status)  # tell Popen the child is reaped
-    tail = err.read_text(errors="replace").strip().splitlines()[-5:]
+    stderr = err.read_text(errors="replace")
+    tail = stderr.strip().splitlines()[-5:]
     return Measured(
         seconds,
         usage.ru_maxrss,
@@ -144,6 +148,8 @@ def measure(argv: list[str], workdir: Path, label: str) -> Measured:
         proc.returncode,
         out.read_text(errors="replace"),
         "\n".join(tail),
+        label,
+        TRACEBACK in stderr,
     )
 
 
@@ -247,7 +253,9 @@ def run_audit(
 
 
 def _failed(m: Measured) -> bool:
-    return m.exit_code not in (0, 1)  # 1 = findings at or above --fail-on: a normal outcome
+    """The command failed: any exit code but 0 and 1 (findings at or above --fail-on, a
+    normal outcome), or 1 with a Python traceback (a crash, which also exits 1)."""
+    return m.exit_code not in (0, 1) or m.crashed
 
 
 def _row(metric: str, value: str, target: str, ok: bool | None) -> str:
@@ -357,7 +365,11 @@ def _bench(
                 failed = scaled
                 break
     if failed is not None or counted != n:
-        why = failed.stderr_tail if failed else f"bare loop counted {counted} events, not {n}"
+        if failed is not None:
+            what = "crashed" if failed.crashed else f"exited {failed.exit_code}"
+            why = f"{failed.label} {what}:\n{failed.stderr_tail}"
+        else:
+            why = f"bare loop counted {counted} events, not {n}"
         result["error"] = why
         result["metrics"] = []
         print(f"benchmark failed:\n{why}", file=sys.stderr)
@@ -388,6 +400,9 @@ def _data_info(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
     return info
 
 
+_NOT_SUMMED = ("stdout", "stderr_tail", "label", "crashed")
+
+
 def _summary(runs: list[Measured], events: int) -> dict[str, Any]:
     top = best(runs)
     return {
@@ -396,9 +411,7 @@ def _summary(runs: list[Measured], events: int) -> dict[str, Any]:
         "rss_kib": min(r.rss_kib for r in runs),  # peak RSS is near-deterministic; min = strict
         "tree_pss_kib": min(r.tree_pss_kib for r in runs),
         "exit_code": top.exit_code,
-        "all_runs": [
-            {k: v for k, v in asdict(r).items() if k not in ("stdout", "stderr_tail")} for r in runs
-        ],
+        "all_runs": [{k: v for k, v in asdict(r).items() if k not in _NOT_SUMMED} for r in runs],
     }
 
 

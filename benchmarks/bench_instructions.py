@@ -32,6 +32,7 @@ from benchmarks.bench_audit import (
     BARE_LOOP,
     DATA_DIR,
     REPO,
+    TRACEBACK,
     audit_now,
     child_env,
     compile_sources,
@@ -46,7 +47,9 @@ def instructions(argv: list[str]) -> int:
     cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv]
     done = subprocess.run(cmd, cwd=REPO, env=child_env(), capture_output=True)
     found = _REFS.findall(done.stderr)
-    if done.returncode not in (0, 1) or not found:
+    # 1 is a normal outcome of the audit (findings), unless a traceback says it crashed.
+    crashed = TRACEBACK.encode() in done.stderr
+    if done.returncode not in (0, 1) or crashed or not found:
         tail = done.stderr.decode(errors="replace").strip().splitlines()[-5:]
         raise RuntimeError(f"{argv[:4]} failed ({done.returncode}): " + " | ".join(tail))
     return int(found[-1].replace(b",", b""))

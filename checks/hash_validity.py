@@ -33,6 +33,7 @@ from checks.base import (
 )
 from monitor.model.findings import CheckResult, Finding, Severity
 from monitor.model.observations import Delivery
+from monitor.model.rollup import key_layouts
 
 
 class HashCode(StrEnum):
@@ -316,11 +317,13 @@ class HashValidity:
         self.total += len(events)
         good = self._good
         plans = self._plans
-        for event in events:
+        # The events' key layouts (``match_quality`` and the rollups count by them): an
+        # event whose keys all hold a value has its user_data's keys as its layout.
+        for event, (_, layout) in zip(events, key_layouts(delivery), strict=True):
             user_data = event.get("user_data")
             if user_data.__class__ is not dict:
                 continue
-            keys = tuple(user_data)
+            keys = layout if len(layout) == len(user_data) else tuple(user_data)
             plan = plans.get(keys)
             if plan is None:
                 plan = self._plan(keys, user_data)
@@ -347,16 +350,18 @@ class HashValidity:
     def _new_good(self, parts: tuple[Any, ...]) -> bool:
         """Whether ``parts`` are all valid digests for every must-hash key (then they are
         remembered as good): 64 lowercase hex characters each, no placeholder's digest.
-        One C-level test over all of them, rather than a verdict per value."""
-        if not _LEN_64.issuperset(map(len, parts)):
+        One C-level test over those not known good yet (a new visitor's digests beside
+        the city's, state's... that others sent), rather than a verdict per value."""
+        good = self._good
+        new = set(parts).difference(good)
+        if not _LEN_64.issuperset(map(len, new)):
             return False
-        joined = _join(parts)  # a hex round trip: fromhex would skip whitespace
+        joined = _join(new)  # a hex round trip: fromhex would skip whitespace
         try:
-            if _fromhex(joined).hex() != joined or not _ANY_BAD.isdisjoint(parts):
+            if _fromhex(joined).hex() != joined or not _ANY_BAD.isdisjoint(new):
                 return False
         except ValueError:  # not hex
             return False
-        good = self._good
         if len(good) >= _GOOD_MAX:
             good.clear()
         good.update(parts)

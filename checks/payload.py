@@ -310,14 +310,15 @@ class Payload:
         for event in events:
             source = event.get("action_source")
             user_data = event.get("user_data")
-            if source == "website" and not (
-                (url := event.get("event_source_url")).__class__ is str
-                and url
-                and user_data.__class__ is dict
-                and (agent := user_data.get("client_user_agent")).__class__ is str
-                and agent
-            ):
-                self._website(event, user_data, event["event_name"], delivery)
+            if source == "website":
+                if not (
+                    (url := event.get("event_source_url")).__class__ is str
+                    and url
+                    and user_data.__class__ is dict
+                    and (agent := user_data.get("client_user_agent")).__class__ is str
+                    and agent
+                ):
+                    self._website(event, user_data, event["event_name"], delivery)
             elif source.__class__ is not str or not source:
                 self._hit(PayloadCode.MISSING_ACTION_SOURCE, event["event_name"], delivery)
             if user_data.__class__ is not dict:
