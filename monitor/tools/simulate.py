@@ -71,9 +71,12 @@ INCIDENT_TYPES: tuple[str, ...] = (
     "pixel_broken",
 )
 # The codes that count as detecting each incident type (benchmarks/bench_detection.py).
+# Server events lost (a stop, a halving) lower Meta's server count against its browser
+# count too: PARITY_RATIO_DRIFT says so ("the server side lost events") once Meta's
+# counts of those hours are in, as it says a broken pixel's browser side.
 DETECTED_BY: dict[str, frozenset[str]] = {
-    "server_stop": frozenset({"VOLUME_STOPPED", "VOLUME_DROP"}),
-    "drop_50": frozenset({"VOLUME_DROP", "VOLUME_STOPPED"}),
+    "server_stop": frozenset({"VOLUME_STOPPED", "VOLUME_DROP", "PARITY_RATIO_DRIFT"}),
+    "drop_50": frozenset({"VOLUME_DROP", "VOLUME_STOPPED", "PARITY_RATIO_DRIFT"}),
     "email_missing": frozenset({"MATCH_KEY_DROP", "MATCH_KEY_COVERAGE_LOW"}),
     "event_id_missing": frozenset({"EVENT_ID_SHARE_DROP", "MISSING_EVENT_ID"}),
     "plaintext_email": frozenset({"HASH_PLAINTEXT"}),
