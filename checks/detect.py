@@ -29,10 +29,8 @@ volume in it ends a stop or a drop):
 - ``VOLUME_STOPPED`` (crit): the latest complete hours are all zero and at least
   ``stopped_min_expected`` (20) events were expected in them (hours expecting under
   half that which were empty in an earlier week too do not count: a small series' quiet
-  night; and the events expected scaled as for a drop, unclipped below: by the
-  reference's dip, on a holiday night the other side is as quiet, unless it is empty
-  too; without a reference by the day's level before, a holiday's morning is as quiet as
-  its night), one empty hour
+  night; and the events expected scaled by the reference's dip, as for a drop: on a
+  holiday night the other side is as quiet, unless it is empty too), one empty hour
   alone reaches z ≤ −``single_hour_z`` (or the hour in progress is ``still_low``), and
   the hour in progress does not show the series ``recovered``;
 - ``VOLUME_DROP``: over a window of the last 1 to ``max_window_hours`` (6) hours, at least
@@ -182,7 +180,7 @@ def judge_stopped(
     # expected. (A larger hour empty once was an earlier outage: it counts.)
     small = rules.stopped_min_expected / 2
     expected = sum(p.baseline.expected for p in window if not _quiet(p.baseline, small))
-    if expected * _stop_level(points, run, rules) < rules.stopped_min_expected:
+    if expected * _reference_dip(window, rules) < rules.stopped_min_expected:
         return None
     _, _, _, z = _window_stats(window, rules.overdispersion)
     if run == 1 and not going_on and z > -rules.single_hour_z:
@@ -190,20 +188,17 @@ def judge_stopped(
     return _verdict(VOLUME_STOPPED, Severity.CRIT, window, z, run)
 
 
-def _stop_level(points: Sequence[HourPoint], run: int, rules: VolumeSettings) -> float:
-    """The level a stop of the last ``run`` hours is measured against, as for a drop but
-    unclipped below: how far the reference series fell over the same hours
-    (``reference_level``, when it expected ``stopped_min_expected`` events, as many as the
-    stop itself needs), else the day's level before them (``level``). The other side of a
-    quiet holiday night dips with this one, and a holiday's morning is as quiet as its
-    night; the other side of a stopped sender does not dip, and a stop starts in its own
-    hours. 1 when the reference is empty too: the whole site stopped."""
-    window = points[len(points) - run :]
+def _reference_dip(window: Sequence[HourPoint], rules: VolumeSettings) -> float:
+    """How far the reference series fell over a stop's hours, as ``reference_level``
+    measures it for a drop (1 without a reference that expected ``stopped_min_expected``
+    events, as many as the stop itself needs, or when the reference is empty too: the
+    whole site stopped). The other side of a quiet holiday night dips with this one; the
+    other side of a stopped sender does not."""
     refs = [p.reference for p in window if p.reference is not None]
-    if refs and not any(r.observed for r in refs):
+    if not any(r.observed for r in refs):
         return 1.0
     scaled = reference_level(window, rules, 0.0, 1.0, rules.stopped_min_expected)
-    return level(points, run, rules, 0.0, 1.0) if scaled is None else scaled.level
+    return 1.0 if scaled is None else scaled.level
 
 
 def _quiet(b: Baseline, small: float) -> bool:

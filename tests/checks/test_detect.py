@@ -313,28 +313,6 @@ def test_a_stop_is_judged_against_the_other_sides_level(ref_level: float, code: 
 
 
 @pytest.mark.parametrize(
-    ("level", "code"),
-    [
-        # intent: a holiday's morning of a small bursty shop, no reference known yet: its
-        # night ran at 70 %, so one empty hour expecting 28 (19.6 at that level, fewer
-        # than a stop needs), still empty in the hour in progress, is a quiet morning
-        (0.7, None),
-        # intent: ... the night at its usual level: the sender stopped
-        (1.0, STOPPED),
-    ],
-)
-def test_a_stop_without_a_reference_is_judged_against_the_days_level(
-    level: float, code: str | None
-) -> None:
-    start = ts("2026-11-20T00:00:00+00:00")
-    night, morning = Baseline.of([10.0, 20, 30, 20], SEAS), Baseline.of([10.0, 28, 48], SEAS)
-    pts = [HourPoint(start + i * HOUR, 20 * level, night) for i in range(6)]
-    pts.append(HourPoint(start + 6 * HOUR, 0, morning))
-    v = judge_volume(pts, RULES, 0, 14.0)
-    assert (v.code if v else None) == code
-
-
-@pytest.mark.parametrize(
     ("observed", "in_progress", "so_far", "code"),
     [
         # intent: 20 of 24 expected so far: the stop is over
