@@ -246,3 +246,17 @@ def test_benchmark_quick_run_with_a_stand_in_audit_command(tmp_path: Path) -> No
         "events-1500-seed3.jsonl",
         "events-3000-seed3.jsonl",
     ]
+
+
+def test_benchmark_fails_on_an_audit_that_crashes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A traceback exits 1 too, as findings do: the harness must not time a crash.
+    crash = "{python} -c '1 / 0' {file}"
+    out = tmp_path / "audit.json"
+    argv = ["--events", "300", "--scale", "2", "--runs", "1", "--seed", "3"]
+    argv += ["--data-dir", str(tmp_path), "--out", str(out), "--audit-cmd", crash]
+    assert bench_audit.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "crashed" in err and "ZeroDivisionError" in err
+    assert json.loads(out.read_text())["metrics"] == []
