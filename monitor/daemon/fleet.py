@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import logging
@@ -32,6 +33,7 @@ from collections.abc import Sequence
 from typing import IO, Any
 
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.alerts.fleet import evaluate_instances
 from monitor.config import Settings
@@ -138,6 +140,11 @@ class Membership:
     def release(self) -> None:
         """Release the liveness lock without deregistering (tests: a crash)."""
         if self._lock_conn is not None:
+            # Unlocked on the session first: the server frees a closed session's locks
+            # only once it notices the disconnect, and a restart in between would find
+            # its own name taken.
+            with contextlib.suppress(SQLAlchemyError):
+                self._lock_conn.execute(text("SELECT pg_advisory_unlock_all()"))
             # Invalidated, not returned to the pool: a pooled connection would keep the
             # session's advisory lock.
             self._lock_conn.invalidate()
