@@ -73,6 +73,7 @@ from checks.detect import (
     RECOVERY_MIN_EXPECTED,
     VOLUME_DROP,
     VOLUME_SPIKE,
+    VOLUME_STOPPED,
     HourPoint,
     Reference,
     VolumeVerdict,
@@ -82,7 +83,7 @@ from checks.detect import (
 from checks.graph_common import graph_finding
 from checks.volume_ratios import LOGS, RatioJudge, local_iso
 from checks.volume_traffic import REMEDIATION as TRAFFIC_REMEDIATION
-from checks.volume_traffic import TRAFFIC_SHIFT, Traffic
+from checks.volume_traffic import TRAFFIC_SHIFT, Traffic, reference_expected
 from monitor.config import VolumeSettings
 from monitor.model.findings import CheckResult, Finding, Severity, Status, worst_severity
 from monitor.model.observations import Delivery
@@ -238,18 +239,30 @@ class _Judge:
     # --- volume ----------------------------------------------------------------------------
 
     def _awaits_reference(self, s: _Series, v: VolumeVerdict) -> bool:
-        """A ``warn`` drop of all the logs' events judged without Meta's browser count,
-        which has not covered its hours yet but is flowing (module docstring)."""
+        """A dip of all the logs' events judged without Meta's browser count, which has
+        not covered its hours yet but is flowing (module docstring): a ``warn`` drop any
+        day; on a ``[calendar]`` day a ``crit`` drop or a stop too (a holiday morning of a
+        small shop can be empty), unless its hours are judged against Meta's count."""
         if s.event_name is not None or s.source != LOGS or v.referenced:
             return False
+        if self.traffic.listed_window(v):
+            if (
+                v.code == VOLUME_STOPPED
+                and reference_expected(v) >= self.rules.stopped_min_expected
+            ):
+                return False  # judged against Meta's count already (``judge_stopped``)
+        elif not self._warn_dip(s, v):
+            return False
+        last = self._graph_last()
+        return last is not None and last < v.until - HOUR and v.until - last <= REFERENCE_WAIT
+
+    def _warn_dip(self, s: _Series, v: VolumeVerdict) -> bool:
+        """A ``warn`` drop with events still arriving (a stop's first hours never wait)."""
         if v.code != VOLUME_DROP or v.severity is not Severity.WARN:
             return False
         so_far = self._so_far(s)
         empty_now = s.in_progress == 0 and so_far is not None and so_far >= RECOVERY_MIN_EXPECTED
-        if not v.points[-1].observed or empty_now:
-            return False  # nothing arrives any more: a stop's first hours never wait
-        last = self._graph_last()
-        return last is not None and last < v.until - HOUR and v.until - last <= REFERENCE_WAIT
+        return bool(v.points[-1].observed) and not empty_now
 
     def _graph_last(self) -> int | None:
         """The last hour of Meta's counts that is complete and stored."""

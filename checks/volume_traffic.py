@@ -6,7 +6,9 @@ known days from ``[calendar]`` (``VolumeHistory.calendar``).
 
 **The rule** (``Traffic.why``). All of:
 
-- the verdict is a drop or a spike (a stop, ``VOLUME_STOPPED``, is a sender outage);
+- the verdict is a drop or a spike (a stop, ``VOLUME_STOPPED``, is a sender outage,
+  except on a ``[calendar]`` day when Meta's browser count of its hours is empty too:
+  ``Traffic.quiet_listed_day``);
 - no reference disagreeing: when the verdict was measured against the other side (Meta's
   browser count for the logs, the logs for Meta's count), that side moved its way by
   ``2 × traffic_move`` too; a broken server integration or pixel moves one side only;
@@ -34,7 +36,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from checks.baseline import HOUR, Count, hour_baseline, log_count, sum_count
-from checks.detect import VOLUME_DROP, VOLUME_SPIKE, VolumeVerdict
+from checks.detect import VOLUME_DROP, VOLUME_SPIKE, VOLUME_STOPPED, VolumeVerdict
 from monitor.config import VolumeSettings
 from monitor.model.series import VolumeHistory
 
@@ -48,9 +50,14 @@ REMEDIATION = (
 
 def reference_ratio(v: VolumeVerdict) -> float:
     """Observed ÷ expected of the reference series over the verdict's window."""
-    refs = [p.reference for p in v.points if p.reference is not None]
-    expected = sum(r.expected for r in refs)
-    return sum(r.observed for r in refs) / expected if expected > 0 else 1.0
+    expected = reference_expected(v)
+    observed = sum(p.reference.observed for p in v.points if p.reference is not None)
+    return observed / expected if expected > 0 else 1.0
+
+
+def reference_expected(v: VolumeVerdict) -> float:
+    """The events the reference series expected over the hours of the window it covers."""
+    return sum(p.reference.expected for p in v.points if p.reference is not None)
 
 
 def _log_total(h: VolumeHistory) -> Count:
@@ -76,6 +83,8 @@ class Traffic:
         """(reason, peers that moved) when the dataset-wide verdict ``v`` of the series
         ``count`` is traffic, else ``None``. ``names``: (event name, observed ÷ expected,
         expected) of each event name of the series' source over the window."""
+        if v.code == VOLUME_STOPPED:
+            return ("calendar", []) if self.quiet_listed_day(v) else None
         if v.code not in (VOLUME_DROP, VOLUME_SPIKE):
             return None
         if v.referenced and not self.same_way(v, reference_ratio(v), 2):
@@ -83,12 +92,26 @@ class Traffic:
         for _, ratio, expected in names:
             if expected >= self.rules.min_expected and not self.same_way(v, ratio, 2):
                 return None  # an event name that did not move: not the whole dataset
-        if all(self.listed(h) for h in range(v.since, v.until, HOUR)):
+        if self.listed_window(v):
             return "calendar", []
         if self.from_midnight(count, v):
             return "local_midnight", []
         peers = self.peers_moved(v)
         return ("country", peers) if peers else None
+
+    def quiet_listed_day(self, v: VolumeVerdict) -> bool:
+        """A stop on a ``[calendar]`` day that the other side shows too: Meta's count of
+        those hours expected ``stopped_min_expected`` events and holds none (the whole
+        site is quiet, as the day explains; a stopped sender leaves the pixel firing)."""
+        if reference_expected(v) < self.rules.stopped_min_expected:
+            return False
+        if any(p.reference.observed for p in v.points if p.reference is not None):
+            return False
+        return self.listed_window(v)
+
+    def listed_window(self, v: VolumeVerdict) -> bool:
+        """Every hour of the verdict's window is on a ``[calendar]`` day or in its night."""
+        return all(self.listed(h) for h in range(v.since, v.until, HOUR))
 
     def same_way(self, v: VolumeVerdict, ratio: float, times: float = 1) -> bool:
         """Whether a ratio moved the verdict's way by ``times × traffic_move``."""
