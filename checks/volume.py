@@ -31,7 +31,9 @@ a dip of real traffic shows on both sides and is then judged against Meta's leve
 broken server integration on one. A ``crit`` drop (a fall to a quarter, or lasting
 ``persist_crit_hours``), a drop whose latest hour is empty or whose hour in progress has
 nothing yet of the ``RECOVERY_MIN_EXPECTED`` (10) or more events expected by now (a
-stop's first hours) and a stop never wait. Ratio drifts (``EVENT_ID_SHARE_DROP``,
+stop's first hours) and a stop never wait, except on a ``[calendar]`` day: there they
+wait too (a holiday morning of a small shop can be empty), and a stop is then judged
+against Meta's browser count of its hours (``TRAFFIC_SHIFT`` when that is empty too). Ratio drifts (``EVENT_ID_SHARE_DROP``,
 ``VALUE_DRIFT``, ``PARITY_RATIO_DRIFT``) are ``checks.volume_ratios``'; a match key's
 coverage is ``match_quality``'s (``MATCH_KEY_DROP``, ``checks.match_drop``).
 

@@ -489,6 +489,35 @@ def test_a_crit_drop_of_all_events_never_waits_for_metas_counts() -> None:
     assert found[("VOLUME_DROP", None)].severity is Severity.CRIT
 
 
+def test_on_a_listed_day_a_crit_drop_or_a_stop_waits_for_metas_counts() -> None:
+    # intent: on a [calendar] day (a holiday morning of a small shop can be empty) a fall
+    # to a fifth and a stop wait too while Meta's counts flow but have not covered them
+    settle = {"volume": {"graph_settle": 0}}
+    listed = {"calendar": {"days": ["2026-11-20"]}}
+    stopped = make_rollups(tweak=_from(CURRENT - 2 * HOUR, _stop(None)))
+    for rollups, code in ((_two_hour_dip(0.2), "VOLUME_DROP"), (stopped, "VOLUME_STOPPED")):
+        assert (code, None) in codes(judge(rollups, _metas(lag_hours=3), settings=settle))
+        waiting = judge(rollups, _metas(lag_hours=3), settings=settle, config=listed)
+        assert waiting.status is Status.OK, [f.message for f in waiting.findings]
+    # intent: ... once Meta's browser count of those hours is in and the pixel kept firing:
+    # the sender stopped
+    found = codes(judge(stopped, _metas(lag_hours=0), settings=settle, config=listed))
+    assert set(found) == {("VOLUME_STOPPED", None)}
+    assert found[("VOLUME_STOPPED", None)].evidence["source"] == "server_log"
+    # intent: ... and Meta's counts empty too: the whole site is quiet, as the day explains
+    empty = [
+        dc.replace(c, browser=0, server=0) if c.hour.timestamp() >= CURRENT - 2 * HOUR else c
+        for c in _metas(lag_hours=0)
+    ]
+    quiet = judge(stopped, empty, settings=settle, config=listed)
+    assert {f.code for f in quiet.findings} == {"TRAFFIC_SHIFT"}, [
+        f.message for f in quiet.findings
+    ]
+    assert {f.evidence["volume_code"] for f in quiet.findings} == {"VOLUME_STOPPED"}
+    # intent: on a day nobody listed, both sides empty is a stop
+    assert ("VOLUME_STOPPED", None) in codes(judge(stopped, empty, settings=settle))
+
+
 def test_a_drop_ending_in_an_empty_hour_never_waits_for_metas_counts() -> None:
     # intent: the sender stopped half-way through the last complete hour and nothing came
     # since: that is a stop's first hour, alerted before Meta's counts are in
