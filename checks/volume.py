@@ -20,22 +20,24 @@ whose own hours moved with it.
 
 **Codes.** ``VOLUME_STOPPED``, ``VOLUME_DROP``, ``VOLUME_SPIKE`` (``checks.detect``),
 one finding per series; when the all-events series of a source has a code, the per-event
-findings of that code and source fold into it (one dataset-wide alert, the event names in
-its evidence). A dataset-wide drop or spike of every event name together, with no
+findings of that code and source fold into it (one dataset-wide alert, the event names
+in its evidence). A dataset-wide drop or spike of every event name together, with no
 reference disagreeing, on a ``[calendar]`` day, from local midnight or like another
 dataset of the same country, is ``TRAFFIC_SHIFT`` (info) instead
-(``checks.volume_traffic``): traffic, not tracking. A ``warn`` drop of all events of the
-logs whose hours Meta's browser count has not covered yet, where Meta's counts are
-flowing (their last hour at most ``REFERENCE_WAIT`` behind the window), waits for them:
-a dip of real traffic shows on both sides and is then judged against Meta's level, a
-broken server integration on one. A ``crit`` drop (a fall to a quarter, or lasting
-``persist_crit_hours``), a drop whose latest hour is empty or whose hour in progress has
-nothing yet of the ``RECOVERY_MIN_EXPECTED`` (10) or more events expected by now (a
-stop's first hours) and a stop never wait, except on a ``[calendar]`` day: there they
-wait too (a holiday morning of a small shop can be empty), and a stop is then judged
-against Meta's browser count of its hours (``TRAFFIC_SHIFT`` when that is empty too). Ratio drifts (``EVENT_ID_SHARE_DROP``,
-``VALUE_DRIFT``, ``PARITY_RATIO_DRIFT``) are ``checks.volume_ratios``'; a match key's
-coverage is ``match_quality``'s (``MATCH_KEY_DROP``, ``checks.match_drop``).
+(``checks.volume_traffic``): traffic, not tracking. A ``warn`` drop or a spike of all
+events of the logs whose hours Meta's browser count has not covered yet, where Meta's
+counts are flowing (their last hour at most ``REFERENCE_WAIT`` behind the window), waits
+for them: a move of real traffic (a dip, a promotion) shows on both sides and is then
+judged against Meta's level, a broken server integration or duplicate sends on one. A
+``crit`` drop (a fall to a quarter, or lasting ``persist_crit_hours``), a drop whose
+latest hour is empty or whose hour in progress has nothing yet of the
+``RECOVERY_MIN_EXPECTED`` (10) or more events expected by now (a stop's first hours) and
+a stop never wait, except on a ``[calendar]`` day: there they wait too (a holiday
+morning of a small shop can be empty), and a stop is then judged against Meta's browser
+count of its hours (``TRAFFIC_SHIFT`` when that is empty too). Ratio drifts
+(``EVENT_ID_SHARE_DROP``, ``VALUE_DRIFT``, ``PARITY_RATIO_DRIFT``) are
+``checks.volume_ratios``'; a match key's coverage is ``match_quality``'s
+(``MATCH_KEY_DROP``, ``checks.match_drop``).
 
 Every finding explains itself in ``evidence``: ``expected``, ``observed``, ``since`` (ISO
 8601), ``until``, ``baseline`` (in words) and ``baseline_kind``, plus ``z``, ``change`` and
@@ -253,13 +255,16 @@ class _Judge:
                 and reference_expected(v) >= self.rules.stopped_min_expected
             ):
                 return False  # judged against Meta's count already (``judge_stopped``)
-        elif not self._warn_dip(s, v):
+        elif not self._warn_move(s, v):
             return False
         last = self._graph_last()
         return last is not None and last < v.until - HOUR and v.until - last <= REFERENCE_WAIT
 
-    def _warn_dip(self, s: _Series, v: VolumeVerdict) -> bool:
-        """A ``warn`` drop with events still arriving (a stop's first hours never wait)."""
+    def _warn_move(self, s: _Series, v: VolumeVerdict) -> bool:
+        """A spike, or a ``warn`` drop with events still arriving (a stop's first hours
+        never wait)."""
+        if v.code == VOLUME_SPIKE:
+            return True  # a promotion raises Meta's browser count too; duplicate sends do not
         if v.code != VOLUME_DROP or v.severity is not Severity.WARN:
             return False
         so_far = self._so_far(s)

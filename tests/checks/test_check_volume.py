@@ -482,6 +482,22 @@ def test_a_warn_dip_of_all_events_waits_while_metas_counts_are_late() -> None:
     assert ("VOLUME_DROP", None) in stuck
 
 
+def test_a_spike_of_all_events_waits_while_metas_counts_are_late() -> None:
+    # intent: two hours of every event name at 3x: a spike, held back while Meta's counts
+    # flow but are not in yet (a promotion raises Meta's browser count too)
+    settle = {"volume": {"graph_settle": 0}}
+    rollups = _two_hour_dip(3.0)
+    assert ("VOLUME_SPIKE", None) in codes(judge(rollups))
+    waiting = judge(rollups, _metas(lag_hours=3), settings=settle)
+    assert waiting.status is Status.OK, [f.message for f in waiting.findings]
+    # intent: ... once Meta's browser count of those hours is in and did not rise: duplicates
+    found = codes(judge(rollups, _metas(lag_hours=0), settings=settle))
+    assert ("VOLUME_SPIKE", None) in found
+    # intent: ... and rose as much: no spike of the logs against it
+    raised = codes(judge(rollups, _metas(lag_hours=0, browser_factor=3.0), settings=settle))
+    assert not any(code == "VOLUME_SPIKE" and name is None for code, name in raised), raised
+
+
 def test_a_crit_drop_of_all_events_never_waits_for_metas_counts() -> None:
     # intent: a fall to a fifth is crit: alerted before Meta's counts are in
     settle = {"volume": {"graph_settle": 0}}
