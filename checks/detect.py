@@ -417,13 +417,22 @@ def recovered(
 
 
 def still_low(
-    in_progress: float | None, expected_so_far: float | None, rules: VolumeSettings
+    in_progress: float | None,
+    expected_so_far: float | None,
+    rules: VolumeSettings,
+    dispersion: float = 1.0,
 ) -> bool:
     """The hour in progress is as far down as a drop: at most ``1 − drop_warn`` of the
-    events expected so far, once enough are expected for that to mean something. A chance
-    dip of one hour seldom goes on into the next; a breakage does."""
+    events expected so far, once enough are expected for that to mean something, and
+    beyond its own noise (z ≤ −``dip_z``, the series' ``dispersion`` counted: senders
+    flush in batches, so a quarter of an hour of a small series is lumpy). A chance dip
+    of one hour seldom goes on into the next; a breakage does."""
     so_far = _telling(in_progress, expected_so_far)
-    return so_far is not None and so_far[0] <= (1 - rules.drop_warn) * so_far[1]
+    if so_far is None:
+        return False
+    observed, expected = so_far
+    z = (observed - expected) / math.sqrt(expected * max(1.0, dispersion))
+    return observed <= (1 - rules.drop_warn) * expected and z <= -rules.dip_z
 
 
 def _telling(
@@ -476,7 +485,8 @@ def judge_volume(
     points = pooled(points, rules)
     if recovered(in_progress, expected_so_far, rules):
         return judge_spike(points, rules)
-    going_on = still_low(in_progress, expected_so_far, rules)
+    dispersion = points[-1].baseline.dispersion if points else 1.0
+    going_on = still_low(in_progress, expected_so_far, rules, dispersion)
     return (
         judge_stopped(points, rules, going_on=going_on)
         or judge_drop(points, rules, going_on)

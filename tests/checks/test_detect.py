@@ -232,6 +232,9 @@ BIG_DIP = ([400, 410, 395, 405, 400, 200], 400)  # one hour at half of a 400/h s
         (SMALL_DIP, 14, 15.0, None),
         # intent: ... too early in the hour to tell (5 expected so far): no finding yet
         (SMALL_DIP, 0, 5.0, None),
+        # intent: ... 8 of the 15 expected so far: down by as much as a drop, but within
+        # the noise of a quarter of an hour (z ≈ −1.8): no finding
+        (SMALL_DIP, 8, 15.0, None),
         # intent: a halving of a 400/h series for one hour (z ≈ −6.0, just short of
         # single_hour_z): a chance hour of a big series can be that far down; a breakage
         # shows again in the first minutes of the next hour
