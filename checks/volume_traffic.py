@@ -11,7 +11,9 @@ known days from ``[calendar]`` (``VolumeHistory.calendar``).
   ``Traffic.quiet_listed_day``);
 - no reference disagreeing: when the verdict was measured against the other side (Meta's
   browser count for the logs, the logs for Meta's count), that side moved its way by
-  ``2 × traffic_move`` too; a broken server integration or pixel moves one side only;
+  ``2 × traffic_move`` too, or stayed within its own noise (z < ``dip_z``) of where the
+  series went, over the hours it covers (``Traffic.disagrees``); a broken server
+  integration or pixel moves one side only;
 - every event name expecting at least ``min_expected`` events in the window moved its
   way by ``2 × traffic_move`` (its own seasonal baselines): a breakage of one event name
   does not move the others. (Black Friday lifts visits less than purchases: the bar is
@@ -48,13 +50,6 @@ REMEDIATION = (
 )
 
 
-def reference_ratio(v: VolumeVerdict) -> float:
-    """Observed ÷ expected of the reference series over the verdict's window."""
-    expected = reference_expected(v)
-    observed = sum(p.reference.observed for p in v.points if p.reference is not None)
-    return observed / expected if expected > 0 else 1.0
-
-
 def reference_expected(v: VolumeVerdict) -> float:
     """The events the reference series expected over the hours of the window it covers."""
     return sum(p.reference.expected for p in v.points if p.reference is not None)
@@ -87,8 +82,8 @@ class Traffic:
             return ("calendar", []) if self.quiet_listed_day(v) else None
         if v.code not in (VOLUME_DROP, VOLUME_SPIKE):
             return None
-        if v.referenced and not self.same_way(v, reference_ratio(v), 2):
-            return None  # the other side did not move: one side against the other
+        if v.referenced and self.disagrees(v):
+            return None  # the other side did not move as far: one side against the other
         for _, ratio, expected in names:
             if expected >= self.rules.min_expected and not self.same_way(v, ratio, 2):
                 return None  # an event name that did not move: not the whole dataset
@@ -98,6 +93,26 @@ class Traffic:
             return "local_midnight", []
         peers = self.peers_moved(v)
         return ("country", peers) if peers else None
+
+    def disagrees(self, v: VolumeVerdict) -> bool:
+        """Whether the other side, over the hours of the window it covers, did not move
+        the verdict's way by ``2 × traffic_move`` and stayed significantly (z ≥ ``dip_z``
+        of its own noise) beyond where this series went: a broken server integration or
+        pixel leaves it there; a small reference that moved less only by its noise does
+        not disagree, nor one that moved far too (Black Friday lifts visits less than
+        purchases)."""
+        covered = [p for p in v.points if p.reference is not None]
+        refs = [p.reference for p in covered if p.reference is not None]
+        expected = sum(p.baseline.expected for p in covered)
+        ref_expected = sum(r.expected for r in refs)
+        variance = sum(r.variance for r in refs)
+        if expected <= 0 or ref_expected <= 0 or variance <= 0:
+            return False
+        if self.same_way(v, sum(r.observed for r in refs) / ref_expected, 2):
+            return False
+        ratio = sum(p.observed for p in covered) / expected
+        z = sum(r.observed - ratio * r.expected for r in refs) / math.sqrt(variance)
+        return z >= self.rules.dip_z if v.code == VOLUME_DROP else z <= -self.rules.dip_z
 
     def quiet_listed_day(self, v: VolumeVerdict) -> bool:
         """A stop on a ``[calendar]`` day that the other side shows too: Meta's count of

@@ -387,6 +387,45 @@ def test_on_a_listed_day_a_stop_or_one_event_name_still_alerts() -> None:
     assert not any(code == "TRAFFIC_SHIFT" for code, _ in found)
 
 
+def _noisy_browser(factor: float, scale: float, seed: int = 3) -> list[SourceCounts]:
+    """Meta's counts with a browser count ``scale`` times the logs' and a 30 % spread
+    from week to week, at ``factor`` over the last two complete hours."""
+    rng = Random(seed)
+    out = []
+    for c in graph_counts():
+        hour = int(c.hour.timestamp())
+        if hour >= CURRENT:
+            continue
+        browser = max(0.0, rng.gauss(c.server * scale, 0.3 * c.server * scale))
+        if hour >= CURRENT - 2 * HOUR:
+            browser = c.server * scale * factor
+        out.append(dc.replace(c, browser=round(browser)))
+    return out
+
+
+def test_on_a_listed_day_only_a_reference_that_stayed_beyond_its_noise_disagrees() -> None:
+    # intent: every event name at half on a listed day; Meta's small browser count, whose
+    # weeks differ by 30 %, down 15 % only: within its noise of where the logs went, so it
+    # does not say the logs broke: traffic
+    config = {"calendar": {"days": ["2026-11-20"]}}
+    settle = {"volume": {"graph_settle": 0}}
+    rollups = _two_hour_dip(0.5)
+    small = judge(rollups, _noisy_browser(0.85, 1 / 6), settings=settle, config=config)
+    found = codes(small)
+    assert set(found) == {("TRAFFIC_SHIFT", None)}, [f.message for f in small.findings]
+    assert found[("TRAFFIC_SHIFT", None)].evidence["traffic"] == "calendar"
+    # intent: ... a large browser count as steady is beyond its noise: the logs broke
+    large = codes(judge(rollups, _noisy_browser(1.0, 0.9), settings=settle, config=config))
+    assert ("VOLUME_DROP", None) in large and ("TRAFFIC_SHIFT", None) not in large
+    # intent: a sales day lifting the logs 4x and Meta's large browser count 1.4x: the
+    # other side moved far too (visits rise less than purchases), it does not disagree
+    sale = _two_hour_dip(4.0)
+    lifted = codes(
+        judge(sale, _metas(lag_hours=0, browser_factor=1.4), settings=settle, config=config)
+    )
+    assert ("VOLUME_SPIKE", None) not in lifted and ("TRAFFIC_SHIFT", None) in lifted, lifted
+
+
 def test_the_night_after_a_listed_day_counts_as_the_day() -> None:
     rollups = make_rollups(tweak=_from(CURRENT - 3 * HOUR, _scale(0.35)))
     config = {"calendar": {"days": ["2026-11-19"]}}  # yesterday
