@@ -24,17 +24,9 @@ findings of that code and source fold into it (one dataset-wide alert, the event
 in its evidence). A dataset-wide drop or spike of every event name together, with no
 reference disagreeing, on a ``[calendar]`` day, from local midnight or like another
 dataset of the same country, is ``TRAFFIC_SHIFT`` (info) instead
-(``checks.volume_traffic``): traffic, not tracking. A ``warn`` drop or a spike of all
-events of the logs whose hours Meta's browser count has not covered yet, where Meta's
-counts are flowing (their last hour at most ``REFERENCE_WAIT`` behind the window), waits
-for them: a move of real traffic (a dip, a promotion) shows on both sides and is then
-judged against Meta's level, a broken server integration or duplicate sends on one. A
-``crit`` drop (a fall to a quarter, or lasting ``persist_crit_hours``), a drop whose
-latest hour is empty or whose hour in progress has nothing yet of the
-``RECOVERY_MIN_EXPECTED`` (10) or more events expected by now (a stop's first hours) and
-a stop never wait, except on a ``[calendar]`` day: there they wait too (a holiday
-morning of a small shop can be empty), and a stop is then judged against Meta's browser
-count of its hours (``TRAFFIC_SHIFT`` when that is empty too). Ratio drifts
+(``checks.volume_traffic``): traffic, not tracking. A move of all the logs' events may
+wait for Meta's browser count of its hours (``_Judge._awaits_reference``): real traffic
+shows on both sides, a broken server integration or duplicate sends on one. Ratio drifts
 (``EVENT_ID_SHARE_DROP``, ``VALUE_DRIFT``, ``PARITY_RATIO_DRIFT``) are
 ``checks.volume_ratios``'; a match key's coverage is ``match_quality``'s
 (``MATCH_KEY_DROP``, ``checks.match_drop``).
@@ -243,17 +235,19 @@ class _Judge:
     # --- volume ----------------------------------------------------------------------------
 
     def _awaits_reference(self, s: _Series, v: VolumeVerdict) -> bool:
-        """A dip of all the logs' events judged without Meta's browser count, which has
-        not covered its hours yet but is flowing (module docstring): a ``warn`` drop any
-        day; on a ``[calendar]`` day a ``crit`` drop or a stop too (a holiday morning of a
-        small shop can be empty), unless its hours are judged against Meta's count."""
+        """Whether a verdict of all the logs' events waits for Meta's browser count, which
+        has not covered its hours yet but flows (its last hour at most ``REFERENCE_WAIT``
+        behind the window); then it is judged against Meta's level. A ``warn`` drop with
+        events still arriving and a spike wait any day; a ``crit`` drop (to a quarter, or
+        lasting ``persist_crit_hours``), a drop while nothing arrives any more (a stop's
+        first hours) and a stop only on a ``[calendar]`` day (a holiday morning of a small
+        shop can be empty): a stop whose hours Meta's count covers is judged against it
+        (``judge_stopped``; ``TRAFFIC_SHIFT`` when that is empty too)."""
         if s.event_name is not None or s.source != LOGS or v.referenced:
             return False
+        covered = reference_expected(v) >= self.rules.stopped_min_expected
         if self.traffic.listed_window(v):
-            if (
-                v.code == VOLUME_STOPPED
-                and reference_expected(v) >= self.rules.stopped_min_expected
-            ):
+            if v.code == VOLUME_STOPPED and covered:
                 return False  # judged against Meta's count already (``judge_stopped``)
         elif not self._warn_move(s, v):
             return False
@@ -261,10 +255,10 @@ class _Judge:
         return last is not None and last < v.until - HOUR and v.until - last <= REFERENCE_WAIT
 
     def _warn_move(self, s: _Series, v: VolumeVerdict) -> bool:
-        """A spike, or a ``warn`` drop with events still arriving (a stop's first hours
-        never wait)."""
+        """A spike (a promotion raises Meta's count too, duplicate sends do not), or a
+        ``warn`` drop with events still arriving (a stop's first hours never wait)."""
         if v.code == VOLUME_SPIKE:
-            return True  # a promotion raises Meta's browser count too; duplicate sends do not
+            return True
         if v.code != VOLUME_DROP or v.severity is not Severity.WARN:
             return False
         so_far = self._so_far(s)
