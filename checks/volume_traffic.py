@@ -11,9 +11,9 @@ known days from ``[calendar]`` (``VolumeHistory.calendar``).
   ``Traffic.quiet_listed_day``);
 - no reference disagreeing: when the verdict was measured against the other side (Meta's
   browser count for the logs, the logs for Meta's count), that side moved its way by
-  ``2 × traffic_move`` too, or stayed within its own noise (z < ``dip_z``) of where the
-  series went, over the hours it covers (``Traffic.disagrees``); a broken server
-  integration or pixel moves one side only;
+  ``2 × traffic_move`` too, or, on a ``[calendar]`` day, stayed within its own noise
+  (z < ``dip_z``) of where the series went, over the hours it covers
+  (``Traffic.disagrees``); a broken server integration or pixel moves one side only;
 - every event name expecting at least ``min_expected`` events in the window moved its
   way by ``2 × traffic_move`` (its own seasonal baselines): a breakage of one event name
   does not move the others. (Black Friday lifts visits less than purchases: the bar is
@@ -82,25 +82,26 @@ class Traffic:
             return ("calendar", []) if self.quiet_listed_day(v) else None
         if v.code not in (VOLUME_DROP, VOLUME_SPIKE):
             return None
-        if v.referenced and self.disagrees(v):
+        listed = self.listed_window(v)
+        if v.referenced and self.disagrees(v, listed):
             return None  # the other side did not move as far: one side against the other
         for _, ratio, expected in names:
             if expected >= self.rules.min_expected and not self.same_way(v, ratio, 2):
                 return None  # an event name that did not move: not the whole dataset
-        if self.listed_window(v):
+        if listed:
             return "calendar", []
         if self.from_midnight(count, v):
             return "local_midnight", []
         peers = self.peers_moved(v)
         return ("country", peers) if peers else None
 
-    def disagrees(self, v: VolumeVerdict) -> bool:
+    def disagrees(self, v: VolumeVerdict, listed: bool) -> bool:
         """Whether the other side, over the hours of the window it covers, did not move
-        the verdict's way by ``2 × traffic_move`` and stayed significantly (z ≥ ``dip_z``
-        of its own noise) beyond where this series went: a broken server integration or
-        pixel leaves it there; a small reference that moved less only by its noise does
-        not disagree, nor one that moved far too (Black Friday lifts visits less than
-        purchases)."""
+        the verdict's way by ``2 × traffic_move``; on a ``[calendar]`` day (``listed``)
+        only if it also stayed significantly (z ≥ ``dip_z`` of its own noise) beyond where
+        this series went: a small reference that moved less only by its noise does not
+        disagree there. Elsewhere it would hide a halving for as long as the reference is
+        small (a lead site's Saturday, read as a move from local midnight)."""
         covered = [p for p in v.points if p.reference is not None]
         refs = [p.reference for p in covered if p.reference is not None]
         expected = sum(p.baseline.expected for p in covered)
@@ -110,6 +111,8 @@ class Traffic:
             return False
         if self.same_way(v, sum(r.observed for r in refs) / ref_expected, 2):
             return False
+        if not listed:
+            return True
         ratio = sum(p.observed for p in covered) / expected
         z = sum(r.observed - ratio * r.expected for r in refs) / math.sqrt(variance)
         return z >= self.rules.dip_z if v.code == VOLUME_DROP else z <= -self.rules.dip_z
