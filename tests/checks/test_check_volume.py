@@ -12,8 +12,11 @@ from typing import Any
 import pytest
 
 from checks.base import CheckContext
+from checks.baseline import Baseline, BaselineKind
+from checks.detect import VOLUME_DROP, HourPoint, Reference, VolumeVerdict
 from checks.volume import Volume
-from monitor.config import ChecksSettings, settings_from_dict
+from checks.volume_traffic import Traffic
+from monitor.config import ChecksSettings, VolumeSettings, settings_from_dict
 from monitor.engine.audit import run_audit
 from monitor.engine.series import build_history, with_peers
 from monitor.model.findings import CheckResult, Finding, Severity, Status
@@ -424,6 +427,33 @@ def test_on_a_listed_day_only_a_reference_that_stayed_beyond_its_noise_disagrees
         judge(sale, _metas(lag_hours=0, browser_factor=1.4), settings=settle, config=config)
     )
     assert ("VOLUME_SPIKE", None) not in lifted and ("TRAFFIC_SHIFT", None) in lifted, lifted
+
+
+@pytest.mark.parametrize(
+    ("ref_sd", "listed", "disagrees"),
+    [
+        # intent: two hours of the logs at 41 %, Meta's browser count at 87 %, its weeks
+        # 40 apart an hour: on a listed day that is within its noise of the logs' 41 %
+        (40.0, True, False),
+        # intent: ... on any other day the other side did not move 20 %: it disagrees
+        # (a halving is not hidden while the reference is small)
+        (40.0, False, True),
+        # intent: ... a steady reference (10 an hour) is beyond its noise on a listed day too
+        (10.0, True, True),
+    ],
+)
+def test_the_other_sides_noise_excuses_a_disagreement_on_listed_days_only(
+    ref_sd: float, listed: bool, disagrees: bool
+) -> None:
+    history = build_history(settings_from_dict({}), "123", make_rollups(days=3), [])
+    baseline = Baseline(100.0, 10.0, (100.0,) * 4, BaselineKind.SEASONAL)
+    ref = Reference(observed=87.0, expected=100.0, variance=ref_sd**2)
+    points = tuple(HourPoint(CURRENT - k * HOUR, 41.0, baseline, ref) for k in (2, 1))
+    v = VolumeVerdict(
+        VOLUME_DROP, Severity.WARN, CURRENT - 2 * HOUR, CURRENT, 200.0, 82.0, -4.0, 2,
+        BaselineKind.SEASONAL, points, referenced=True,
+    )  # fmt: skip
+    assert Traffic(history, VolumeSettings()).disagrees(v, listed) is disagrees
 
 
 def test_the_night_after_a_listed_day_counts_as_the_day() -> None:
