@@ -104,14 +104,13 @@ class Traffic:
         small (a lead site's Saturday, read as a move from local midnight)."""
         covered = [p for p in v.points if p.reference is not None]
         refs = [p.reference for p in covered if p.reference is not None]
-        ref_expected = reference_expected(v)
-        moved = ref_expected > 0 and self.same_way(
-            v, sum(r.observed for r in refs) / ref_expected, 2
-        )
+        ref_expected = sum(r.expected for r in refs)
+        if ref_expected > 0 and self.same_way(v, sum(r.observed for r in refs) / ref_expected, 2):
+            return False  # it moved as far: no disagreement
         expected = sum(p.baseline.expected for p in covered)
         variance = sum(r.variance for r in refs)
-        if moved or not listed or expected <= 0 or variance <= 0:
-            return not moved
+        if not listed or expected <= 0 or variance <= 0:
+            return True
         ratio = sum(p.observed for p in covered) / expected
         z = sum(r.observed - ratio * r.expected for r in refs) / math.sqrt(variance)
         return z >= self.rules.dip_z if v.code == VOLUME_DROP else z <= -self.rules.dip_z
