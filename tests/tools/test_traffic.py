@@ -26,7 +26,7 @@ from monitor.timeutil import parse_iso
 from monitor.tools import traffic
 from monitor.tools.traffic.localtime import black_friday, easter, public_holidays
 from monitor.tools.traffic.run import SiteRun
-from monitor.tools.traffic.world import ROSTER
+from monitor.tools.traffic.world import ROSTER, Planted
 
 HOUR = 3600
 DAY = 86400
@@ -291,6 +291,19 @@ def test_incidents_are_planted_as_the_truth_says(world: traffic.World, out: Path
                 assert all(sent(rec) - e["event_time"] > 27 * HOUR for e in evs)
         if inc.type != "server_stop" and inc.type != "pixel_broken" and inc.expected_per_hour:
             assert checked, inc
+
+
+def test_a_lost_email_is_counted_on_the_events_that_carried_one() -> None:
+    # The bench scores a lost key as "too small" by these counts: an anonymous event
+    # cannot lose an email, so it does not count toward the incident's size.
+    lost = Planted("email_missing", BERGWERK, "AddToCart", 1000.0, 2000.0)
+    halved = Planted("drop_50", BERGWERK, "AddToCart", 1000.0, 2000.0)
+    known = {"event_name": "AddToCart", "user_data": {"em": ["ab"], "fbp": "fb.1.1.1"}}
+    anonymous = {"event_name": "AddToCart", "user_data": {"fbp": "fb.1.1.1"}}
+    other = {"event_name": "PageView", "user_data": {"em": ["ab"]}}
+    assert lost.exposes(1500.0, known) and not lost.exposes(1500.0, anonymous)
+    assert not lost.exposes(1500.0, other) and not lost.exposes(2500.0, known)
+    assert halved.exposes(1500.0, known) and halved.exposes(1500.0, anonymous)
 
 
 def test_same_seed_same_bytes(tmp_path: Path) -> None:

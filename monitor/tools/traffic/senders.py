@@ -124,7 +124,7 @@ class Senders:
         if active and not req.retry:
             for inc in active:
                 if inc.type != "pixel_broken":
-                    inc._seen += sum(1 for e in req.events if inc.covers(req.sent, e["event_name"]))
+                    inc._seen += sum(1 for e in req.events if inc.exposes(req.sent, e))
             req = self._apply(req, active)
             if not req.events:
                 return

@@ -162,7 +162,9 @@ class Planted:
     event_name: str | None  # None: every event of the dataset
     start: float
     end: float
-    expected_per_hour: float = 0.0  # counted: events of the affected series per hour
+    # Counted: events of the affected series per hour; for a lost key (email_missing)
+    # only those that carried it, the events the incident can change.
+    expected_per_hour: float = 0.0
     first_affected: float | None = None
     _seen: int = 0  # affected-series events counted in the window (before the incident)
 
@@ -171,6 +173,13 @@ class Planted:
             self.start <= t < self.end
             and (name is None or self.event_name is None or self.event_name == name)
         )  # fmt: skip
+
+    def exposes(self, t: float, event: dict[str, Any]) -> bool:
+        """Whether the incident can change ``event`` sent at ``t``: an event of its series
+        in its window; for a lost email, one that carries an email."""
+        if not self.covers(t, event["event_name"]):
+            return False
+        return self.type != "email_missing" or "em" in (event.get("user_data") or {})
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
