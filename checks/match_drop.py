@@ -33,12 +33,17 @@ hour, in the window and in ``φ``.
 finding when every condition holds: ``k/n ≤ drop_ratio × p0`` (half), ``p0 − k/n ≥
 drop_points`` (10 points), ``n·p0 − k ≥ drop_min_missing`` (10 events lack the key beyond
 the usual), ``z ≤ −drop_z`` (−4) and ``n/φ ≥ drop_min_effective`` (25: enough independent
-evidence); and one hour alone does not make a drop: without the window's hour lacking
-the key most, the other hours' share must still be at most ``drop_ratio × p0``, unless
-``z ≤ −drop_one_hour_z`` (−8). A deploy that removes a key keeps it away hour after hour;
-one unlucky hour does not (hundreds of keys and windows are judged every cycle, so a
-z of −4 turns up by chance now and then; a z of −8 does not: a key that was on every
-event and is missing from the next 25 reaches −22). The lowest ``z`` is reported.
+evidence); the events carrying the key (unscaled) are at most ``drop_ratio`` of their usual
+number, ``p0`` times the bucket's usual events in those hours (the median of the same
+hour of the day over the ``drop_days`` days before): a newsletter's or a campaign's
+visitors arriving without a click id (``fbc``) or an email lower the share while as many
+events as usual still carry the key, a dilution, not a loss; and one hour alone does not
+make a drop: without the window's hour lacking the key most, the other hours' share must
+still be at most ``drop_ratio × p0``, unless ``z ≤ −drop_one_hour_z`` (−8). A deploy that
+removes a key keeps it away hour after hour; one unlucky hour does not (hundreds of keys
+and windows are judged every cycle, so a z of −4 turns up by chance now and then; a z of
+−8 does not: a key that was on every event and is missing from the next 25 reaches −22).
+The lowest ``z`` is reported.
 
 Severity ``warn``; ``crit`` when the key is all but gone (``k/n ≤ drop_crit_share``, 5 %)
 from events that usually carried it (``p0 ≥ drop_crit_baseline``, 50 %).
@@ -53,7 +58,7 @@ from statistics import median
 from typing import Any
 
 from checks.base import Tally, make_finding
-from checks.baseline import HOUR, MAD_SCALE, hour_start, local_label, mad
+from checks.baseline import DAY, HOUR, MAD_SCALE, hour_start, local_label, mad
 from checks.drift import daily_blocks
 from checks.match_keys import ADVICE, source_label
 from checks.volume_ratios import local_iso
@@ -142,9 +147,10 @@ class _Bucket:
         busy = sorted(c[0] for rows in day_hours for c in rows)
         cap = float(busy[int(BUSY_QUANTILE * (len(busy) - 1))])
         rows = [r.source_keys.get(source) if r is not None else None for r in window]
+        usual = self._usual(hours)
         out = []
         for i, (p0, spread) in baselines.items():
-            drop = self._judge(i, p0, spread, len(usable), rows, day_hours, cap)
+            drop = self._judge(i, p0, spread, len(usable), rows, day_hours, cap, usual)
             if drop is not None:
                 out.append(drop)
         return out
@@ -157,6 +163,22 @@ class _Bucket:
             p0 = median(shares)
             if 100 * p0 >= self.cfg.drop_points:
                 out[i] = (p0, MAD_SCALE * mad(shares, p0))
+        return out
+
+    def _usual(self, hours: Mapping[int, HourRollup]) -> list[float]:
+        """The bucket's usual events in each hour of the window (newest first): the median
+        of the same hour of the day over the ``drop_days`` days before (an hour without
+        a row held none), pro rata for the hour in progress."""
+        out = []
+        for age in range(self.cfg.drop_hours):
+            hour = self.last - age * HOUR
+            counts = []
+            for d in range(1, self.cfg.drop_days + 1):
+                r = hours.get(hour - d * DAY)
+                c = r.source_keys.get(self.source) if r is not None else None
+                counts.append(c[0] if c is not None else 0)
+            part = min(1.0, (self.now - hour) / HOUR)
+            out.append(median(counts) * part)
         return out
 
     def _hours(self, hours: Mapping[int, HourRollup], block: tuple[int, int]) -> list[Counts]:
@@ -178,17 +200,21 @@ class _Bucket:
         rows: Sequence[Counts | None],
         day_hours: Sequence[Sequence[Counts]],
         cap: float,
+        usual: Sequence[float],
     ) -> KeyDrop | None:
         cfg = self.cfg
         phi: float | None = None
         best: KeyDrop | None = None
         n = k = 0.0
+        keyed = expected_keyed = 0.0  # unscaled: events with the key, and their usual number
         worst = (0.0, 0.0, -math.inf)  # the window's hour lacking the key most: n, k, deficit
         for age, c in enumerate(rows):
+            expected_keyed += p0 * usual[age]
             if c is not None and c[0] > 0:
                 w = min(1.0, cap / c[0])
                 n_h, k_h = w * c[0], w * c[i + 1]
                 n, k = n + n_h, k + k_h
+                keyed += c[i + 1]
                 if n_h * p0 - k_h > worst[2]:
                     worst = (n_h, k_h, n_h * p0 - k_h)
             share = k / n if n else 1.0
@@ -211,6 +237,8 @@ class _Bucket:
             alone = rest <= 0 or (k - worst[1]) / rest > cfg.drop_ratio * p0
             if alone and z > -cfg.drop_one_hour_z:
                 continue
+            if keyed > cfg.drop_ratio * expected_keyed:
+                continue  # diluted: as many events as usual carry it, among more without
             crit = share <= cfg.drop_crit_share and p0 >= cfg.drop_crit_baseline
             best = KeyDrop(
                 self.name, self.source, MATCH_KEYS[i], Severity.CRIT if crit else Severity.WARN,

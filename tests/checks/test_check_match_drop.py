@@ -137,6 +137,25 @@ def test_a_burst_is_judged_at_its_usual_count() -> None:
     assert [d.key for d in key_drops(history(dipped), NOW, CFG)] == ["em"]
 
 
+def test_visitors_added_without_the_key_dilute_the_share_but_lose_nothing() -> None:
+    """A newsletter: for six hours three times the usual events, the extra ones without
+    the key (they came from an email, not an ad click). The share falls to a third; as
+    many events as usual carry the key. Losing the key among them as well is a drop."""
+    base = rows(300, sessions(0.30, size=5, day_wobble=0.03), seed=5)
+
+    def crowd(keep: float) -> list[HourRollup]:
+        return [
+            row("PageView", r.hour, "website", 3 * r.events, round(keep * r.key_counts[EM]))
+            if r.hour >= CURRENT - 5 * HOUR
+            else r
+            for r in base
+        ]
+
+    assert key_drops(history(crowd(1.0)), NOW, CFG) == []
+    (drop,) = key_drops(history(crowd(0.3)), NOW, CFG)
+    assert drop.key == "em" and drop.observed < 0.05
+
+
 def test_one_hour_alone_does_not_make_a_drop() -> None:
     """One hour without the key between ordinary ones (a fluke, one odd session or batch);
     the next hour without it too is a drop."""
