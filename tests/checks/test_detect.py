@@ -549,13 +549,13 @@ def test_judge_mean_of_skewed_baskets() -> None:
     usual = sum(s for s, _ in daily) / sum(n for _, n in daily)
     assert judge_mean(windows((2.1 * usual * 24, 24)), daily, hourly, RULES) is None
     cents = judge_mean(windows((100 * usual * 24, 24)), daily, hourly, RULES)
-    assert cents is not None and cents.z > 0
+    assert cents is not None and cents.z is not None and cents.z > 0
 
 
 def test_judge_mean_an_earlier_breakage_hour_does_not_mask() -> None:
     """One hour of values in cents inside the baseline days: values in cents now are
     still a drift (the hour's term is capped)."""
-    hourly = [(5 * (150 + d), 5.0) for d in (-50, 50, -30, 30, 0, -20, 20, 10, -10, 60) * 16]
+    hourly = [(5.0 * (150 + d), 5.0) for d in (-50, 50, -30, 30, 0, -20, 20, 10, -10, 60) * 16]
     hourly[30] = (5 * 15000.0, 5.0)
     daily = [(150.0 * 40, 40.0)] * 7
     assert judge_mean(windows((15000.0 * 30, 30)), daily, hourly, RULES) is not None
