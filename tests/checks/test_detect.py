@@ -518,7 +518,9 @@ def test_judge_mean(recent_mean: float, finding: bool) -> None:
     daily = [(150.0 * 40 * f, 40.0) for f in (0.9, 1.0, 1.1, 1.05, 0.95, 1.0, 1.0)]
     # hourly means of 5 values with a standard deviation of 120 around 150
     hourly = [(5 * (150 + d), 5.0) for d in (-50, 50, -30, 30, 0, -20, 20, 10, -10, 60, -60, 5) * 3]
-    drift = judge_mean(windows((recent_mean * 30, 30)), daily, hourly, RULES)
+    # three hours of 10 purchases each (the windows of 1, 2 and 3 hours)
+    recent = windows(*[(recent_mean * 10 * k, 10 * k) for k in (1, 2, 3)])
+    drift = judge_mean(recent, daily, hourly, RULES)
     assert (drift is not None) is finding
 
 
@@ -550,6 +552,23 @@ def test_judge_mean_of_skewed_baskets() -> None:
     assert judge_mean(windows((2.1 * usual * 24, 24)), daily, hourly, RULES) is None
     cents = judge_mean(windows((100 * usual * 24, 24)), daily, hourly, RULES)
     assert cents is not None and cents.z is not None and cents.z > 0
+
+
+def test_judge_mean_one_hours_large_baskets_are_no_drift() -> None:
+    """Usual mean 150; the last of three hours held 10 orders with two large baskets,
+    the two before it ordinary ones: the mean of the 30 orders is twice the usual, the
+    mean without that hour is not. The same mean from every hour is a drift; one hour
+    of prices in cents (100 ×) is one at once."""
+    daily = [(150.0 * 40, 40.0)] * 7
+    # hourly means of 5 orders as spread as baskets are (σ ≈ 170 around 150)
+    hourly = [(5.0 * (150 + d), 5.0) for d in (-90, 90, -60, 60, 0, -120, 120, 30, -30) * 16]
+    baskets = 8 * 150.0 + 2 * 2250.0
+    one = windows((baskets, 10), (baskets + 1500, 20), (baskets + 3000, 30))
+    assert judge_mean(one, daily, hourly, RULES) is None
+    every = windows(*[(k * baskets, 10 * k) for k in (1, 2, 3)])
+    assert judge_mean(every, daily, hourly, RULES) is not None
+    cents = windows((150.0 * 100 * 25, 25))
+    assert judge_mean(cents, daily, hourly, RULES) is not None
 
 
 def test_judge_mean_an_earlier_breakage_hour_does_not_mask() -> None:
