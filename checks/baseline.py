@@ -40,10 +40,15 @@ the previous ``ratio_days`` (7) days, times the other events' count in the hour 
 A holiday or a promotion moves the other events as much; a breakage of this event name
 does not. Its variance adds the uncertainty of the share and of the other events' count
 to the hour's own. Without 20 earlier events of the name the seasonal baseline stands.
+The share of one hour varies more than independent events would (a handful of night
+sessions, each from the website or the app, sets the mix): its dispersion ``φ`` is
+measured on the same earlier hours (Pearson's χ² of their counts against the share, per
+degree of freedom, at least 1) and scales the hour's Poisson noise (``share_around``).
 """
 
 from __future__ import annotations
 
+import dataclasses as dc
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -154,6 +159,40 @@ class Baseline:
         if self.kind is BaselineKind.SHARE:
             return floor + self.spread**2
         return max(self.spread**2, floor) * (1 + math.pi / (2 * len(self.samples)))
+
+
+def share_around(
+    count: Count, total: Count, hour: int, tz: ZoneInfo, days: int, rest: float
+) -> Baseline | None:
+    """The share baseline (module docstring) of series ``count`` within ``total`` at
+    ``hour``, from the same hour of the day and the hours either side on each of the
+    previous ``days`` days, with its measured dispersion; ``rest``: the other events of
+    the hour judged."""
+    pairs: list[tuple[float, float]] = []
+    used = 0
+    for d in range(1, days + 1):
+        base = shifted_hour(hour, tz, d)
+        if base is None:
+            continue
+        used += 1
+        for h in (base - HOUR, base, base + HOUR):
+            e, t = count(h), total(h)
+            if e is not None and t is not None and t > 0:
+                pairs.append((e, t))
+    event, events = sum(e for e, _ in pairs), sum(t for _, t in pairs)
+    b = share_baseline(event, events, rest, used)
+    if b is None:
+        return None
+    return dc.replace(b, dispersion=share_dispersion(pairs, event / events))
+
+
+def share_dispersion(pairs: Sequence[tuple[float, float]], share: float) -> float:
+    """``φ`` of a share over hours of ``(event, total)`` counts: Pearson's χ² against
+    ``share`` per degree of freedom, at least 1 (1 when nothing tells)."""
+    if len(pairs) < 2 or not 0 < share < 1:
+        return 1.0
+    chi2 = sum((e - t * share) ** 2 / (t * share * (1 - share)) for e, t in pairs)
+    return max(1.0, chi2 / (len(pairs) - 1))
 
 
 def share_baseline(event: float, total: float, rest: float, days: int) -> Baseline | None:

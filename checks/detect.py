@@ -457,7 +457,9 @@ def pooled(points: Sequence[HourPoint], rules: VolumeSettings) -> list[HourPoint
     batches, so a quiet night hour is noisier relative to its mean than Poisson's). The
     dispersion counts only where it exceeds Poisson's, and only up to a relative noise of
     ``dispersion_cap`` per hour: a halving of a series of 20 or more an hour lasting
-    ``persist_crit_hours`` stays beyond ``z``."""
+    ``persist_crit_hours`` stays beyond ``z``. A share baseline keeps its share's own
+    measured dispersion when larger (``baseline.share_around``): that one is measured on
+    a week of the very hours judged, not guessed from a few weekly samples."""
     judged = [p for p in points if p.baseline.expected >= 5]
     if not judged:
         return list(points)
@@ -468,6 +470,8 @@ def pooled(points: Sequence[HourPoint], rules: VolumeSettings) -> list[HourPoint
         b = p.baseline
         cap = rules.dispersion_cap**2 * b.expected
         disp = max(1.0, min(d, cap))
+        if b.kind is BaselineKind.SHARE:  # its share's own measured dispersion, if larger
+            disp = max(disp, b.dispersion)
         out.append(dc.replace(p, baseline=dc.replace(b, spread=r * b.expected, dispersion=disp)))
     return out
 

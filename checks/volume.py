@@ -61,8 +61,7 @@ from checks.baseline import (
     hour_start,
     local_label,
     log_count,
-    share_baseline,
-    shifted_hour,
+    share_around,
     sum_count,
 )
 from checks.detect import (
@@ -431,21 +430,10 @@ class _Judge:
         return out
 
     def _share(self, s: _Series, total: Count, hour: int, rest: float) -> Baseline | None:
-        """``detect.share_baseline`` of one event name's hour: its share of the source's
+        """``baseline.share_around`` of one event name's hour: its share of the source's
         events in the same hour of the day and the hours either side, over the previous
         ``ratio_days`` days (the mix of events drifts slowly over a day)."""
-        event = events = 0.0
-        days = 0
-        for d in range(1, self.rules.ratio_days + 1):
-            base = shifted_hour(hour, self.tz, d)
-            if base is None:
-                continue
-            days += 1
-            for h in (base - HOUR, base, base + HOUR):
-                e, t = s.count(h), total(h)
-                if e is not None and t is not None:
-                    event, events = event + e, events + t
-        return share_baseline(event, events, rest, days)
+        return share_around(s.count, total, hour, self.tz, self.rules.ratio_days, rest)
 
     def _judge(self, s: _Series, points: list[HourPoint]) -> VolumeVerdict | None:
         self.judged += 1

@@ -3,6 +3,7 @@ baselines, verdicts. Pure."""
 
 from __future__ import annotations
 
+import dataclasses as dc
 import math
 from datetime import UTC, datetime
 from random import Random
@@ -17,7 +18,9 @@ from checks.baseline import (
     BaselineKind,
     counts_from,
     hour_baseline,
+    share_around,
     share_baseline,
+    share_dispersion,
     shifted_hour,
 )
 from checks.detect import HourPoint, Reference, judge_volume, pooled, reference_level
@@ -417,6 +420,43 @@ def test_a_share_baseline_scales_the_usual_share_to_the_rest() -> None:
     window = [HourPoint(0, 140, b), HourPoint(HOUR, 150, b)]
     scaled = reference_level(window, RULES, 0.0, 1.0)
     assert scaled is not None and scaled.level == 1.0 and scaled.z < -RULES.z
+
+
+def test_a_share_baseline_measures_how_much_its_share_varies() -> None:
+    """Night hours of 60 events: the PageView share swings 40-70 % from hour to hour when
+    a handful of sessions, each from the website or the app, sets the mix; a share as
+    steady as independent events keeps a dispersion of 1."""
+    tz = ZoneInfo("UTC")
+    hour = ts("2026-11-20T02:00:00Z")
+
+    def total(h: int) -> float:
+        return 60.0
+
+    def swinging(h: int) -> float:
+        return 42.0 if (h // HOUR) % 2 else 24.0
+
+    def steady(h: int) -> float:
+        return 33.0
+
+    swung = share_around(swinging, total, hour, tz, 7, rest=27.0)
+    assert swung is not None and swung.kind is BaselineKind.SHARE
+    # 42, 24, 42 of 60 around each 02:00: a share of 60 %; χ² per day 2.5 + 10 + 2.5,
+    # over 21 hours less one: φ = 105 / 20
+    assert swung.dispersion == pytest.approx(5.25)
+    assert swung.expected == pytest.approx(0.6 / 0.4 * 27)
+    calm = share_around(steady, total, hour, tz, 7, rest=27.0)
+    assert calm is not None and calm.dispersion == 1.0
+    assert share_dispersion([(5, 10)], 0.5) == 1.0  # one hour tells nothing
+
+
+def test_pooling_keeps_a_share_baselines_own_dispersion() -> None:
+    base = share_baseline(600, 1200, 150, 7)
+    assert base is not None
+    share = dc.replace(base, dispersion=5.0)
+    seasonal = Baseline.of([150.0, 160.0, 140.0], BaselineKind.SEASONAL)
+    pts = pooled([HourPoint(0, 150, seasonal), HourPoint(HOUR, 150, share)], RULES)
+    assert pts[1].baseline.dispersion == 5.0
+    assert pts[0].baseline.dispersion < 5.0  # the pooled one, capped
 
 
 def test_drop_verdict_explains_itself() -> None:
