@@ -106,9 +106,6 @@ def judge_share(
     return RatioDrift(severity, p0, w.value, spread, len(values), z, w)
 
 
-# A drift shown by one hour alone (the mean of the rest did not move) needs this many times
-# ``ratio_z``: one or two large baskets move an hour's mean of a few orders a long way.
-ONE_HOUR_FACTOR = 2.0
 # Terms of the spread estimate are capped at this many times their median: a chi-squared
 # variable with one degree of freedom goes beyond 25 × its median (25 × 0.455 = 11.4) once
 # in 1,400 draws; an hour of values in cents (× 100) does every time.
@@ -131,7 +128,8 @@ def judge_mean(
     order values are skewed (a few large baskets) and the median of the terms then
     understates σ² (by a third for log-normal values). The largest baskets still escape
     the estimate: a window whose move comes from one hour alone must reach
-    ``ONE_HOUR_FACTOR × ratio_z`` (``_beyond_one_hour``); in the traffic model a mean of
+    ``value_one_hour_z`` (``_beyond_one_hour``; one or two large baskets move an hour's
+    mean of a few orders a long way); in the traffic model a mean of
     24 orders, two of them 900 and 1,191 against a usual 66, reached z 5.3."""
     values = _daily_values(daily, rules.ratio_min_events)
     if len(values) < rules.ratio_min_days:
@@ -153,9 +151,7 @@ def judge_mean(
         z = (w.value - m0) / math.sqrt(max(sigma2 / w.den, (0.01 * m0) ** 2))
         if abs(w.value / m0 - 1) < rules.value_change or abs(z) < rules.ratio_z:
             continue
-        if abs(z) < ONE_HOUR_FACTOR * rules.ratio_z and not _beyond_one_hour(
-            windows[: k + 1], m0, rules
-        ):
+        if abs(z) < rules.value_one_hour_z and not _beyond_one_hour(windows[: k + 1], m0, rules):
             continue
         if best is None or abs(z) > abs(best[0]):
             best = (z, w)
