@@ -33,20 +33,17 @@ hour, in the window and in ``φ``.
 finding when every condition holds: ``k/n ≤ drop_ratio × p0`` (half), ``p0 − k/n ≥
 drop_points`` (10 points), ``n·p0 − k ≥ drop_min_missing`` (10 events lack the key beyond
 the usual), ``z ≤ −drop_z`` (−4) and ``n/φ ≥ drop_min_effective`` (25: enough independent
-evidence); no dilution: a newsletter's or a campaign's visitors arriving without a click id
-(``fbc``) or an email lower the share while as many events as usual still carry the key.
-A window is diluted when it holds ``EXTRA_EVENTS`` (1.25) times the bucket's usual
-events in those hours (the median of the same hour of the day over the ``drop_days``
-days before) or more, and more than ``drop_ratio`` of their usual number (``p0`` times
-those usual events) carry the key (unscaled counts: a newsletter is a burst). A loss
-brings no extra events: its first hours, still mixed with hours that had the key, are
-not read as a dilution. And one hour alone does not make a drop: without the window's
-hour lacking the key most, the other hours' share must still be at most ``drop_ratio ×
-p0``, unless ``z ≤ −drop_one_hour_z`` (−8). A deploy that removes a key keeps it away
-hour after hour; one unlucky hour does not (hundreds of keys and windows are judged every
-cycle, so a z of −4 turns up by chance now and then; a z of −8 does not: a key that was
-on every event and is missing from the next 25 reaches −22). The lowest ``z`` is
-reported.
+evidence); the events carrying the key (unscaled) are at most ``drop_ratio`` of their usual
+number, ``p0`` times the bucket's usual events in those hours (the median of the same
+hour of the day over the ``drop_days`` days before): a newsletter's or a campaign's
+visitors arriving without a click id (``fbc``) or an email lower the share while as many
+events as usual still carry the key, a dilution, not a loss; and one hour alone does not
+make a drop: without the window's hour lacking the key most, the other hours' share must
+still be at most ``drop_ratio × p0``, unless ``z ≤ −drop_one_hour_z`` (−8). A deploy that
+removes a key keeps it away hour after hour; one unlucky hour does not (hundreds of keys
+and windows are judged every cycle, so a z of −4 turns up by chance now and then; a z of
+−8 does not: a key that was on every event and is missing from the next 25 reaches −22).
+The lowest ``z`` is reported.
 
 Severity ``warn``; ``crit`` when the key is all but gone (``k/n ≤ drop_crit_share``, 5 %)
 from events that usually carried it (``p0 ≥ drop_crit_baseline``, 50 %).
@@ -75,7 +72,6 @@ MATCH_KEY_DROP = "MATCH_KEY_DROP"
 CHECK_ID = "match_quality"
 VARIANCE_FLOOR = 0.05  # of p0(1 − p0): a share of 100 % still varies a little
 BUSY_QUANTILE = 0.9  # the usual busy hour: this quantile of the baseline's hours
-EXTRA_EVENTS = 1.25  # a dilution brings at least a quarter more events than usual
 
 Counts = Sequence[int]  # one ``source_keys`` entry: events, then one count per match key
 
@@ -210,16 +206,15 @@ class _Bucket:
         phi: float | None = None
         best: KeyDrop | None = None
         n = k = 0.0
-        # Unscaled: the events, those with the key, and the events usual in those hours.
-        raw = keyed = usual_events = 0.0
+        keyed = expected_keyed = 0.0  # unscaled: events with the key, and their usual number
         worst = (0.0, 0.0, -math.inf)  # the window's hour lacking the key most: n, k, deficit
         for age, c in enumerate(rows):
-            usual_events += usual[age]
+            expected_keyed += p0 * usual[age]
             if c is not None and c[0] > 0:
                 w = min(1.0, cap / c[0])
                 n_h, k_h = w * c[0], w * c[i + 1]
                 n, k = n + n_h, k + k_h
-                raw, keyed = raw + c[0], keyed + c[i + 1]
+                keyed += c[i + 1]
                 if n_h * p0 - k_h > worst[2]:
                     worst = (n_h, k_h, n_h * p0 - k_h)
             share = k / n if n else 1.0
@@ -242,7 +237,7 @@ class _Bucket:
             alone = rest <= 0 or (k - worst[1]) / rest > cfg.drop_ratio * p0
             if alone and z > -cfg.drop_one_hour_z:
                 continue
-            if raw >= EXTRA_EVENTS * usual_events and keyed > cfg.drop_ratio * p0 * usual_events:
+            if keyed > cfg.drop_ratio * expected_keyed:
                 continue  # diluted: as many events as usual carry it, among more without
             crit = share <= cfg.drop_crit_share and p0 >= cfg.drop_crit_baseline
             best = KeyDrop(
