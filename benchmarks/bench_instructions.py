@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -61,6 +62,17 @@ def events_in(path: Path) -> int:
         return sum(len(orjson.loads(line)["request"]["data"]) for line in f)
 
 
+def prepare(data_dir: Path, prefix: str) -> tuple[Path, dict[str, Any], Path] | None:
+    """The 200k-event file, its meta, and a fresh work directory (the caller removes it),
+    sources compiled; ``None`` (said on stderr) without ``valgrind``."""
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed", file=sys.stderr)
+        return None
+    source, meta = ensure_data(200_000, 1, data_dir)
+    compile_sources()
+    return source, meta, Path(tempfile.mkdtemp(prefix=prefix))
+
+
 def head(src: Path, dst: Path, lines: int) -> Path:
     with open(src, "rb") as f, open(dst, "wb") as out:
         for _, line in zip(range(lines), f, strict=False):
@@ -74,13 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--store", action="store_true", help="audit into a fresh SQLite store")
     ap.add_argument("--data-dir", type=Path, default=DATA_DIR)
     args = ap.parse_args(argv)
-    if shutil.which("valgrind") is None:
-        print("valgrind is not installed", file=sys.stderr)
+    ready = prepare(args.data_dir, "bench-instructions-")
+    if ready is None:
         return 2
-    source, meta = ensure_data(200_000, 1, args.data_dir)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-instructions-"))
+    source, meta, workdir = ready
     try:
-        compile_sources()
         many = head(source, workdir / "many.jsonl", args.lines)
         one = head(source, workdir / "one.jsonl", 1)
         events = events_in(many) - events_in(one)

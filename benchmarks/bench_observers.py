@@ -21,11 +21,10 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
-from benchmarks.bench_audit import DATA_DIR, audit_now, compile_sources, ensure_data
-from benchmarks.bench_instructions import events_in, head, instructions
+from benchmarks.bench_audit import DATA_DIR, audit_now
+from benchmarks.bench_instructions import events_in, head, instructions, prepare
 
 # Run in the measured subprocess: argv = [file, now, observer names or "all" or "none"].
 FEED = """
@@ -68,13 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=",".join(OBSERVERS), help="observers, comma-separated")
     ap.add_argument("--data-dir", type=Path, default=DATA_DIR)
     args = ap.parse_args(argv)
-    if shutil.which("valgrind") is None:
-        print("valgrind is not installed", file=sys.stderr)
+    ready = prepare(args.data_dir, "bench-observers-")
+    if ready is None:
         return 2
-    source, meta = ensure_data(200_000, 1, args.data_dir)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-observers-"))
+    source, meta, workdir = ready
     try:
-        compile_sources()
         lines = head(source, workdir / "lines.jsonl", args.lines)
         events = events_in(lines)
         now = audit_now(meta)
