@@ -51,8 +51,9 @@ from events that usually carried it (``p0 ≥ drop_crit_baseline``, 50 %).
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import median
 from typing import Any
@@ -147,7 +148,8 @@ class _Bucket:
         busy = sorted(c[0] for rows in day_hours for c in rows)
         cap = float(busy[int(BUSY_QUANTILE * (len(busy) - 1))])
         rows = [r.source_keys.get(source) if r is not None else None for r in window]
-        usual = self._usual(hours)
+        # Read only by a window that passes every other test (rare): computed then, once.
+        usual = functools.cache(lambda: self._usual(hours))
         out = []
         for i, (p0, spread) in baselines.items():
             drop = self._judge(i, p0, spread, len(usable), rows, day_hours, cap, usual)
@@ -200,16 +202,15 @@ class _Bucket:
         rows: Sequence[Counts | None],
         day_hours: Sequence[Sequence[Counts]],
         cap: float,
-        usual: Sequence[float],
+        usual: Callable[[], Sequence[float]],
     ) -> KeyDrop | None:
         cfg = self.cfg
         phi: float | None = None
         best: KeyDrop | None = None
         n = k = 0.0
-        keyed = expected_keyed = 0.0  # unscaled: events with the key, and their usual number
+        keyed = 0.0  # unscaled: the window's events with the key
         worst = (0.0, 0.0, -math.inf)  # the window's hour lacking the key most: n, k, deficit
         for age, c in enumerate(rows):
-            expected_keyed += p0 * usual[age]
             if c is not None and c[0] > 0:
                 w = min(1.0, cap / c[0])
                 n_h, k_h = w * c[0], w * c[i + 1]
@@ -237,7 +238,7 @@ class _Bucket:
             alone = rest <= 0 or (k - worst[1]) / rest > cfg.drop_ratio * p0
             if alone and z > -cfg.drop_one_hour_z:
                 continue
-            if keyed > cfg.drop_ratio * expected_keyed:
+            if keyed > cfg.drop_ratio * p0 * sum(usual()[: age + 1]):
                 continue  # diluted: as many events as usual carry it, among more without
             crit = share <= cfg.drop_crit_share and p0 >= cfg.drop_crit_baseline
             best = KeyDrop(
