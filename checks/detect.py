@@ -166,7 +166,9 @@ def judge_stopped(
     ``stopped_min_expected`` events were expected, unless the hour in progress shows the
     series ``resumed`` (``recovered``). One empty hour of a small bursty series happens
     by chance: a single hour must reach z ≤ −``single_hour_z``, as a one-hour drop
-    must, unless the hour in progress is still as low (``going_on``, ``still_low``)."""
+    must, and longer stops z ≤ −``z``, as a drop (a night without the two or three
+    visitors a small shop expects is no stop), unless the hour in progress is still as
+    low (``going_on``, ``still_low``)."""
     if resumed:
         return None
     run = 0
@@ -183,7 +185,7 @@ def judge_stopped(
     if expected * _reference_dip(window, rules) < rules.stopped_min_expected:
         return None
     _, _, _, z = _window_stats(window, rules.overdispersion)
-    if run == 1 and not going_on and z > -rules.single_hour_z:
+    if not going_on and z > -(rules.single_hour_z if run == 1 else rules.z):
         return None
     return _verdict(VOLUME_STOPPED, Severity.CRIT, window, z, run)
 

@@ -276,6 +276,27 @@ def test_one_empty_hour_of_a_noisy_small_series_is_a_stop_only_when_it_goes_on(
 
 
 @pytest.mark.parametrize(
+    ("empty_hours", "code"),
+    [
+        # intent: two empty night hours of a shop whose same hours held 8, 11 and 14
+        # events (22 expected, z ≈ −2.8): two or three visitors not coming, no stop
+        (2, None),
+        # intent: ... four empty hours (44 expected, z ≈ −4.0): it has stopped
+        (4, STOPPED),
+    ],
+)
+def test_a_short_stop_of_a_small_series_needs_a_drops_significance(
+    empty_hours: int, code: str | None
+) -> None:
+    start = ts("2026-11-23T00:00:00+00:00")
+    b = Baseline.of([8.0, 11, 14], SEAS)
+    pts = [HourPoint(start + i * HOUR, o, b) for i, o in enumerate([12, 9, 14])]
+    pts += [HourPoint(start + (3 + i) * HOUR, 0, b) for i in range(empty_hours)]
+    v = judge_volume(pts, RULES, None)
+    assert (v.code if v else None) == code
+
+
+@pytest.mark.parametrize(
     ("night", "code"),
     [
         # intent: night hours of a small series that were empty in an earlier week: four
