@@ -7,7 +7,10 @@ and ``fbc`` high; phone, ``external_id``, IP address, ``fbp`` (and the user agen
 always travels with the IP) medium; birthdate and country low-medium; names, city, state,
 zip and gender low; the app's advertiser id (``madid``) like ``fbc``, its install id
 (``anon_id``) like ``fbp``, and the CRM ``lead_id`` / click-to-WhatsApp ``ctwa_clid``
-of messaging and lead-ads conversions as strong as an email.
+of messaging and lead-ads conversions as strong as an email. For ``phone_call`` events
+the phone number is as strong as an email too (``weights``): it is the number the call
+came from, the channel's own identifier (meta-capi.md §9: the best-practice page counts
+phone among the high-quality keys).
 
 **Per action_source** (docs/contracts.md §12). An event is charged only for the keys
 its ``action_source`` can carry (``charged``); some more only earn credit (``credited``):
@@ -30,7 +33,8 @@ The points of the keys present are scaled to what the source can reach, capped a
 every web key is): em + IP + UA + ``anon_id`` 6.8, with ``madid`` 8.7. Sources without a
 browser (×2): their contact data is all they can carry, and email + phone, the best pair
 an offline match has, then score what the good web setup does (6.5); with
-``external_id`` 8.5; an email alone 4.0.
+``external_id`` 8.5; an email alone 4.0. A call centre's leads (phone, name and zip on
+each, an email on half of them) score 7.4: the phone as strong as an email.
 
 **Conversion events** (``CONVERSION_EVENTS``) are the ones that carry a customer's
 contact data by nature (a checkout, a form); only they are held to an absolute floor.
@@ -69,6 +73,10 @@ WEIGHTS: dict[str, float] = {
     "lead_id": 2.0,
     "ctwa_clid": 2.0,
 }
+
+# Where a key is worth more for one action_source: the number a call came from is the
+# phone_call channel's own identifier, matched as surely as a web checkout's email.
+_SOURCE_WEIGHTS: dict[str, dict[str, float]] = {"phone_call": {**WEIGHTS, "ph": WEIGHTS["em"]}}
 
 CONVERSION_EVENTS: frozenset[str] = frozenset(
     {"Purchase", "Lead", "CompleteRegistration", "Subscribe", "StartTrial",
@@ -134,10 +142,16 @@ def credited(action_source: str) -> tuple[str, ...]:
     return WEB_KEYS + ANYWHERE_KEYS
 
 
+def weights(action_source: str) -> Mapping[str, float]:
+    """The points each key adds at 100 % coverage for events of ``action_source``."""
+    return _SOURCE_WEIGHTS.get(action_source, WEIGHTS)
+
+
 def estimate(coverage: Mapping[str, float], action_source: str = "website") -> float:
     """The estimated match quality (0–10) of per-key coverage shares (0–1) of events of
     ``action_source`` (module docstring)."""
-    points = sum(WEIGHTS[k] * coverage.get(k, 0.0) for k in credited(action_source))
+    w = weights(action_source)
+    points = sum(w[k] * coverage.get(k, 0.0) for k in credited(action_source))
     return min(MAX_SCORE, points * scale(action_source))
 
 
@@ -148,8 +162,9 @@ def standard_error(coverage: Mapping[str, float], events: int, action_source: st
     if events <= 0:
         return math.inf
     factor = scale(action_source)
+    w = weights(action_source)
     var = sum(
-        (factor * WEIGHTS[k]) ** 2 * coverage.get(k, 0.0) * (1 - coverage.get(k, 0.0))
+        (factor * w[k]) ** 2 * coverage.get(k, 0.0) * (1 - coverage.get(k, 0.0))
         for k in credited(action_source)
     )
     return math.sqrt(var / events)

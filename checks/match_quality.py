@@ -86,12 +86,12 @@ from checks.match_drop import drop_finding, key_drops
 from checks.match_keys import (
     ADVICE,
     CONVERSION_EVENTS,
-    WEIGHTS,
     charged,
     credited,
     estimate,
     source_label,
     standard_error,
+    weights,
 )
 from monitor.mask import MAX_SHOWN
 from monitor.model.findings import CheckResult, Example, Finding, Severity
@@ -396,7 +396,8 @@ class MatchQuality:
             return None
         severity = Severity.CRIT if high < self._crit else Severity.WARN
         keys = charged(source)
-        gains = sorted(keys, key=lambda k: (-WEIGHTS[k] * (1.0 - cov[k]), k))
+        w = weights(source)
+        gains = sorted(keys, key=lambda k: (-w[k] * (1.0 - cov[k]), k))
         key = gains[0]
         tally = Tally(MATCH_KEY_COVERAGE_LOW, f"user_data.{key}")
         tally.count = c.events - c.counts[_INDEX[key]]
