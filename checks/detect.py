@@ -31,8 +31,9 @@ volume in it ends a stop or a drop):
   half that which were empty in an earlier week too do not count: a small series' quiet
   night; and the events expected scaled by the reference's dip, as for a drop: on a
   holiday night the other side is as quiet, unless it is empty too), one empty hour
-  alone reaches z ≤ −``single_hour_z`` (or the hour in progress is ``still_low``), and
-  the hour in progress does not show the series ``recovered``;
+  alone reaches z ≤ −``single_hour_z`` and more hours z ≤ −``z`` as a drop must (unless
+  the hour in progress is ``still_low``), and the hour in progress does not show the
+  series ``recovered``;
 - ``VOLUME_DROP``: over a window of the last 1 to ``max_window_hours`` (6) hours, at least
   ``min_expected`` (20) events expected per hour, observed at most ``1 − drop_warn`` (60 %)
   of expected × the level, robust z ≤ −``z`` (−3.5; a window of one hour −``single_hour_z``,
