@@ -117,9 +117,12 @@ def judge_mean(
     daily: Sequence[tuple[float, float]],
     hourly: Sequence[tuple[float, float]],
     rules: VolumeSettings,
+    factor: float = 1.0,
 ) -> RatioDrift | None:
     """A mean (``num`` = sum, ``den`` = count) that moved by at least ``value_change`` of
-    the median of its ``daily`` means, with |z| ≥ ``ratio_z``.
+    the median of its ``daily`` means, with |z| ≥ ``ratio_z``, and beyond ``factor`` times
+    or a ``factor``-th of it (a sale day's offers move the mean value far; prices in
+    cents, a placeholder value or a lost one farther).
 
     Rollups keep sums and counts, not squares: the spread of single values is estimated
     from the ``hourly`` means of the same days: ``n × (mean_h − m0)²`` has the expectation
@@ -149,7 +152,10 @@ def judge_mean(
             continue
         # The hourly means deviate from m0 by day-to-day shifts too: sigma2 holds both.
         z = (w.value - m0) / math.sqrt(max(sigma2 / w.den, (0.01 * m0) ** 2))
-        if abs(w.value / m0 - 1) < rules.value_change or abs(z) < rules.ratio_z:
+        ratio = w.value / m0
+        if abs(ratio - 1) < rules.value_change or abs(z) < rules.ratio_z:
+            continue
+        if 1 / factor < ratio < factor:
             continue
         if abs(z) < rules.value_one_hour_z and not _beyond_one_hour(windows[: k + 1], m0, rules):
             continue

@@ -2,7 +2,8 @@
 hours against the median of the previous ``ratio_days`` days (``checks.drift``):
 
 - ``EVENT_ID_SHARE_DROP``: fewer events carry ``event_id`` (deduplication breaks);
-- ``VALUE_DRIFT``: the mean ``custom_data.value`` of Purchase-like events moved by half;
+- ``VALUE_DRIFT``: the mean ``custom_data.value`` of Purchase-like events moved by half
+  (on a ``[calendar]`` day, a sale's, beyond ×/÷ ``listed_value_factor``);
 - ``PARITY_RATIO_DRIFT``: Meta's server share of an event name (server ÷ (server +
   browser)) moved: a broken pixel pushes it up, a broken server integration down.
 
@@ -29,6 +30,7 @@ from checks.drift import (
     window_sums,
 )
 from checks.graph_common import graph_finding
+from checks.volume_traffic import listed
 from monitor.config import VolumeSettings
 from monitor.model.findings import Finding
 from monitor.model.rollup import SOURCE_SERVER_LOG, VALUE_EVENTS
@@ -95,7 +97,8 @@ class RatioJudge:
             start = oldest - rules.ratio_days * DAY
             rows = (hours.get(h) for h in range(start, oldest, HOUR))
             hourly = [(r.value_sum, float(r.value_count)) for r in rows if r is not None]
-            drift = judge_mean(ws, ds, hourly, rules)
+            on_sale = any(listed(self.h, h, rules) for h, _ in windows)
+            drift = judge_mean(ws, ds, hourly, rules, rules.listed_value_factor if on_sale else 1)
             if drift is not None:
                 out.append(self._value_finding(name, drift))
         return out

@@ -64,6 +64,19 @@ def _log_total(h: VolumeHistory) -> Count:
     return functools.cache(sum_count([log_count(hours, first) for hours in h.rollups.values()]))
 
 
+def listed(h: VolumeHistory, hour: int, rules: VolumeSettings) -> bool:
+    """Whether an hour falls on a ``[calendar]`` day of ``h``, or in its night: the first
+    ``calendar_night_hours`` of the next local day (a holiday's night is quiet too)."""
+    if not h.calendar:
+        return False
+    local = datetime.fromtimestamp(hour, h.tz)
+    day = local.date()
+    if day in h.calendar:
+        return True
+    night = local.hour < rules.calendar_night_hours
+    return night and day - timedelta(days=1) in h.calendar
+
+
 class Traffic:
     """The rule (module docstring) for one dataset's history at one time."""
 
@@ -143,14 +156,7 @@ class Traffic:
         return int(datetime.combine(day, time(), tzinfo=self.tz).timestamp())
 
     def listed(self, hour: int) -> bool:
-        """Whether an hour falls on a ``[calendar]`` day, or in its night: the first
-        ``calendar_night_hours`` of the next local day (a holiday's night is quiet too)."""
-        local = datetime.fromtimestamp(hour, self.tz)
-        day = local.date()
-        if day in self.h.calendar:
-            return True
-        night = local.hour < self.rules.calendar_night_hours
-        return night and day - timedelta(days=1) in self.h.calendar
+        return listed(self.h, hour, self.rules)
 
     def ratio_over(
         self, count: Count, start: int, stop: int, tz: ZoneInfo | None = None

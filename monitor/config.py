@@ -465,6 +465,7 @@ class VolumeSettings(_Section):
     key_min_share: Share = 0.2  # event_id with a lower usual share is not judged
     value_change: float = Field(0.5, gt=0)  # relative change of the mean Purchase value
     value_one_hour_z: float = Field(10.0, gt=0)  # ... |z| when one hour alone moved it
+    listed_value_factor: float = Field(3.0, ge=1)  # ... on a [calendar] day: beyond ×/÷ this
     # Traffic, not tracking (TRAFFIC_SHIFT): the hours since local midnight before a window
     # moved the same way by at least this much; with too few events in them to tell, the
     # window must start within traffic_midnight_hours of local midnight.

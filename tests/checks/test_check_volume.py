@@ -215,6 +215,29 @@ def test_value_in_cents_is_a_value_drift() -> None:
     assert f.evidence["observed"] == pytest.approx(12000.0)
 
 
+@pytest.mark.parametrize(
+    ("factor", "listed", "drift"),
+    [
+        # intent: a sale day's bundles double the mean order value: on a day listed in
+        # [calendar] that is the sale, on another day a drift
+        (2.0, True, False),
+        (2.0, False, True),
+        # intent: ... prices in cents, or a placeholder value, on the sale day: a drift
+        (100.0, True, True),
+        (0.01, True, True),
+    ],
+)
+def test_on_a_listed_day_the_mean_value_must_move_beyond_a_sales(
+    factor: float, listed: bool, drift: bool
+) -> None:
+    def values(name: str, r: HourRollup) -> None:
+        r.value_sum *= factor
+
+    config = {"calendar": {"days": ["2026-11-20" if listed else "2026-11-13"]}}
+    found = codes(judge(make_rollups(tweak=_from(CURRENT - 2 * HOUR, values)), config=config))
+    assert (("VALUE_DRIFT", "Purchase") in found) is drift
+
+
 def test_broken_pixel_from_metas_counts() -> None:
     graph = graph_counts(browser_from=CURRENT - 5 * HOUR)
     found = codes(judge(make_rollups(), graph))
