@@ -451,8 +451,7 @@ class VolumeSettings(_Section):
     spike_z: float = Field(6.0, gt=0)
     spike_hours: int = Field(2, ge=1, le=24)  # complete hours a spike must last
     overdispersion: float = Field(0.05, ge=0)  # floor of the hour-to-hour relative noise
-    # The most relative noise per hour a series' measured dispersion (bursts) may add.
-    dispersion_cap: float = Field(0.2, ge=0)
+    dispersion_cap: float = Field(0.2, ge=0)  # most relative noise an hour's bursts may add
     stale_after: Duration = 2 * 86400.0  # logs older than this: volume not judged
     graph_settle: Duration = 3600.0  # Meta's hourly counts are complete this long after
     ratio_hours: int = Field(3, ge=1, le=24)  # recent hours of a ratio (in-progress included)
