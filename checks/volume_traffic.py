@@ -140,7 +140,7 @@ class Traffic:
 
     def listed_window(self, v: VolumeVerdict) -> bool:
         """Every hour of the verdict's window is on a ``[calendar]`` day or in its night."""
-        return all(self.listed(h) for h in range(v.since, v.until, HOUR))
+        return all(listed(self.h, h, self.rules) for h in range(v.since, v.until, HOUR))
 
     def same_way(self, v: VolumeVerdict, ratio: float, times: float = 1) -> bool:
         """Whether a ratio moved the verdict's way by ``times × traffic_move``."""
@@ -154,9 +154,6 @@ class Traffic:
         """The UTC start of the local day containing ``hour``."""
         day = datetime.fromtimestamp(hour, self.tz).date()
         return int(datetime.combine(day, time(), tzinfo=self.tz).timestamp())
-
-    def listed(self, hour: int) -> bool:
-        return listed(self.h, hour, self.rules)
 
     def ratio_over(
         self, count: Count, start: int, stop: int, tz: ZoneInfo | None = None
