@@ -80,9 +80,12 @@ def _diff_lines(before: dict[str, Any], after: dict[str, Any]) -> Iterable[str]:
             )
     yield f"detections changed: {len(changed)}"
     yield from changed
-    only = len(inc_b.keys() ^ inc_a.keys())
+    only = sorted(inc_b.keys() ^ inc_a.keys())
     if only:
-        yield f"incidents scored in one run only (void or too small in the other): {only}"
+        yield f"incidents scored in one run only (void or too small in the other): {len(only)}"
+        for seed, kind, ds, name, start in only:
+            run = "before" if (seed, kind, ds, name, start) in inc_b else "after"
+            yield f"  seed {seed} {kind} {ds} {name or '(all)'} {start[:16]} (scored {run})"
     for name, data in (("before", before), ("after", after)):
         agg = data["aggregate"]
         drops = agg["per_type"].get("drops >= 50 %, >= 3 h, >= 20/h", {})
