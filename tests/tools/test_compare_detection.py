@@ -74,3 +74,18 @@ def test_names_an_unreadable_file(tmp_path: Path, capsys: pytest.CaptureFixture[
     bad.write_text("{", encoding="utf-8")
     assert compare_detection.main([str(bad), str(bad)]) == 2
     assert f"{bad}:" in capsys.readouterr().err
+
+
+def test_names_an_incident_scored_in_one_run_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    after = _run([], 60.0)
+    after["scenarios"][0]["incidents"][0]["too_small"] = True
+    assert compare_detection.main([_write(tmp_path, "a.json", _run([], 60.0)),
+                                   _write(tmp_path, "b.json", after)]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "detections changed: 0" in out
+    assert (
+        "scored in one run only (void or too small in the other): 1\n"
+        "  seed 29 drop_50 1 Purchase 2027-03-29T14:00 (scored before)"
+    ) in out
