@@ -49,8 +49,10 @@ of these).
 
 **Meta's side.** Per event name and hour *of the ad account's time zone* (which need not
 be the site's): ``server`` = events Meta accepted (HTTP 200, no ``test_event_code``),
-bucketed by ``event_time``; ``browser`` = pixel fires of the same sessions (consent, no
-ad blocker, the thank-you page reached). Hour labels carry the account's offset
+bucketed by ``event_time``, those that reached it within a day (a stuck queue's replay
+lands in hours the daemon judged before it came: ``senders.COUNTED_WITHIN``);
+``browser`` = pixel fires of the same sessions (consent, no ad blocker, the thank-you
+page reached). Hour labels carry the account's offset
 (``2026-11-23T00:00:00-0800``), as ``/stats`` reports them. [UNCONFIRMED: that ``/stats``
 buckets server events by ``event_time`` rather than receipt.]
 

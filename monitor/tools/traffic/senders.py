@@ -5,7 +5,11 @@ at the next flush of a queue); ``Senders.release`` turns the queued events sent 
 time into delivery records (CONTRACTS §1 shape (a)), after the planted incidents have
 done their work (events dropped or changed, error responses, a test code), and counts
 what Meta accepts: events of HTTP-200 requests without ``test_event_code``, per event
-name and hour of the ad account's clock (bucketed by ``event_time``).
+name and hour of the ad account's clock (bucketed by ``event_time``). An event that
+reaches Meta more than ``COUNTED_WITHIN`` after its ``event_time`` (a stuck queue's
+replay) is left out: Meta adds it to an hour the daemon judged a day before, and the
+backtest stores one count per hour, so counting it would show the replay in Meta's
+counts 30 hours before it was sent.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import orjson
 
 from monitor.tools.traffic.localtime import DAY, HOUR, Clock
 from monitor.tools.traffic.world import HASHED_KEYS, Planted, Site, World
+
+COUNTED_WITHIN = DAY  # Meta's count of an hour as the daemon reads it (module docstring)
 
 
 @dataclass(slots=True)
@@ -132,6 +138,8 @@ class Senders:
         status = rec["response"]["status"]
         if status == 200 and "test_event_code" not in rec["request"]:
             for ev in req.events:
+                if req.sent - ev["event_time"] > COUNTED_WITHIN:
+                    continue
                 key = (ev["event_name"], self.account.bucket(ev["event_time"]))
                 self.server[key] = self.server.get(key, 0) + 1
         self._count(req, rec)
