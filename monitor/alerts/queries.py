@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
@@ -211,6 +211,10 @@ class AlertEpisode:
     severity: Severity
     fired_at: float
     resolved_at: float | None
+    # The alert's last message and evidence (what it said when last seen): not in
+    # ``to_dict`` (the contract's entry); ``capi-monitor backtest --explain`` prints them.
+    message: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The backtest entry (docs/contracts.md §4): times as ISO 8601 with offset."""
@@ -260,4 +264,6 @@ def _episode(row: Mapping[Any, Any]) -> AlertEpisode:
         severity=Severity(row["peak_severity"]),
         fired_at=float(row["fired_at"]),
         resolved_at=None if row["resolved_at"] is None else float(row["resolved_at"]),
+        message=row["message"],
+        evidence=dict(row["evidence"] or {}),
     )

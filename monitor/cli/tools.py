@@ -22,6 +22,10 @@ from monitor.config import load_settings
 )
 @click.option("--json", "json_out", metavar="FILE|-", help="Write the alerts as JSON (- = stdout).")
 @click.option("--db", "db_url", metavar="URL", help="Store with earlier history (read only).")
+@click.option(
+    "--explain", is_flag=True,
+    help="Under each alert, its message and evidence (the numbers it fired on).",
+)  # fmt: skip
 def backtest_cmd(
     config_path: str,
     start: float,
@@ -29,6 +33,7 @@ def backtest_cmd(
     step: float | None,
     json_out: str | None,
     db_url: str | None,
+    explain: bool,
 ) -> int:
     """Replay stored history and the configured logs with a simulated clock, through the
     daemon's checks and alert lifecycle, and list the alerts that would have fired.
@@ -46,7 +51,7 @@ def backtest_cmd(
     if json_out:
         write_json(json_out, orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
     if json_out != "-":
-        for line in episodes_table(result.alerts, settings.schedule.timezone):
+        for line in episodes_table(result.alerts, settings.schedule.timezone, explain):
             click.echo(line)
         click.echo(
             f"({result.cycles} evaluations, {result.deliveries} deliveries replayed in "

@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from monitor.alerts.engine import evaluate_cycle
 from monitor.alerts.queries import AlertEpisode, alert_episodes
 from monitor.config import Settings
@@ -364,8 +366,11 @@ def _replay(
     return cycles
 
 
-def episodes_table(alerts: Sequence[AlertEpisode], zone: str = "UTC") -> list[str]:
-    """The episodes as aligned lines for a terminal."""
+def episodes_table(
+    alerts: Sequence[AlertEpisode], zone: str = "UTC", explain: bool = False
+) -> list[str]:
+    """The episodes as aligned lines for a terminal; with ``explain``, each followed by
+    its message and evidence (the numbers it fired on: expected, observed, z, ...)."""
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
@@ -381,6 +386,10 @@ def episodes_table(alerts: Sequence[AlertEpisode], zone: str = "UTC") -> list[st
             f"  {when(a.fired_at)} -> {when(a.resolved_at)}  {a.severity:<4} {a.dataset_id} "
             f"{a.code}{name}"
         )
+        if explain:
+            lines.append(f"      {a.message}")
+            if a.evidence:
+                lines.append(f"      evidence: {orjson.dumps(a.evidence).decode()}")
     return lines
 
 

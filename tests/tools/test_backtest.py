@@ -189,6 +189,17 @@ def test_backtest_command(
         ("2026-11-20T13:30:00+00:00", "HASH_PLAINTEXT")
     ]
     assert data["step_seconds"] == 1800
+    # --explain: each alert with what it said and the numbers behind it (masked examples
+    # and clear text never: the evidence holds counts)
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--explain"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out.splitlines()
+    fired = next(i for i, text in enumerate(out) if "HASH_PLAINTEXT" in text)
+    said = "1 of 1 events (100.0%) have clear-text values in user_data.em (Purchase)."
+    assert out[fired + 1] == f"      {said}"
+    assert out[fired + 2].startswith("      evidence: {")
+    assert PLAIN not in "\n".join(out)
     with pytest.raises(SystemExit) as exit_:
         main(["backtest", "--config", str(config), "--from", iso_utc(NOW), "--to", iso_utc(NOW)])
     assert exit_.value.code == 2
