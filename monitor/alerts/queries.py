@@ -212,9 +212,10 @@ class AlertEpisode:
     fired_at: float
     resolved_at: float | None
     # The alert's last message and evidence (what it said when last seen): not in
-    # ``to_dict`` (the contract's entry); ``capi-monitor backtest --explain`` prints them.
-    message: str = ""
-    evidence: dict[str, Any] = field(default_factory=dict)
+    # ``to_dict`` (the contract's entry), nor in equality and hashing (an episode is its
+    # firing); ``capi-monitor backtest --explain`` prints them.
+    message: str = field(default="", compare=False)
+    evidence: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The backtest entry (docs/contracts.md §4): times as ISO 8601 with offset."""
