@@ -151,6 +151,12 @@ class Baseline:
         m = median(samples)
         return cls(float(m), MAD_SCALE * mad(samples, m), tuple(samples), kind)
 
+    def noise(self, overdispersion: float) -> float:
+        """The count's own noise around its level (bursts, batches, a relative floor),
+        without the day-to-day spread of the samples."""
+        m = self.expected
+        return self.dispersion * m + (overdispersion * m) ** 2
+
     def variance(self, overdispersion: float) -> float:
         """Variance of (observed − expected): see the module docstring. A share baseline's
         ``spread`` is the uncertainty of its share, added to the count's own noise."""

@@ -252,7 +252,7 @@ def reference_level(
     ``2 × min_expected``) events in the hours of the window it covers (too little to
     tell, or not known yet: Meta's counts arrive later than the logs); then the day's
     ``level`` before the window stands in."""
-    expected, observed, own, z = _window_stats(window, rules.overdispersion)
+    expected, observed, _, z = _window_stats(window, rules.overdispersion)
     if all(p.baseline.kind is BaselineKind.SHARE for p in window):
         return _Scaled(1.0, z)  # share baselines follow the other events of each hour
     refs = [p.reference for p in window if p.reference is not None]
@@ -266,11 +266,37 @@ def reference_level(
     sd = math.sqrt(level_var)
     raw = min(1.0, raw + sd) if raw < 1 else max(1.0, raw - sd)
     f = min(high, max(low, raw))
-    # Var(observed − f·expected): this series' noise at the reference's level, plus the
-    # uncertainty of the level itself (only while it is not clipped).
-    variance = f * own + (expected**2 * level_var if low < raw < high else 0.0)
+    # Var(observed − f·expected). The reference carries the day's level, so what is left
+    # of this series' noise is its count's own (``_residual``), not the day-to-day spread
+    # of its samples; plus the level's uncertainty: all the reference's variance while the
+    # level is unclipped, else its count's noise (a clipped level is no exact one either).
+    own = sum(_residual(p.baseline, rules) for p in window)
+    if low < raw < high:
+        uncertainty = level_var
+    else:
+        uncertainty = sum(_count_noise(p, rules) for p in window) / ref_expected**2
+    variance = f * own + expected**2 * uncertainty
     z = (observed - f * expected) / math.sqrt(variance) if variance > 0 else 0.0
     return _Scaled(f, z)
+
+
+def _residual(b: Baseline, rules: VolumeSettings) -> float:
+    """An hour's noise around its reference's level: its count's own noise
+    (``Baseline.noise``) where the pooled dispersion stays below its cap (the noise model
+    holds: large series, whose samples spread by the day's level), else all its variance
+    (a small bursty series, or a share baseline, whose spread is its noise)."""
+    capped = b.dispersion >= rules.dispersion_cap**2 * b.expected
+    if capped or b.kind is BaselineKind.SHARE:
+        return b.variance(rules.overdispersion)
+    return b.noise(rules.overdispersion)
+
+
+def _count_noise(p: HourPoint, rules: VolumeSettings) -> float:
+    """The noise of an hour's reference count, taken as bursty as this series'."""
+    if p.reference is None:
+        return 0.0
+    m = p.reference.expected
+    return p.baseline.dispersion * m + (rules.overdispersion * m) ** 2
 
 
 def _beyond(window: Sequence[HourPoint], factor: float, rules: VolumeSettings) -> bool:
