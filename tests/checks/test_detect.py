@@ -429,6 +429,55 @@ def test_the_reference_level_counts_only_what_its_noise_allows() -> None:
     assert v is not None and v.code == DROP and not v.referenced
 
 
+def evening(observed: list[float], ref_level: float, ref: float) -> list[HourPoint]:
+    """Ten quiet hours (200 expected each) and then busy ones (2,000), all with samples
+    spread ±15 % (days run busier or quieter), each with a reference hour expecting
+    ``ref`` and running at ``ref_level``."""
+    start = ts("2026-11-20T08:00:00+00:00")
+    out = []
+    for i, o in enumerate(observed):
+        m = 200.0 if i < 10 else 2000.0
+        b = Baseline.of([m * f for f in (0.85, 0.95, 1.05, 1.15)], SEAS)
+        r = Reference(ref * ref_level, ref, ref + (0.05 * ref) ** 2)
+        out.append(HourPoint(start + i * HOUR, o, b, r))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("ref_level", "code"),
+    [
+        # intent: its reference at its usual level: the series broke. The spread of the
+        # busy hours' samples is the day's level, which the reference carries: judged by
+        # the series' pooled burst noise, two hours at 58 % stand out
+        (1.0, DROP),
+        # intent: the reference dipped as far: a quiet evening, not a breakage
+        (0.58, None),
+    ],
+)
+def test_against_its_reference_a_series_is_judged_by_its_burst_noise(
+    ref_level: float, code: str | None
+) -> None:
+    observed = [200.0] * 10 + [1160.0, 1165.0]
+    v = judge_volume(evening(observed, ref_level, 20_000), RULES, None)
+    assert (v.code if v else None) == code
+    if v is not None:
+        assert v.referenced and v.hours == 2 and v.z <= -RULES.z
+    # intent: without a reference, the samples' spread is the noise: no drop at 58 %
+    alone = [HourPoint(p.hour, p.observed, p.baseline) for p in evening(observed, 1, 1)]
+    assert judge_volume(alone, RULES, None) is None
+
+
+def test_a_clipped_reference_level_keeps_its_count_noise() -> None:
+    """A reference above its usual level sets the level to 1 (clipped); its count is no
+    exact measure of the day for that: a small reference weakens the z more."""
+    observed = [200.0] * 10 + [1160.0, 1165.0]
+    small = reference_level(evening(observed, 1.3, 300)[-2:], RULES, 0.0, 1.0)
+    large = reference_level(evening(observed, 1.3, 20_000)[-2:], RULES, 0.0, 1.0)
+    assert small is not None and large is not None
+    assert small.level == large.level == 1.0
+    assert large.z < small.z < 0
+
+
 def test_a_share_baseline_scales_the_usual_share_to_the_rest() -> None:
     # 300 of 1200 events over comparable hours: a share of 25 %; 900 others this hour
     b = share_baseline(300, 1200, 900, 7)
