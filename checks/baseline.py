@@ -32,7 +32,9 @@ uncertainty of a median of ``n`` samples. The spread of the judged hours of one 
 pooled (``detect.pooled``: one relative spread, the median of theirs), and so is its
 dispersion ``D`` (variance per expected event: bursts of a visitor's events, batched
 sends), at least 1 and capped at ``dispersion_cap² × m``. Windows of several hours add
-expectations and variances.
+expectations and variances. Against a reference series that carries the day's level
+(``detect.reference_level``), only the burst part counts: ``Baseline.noise``,
+``D·m + (overdispersion·m)²``.
 
 **Share baselines** (``share_baseline``, per event name): an event name's usual share of
 its source's events, over the same hour of the day and the hours either side on each of

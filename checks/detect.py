@@ -10,7 +10,11 @@ an incident starts at some hour):
 - with a *reference* series known for the window's hours (``reference_level``): the
   reference's observed ÷ expected over the same hours, moved one standard deviation of
   its noise towards 1, clipped to ``[0, 1]`` for drops and ``[1, ∞)`` for spikes; size
-  and z are both measured against the scaled baselines. The check's references: for an
+  and z are both measured against the scaled baselines. The reference carries the day's
+  level, so the z counts this series' burst noise (``Baseline.noise``: its pooled
+  dispersion), not the spread of its weekly samples, unless that dispersion is capped
+  (small bursty series) or the baseline is a share; and the level's own uncertainty, its
+  count's noise even when clipped. The check's references: for an
   event name without a share baseline, the other events of its source; for all events of
   the logs, Meta's browser count, and for Meta's browser count, the logs. A holiday moves
   both; a broken server integration or pixel one. The reference must expect at least
