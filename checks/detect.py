@@ -266,19 +266,24 @@ def reference_level(
     # The level leaves 1 only by what the reference shows beyond one standard deviation
     # of its own noise: a small reference moves it little.
     level_var = sum(r.variance for r in refs) / ref_expected**2
-    raw = sum(r.observed for r in refs) / ref_expected
+    seen = sum(r.observed for r in refs) / ref_expected
     sd = math.sqrt(level_var)
-    raw = min(1.0, raw + sd) if raw < 1 else max(1.0, raw - sd)
+    raw = min(1.0, seen + sd) if seen < 1 else max(1.0, seen - sd)
     f = min(high, max(low, raw))
     # Var(observed − f·expected). The reference carries the day's level, so what is left
     # of this series' noise is its count's own (``_residual``), not the day-to-day spread
     # of its samples; plus the level's uncertainty: all the reference's variance while the
-    # level is unclipped, else its count's noise (a clipped level is no exact one either).
+    # level is unclipped; clipped, its count's noise unless the count is beyond that noise
+    # on the side where the clipped level can only spare the series (a drop judged against
+    # a reference above its usual level).
     own = sum(_residual(p.baseline, rules) for p in window)
+    noise = sum(_count_noise(p, rules) for p in window) / ref_expected**2
     if low < raw < high:
         uncertainty = level_var
-    else:
-        uncertainty = sum(_count_noise(p, rules) for p in window) / ref_expected**2
+    else:  # clipped at ``f``: exact only where its count is beyond its noise past ``f``
+        beyond = math.sqrt(noise)
+        spares = seen >= f + beyond if f == high else seen <= f - beyond
+        uncertainty = 0.0 if spares else noise
     variance = f * own + expected**2 * uncertainty
     z = (observed - f * expected) / math.sqrt(variance) if variance > 0 else 0.0
     return _Scaled(f, z)

@@ -468,14 +468,19 @@ def test_against_its_reference_a_series_is_judged_by_its_burst_noise(
 
 
 def test_a_clipped_reference_level_keeps_its_count_noise() -> None:
-    """A reference above its usual level sets the level to 1 (clipped); its count is no
-    exact measure of the day for that: a small reference weakens the z more."""
+    """A reference at or above its usual level sets the level to 1 (clipped). Within its
+    count's noise of 1 it is no exact measure of the day: a small reference weakens the
+    z more than a large one. Well above 1 the clipped level can only spare the series:
+    the reference's size no longer matters."""
     observed = [200.0] * 10 + [1160.0, 1165.0]
-    small = reference_level(evening(observed, 1.3, 300)[-2:], RULES, 0.0, 1.0)
-    large = reference_level(evening(observed, 1.3, 20_000)[-2:], RULES, 0.0, 1.0)
-    assert small is not None and large is not None
-    assert small.level == large.level == 1.0
-    assert large.z < small.z < 0
+
+    def z(ref_level: float, ref: float) -> float:
+        scaled = reference_level(evening(observed, ref_level, ref)[-2:], RULES, 0.0, 1.0)
+        assert scaled is not None and scaled.level == 1.0
+        return scaled.z
+
+    assert z(1.05, 20_000) < z(1.05, 300) < 0  # 300/h: ±9 % of noise over two hours
+    assert z(1.3, 20_000) == pytest.approx(z(1.3, 300))
 
 
 def test_a_share_baseline_scales_the_usual_share_to_the_rest() -> None:
