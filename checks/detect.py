@@ -13,8 +13,9 @@ an incident starts at some hour):
   and z are both measured against the scaled baselines. The reference carries the day's
   level, so the z counts this series' burst noise (``Baseline.noise``: its pooled
   dispersion), not the spread of its weekly samples, unless that dispersion is capped
-  (small bursty series) or the baseline is a share; and the level's own uncertainty, its
-  count's noise even when clipped. The check's references: for an
+  (small bursty series) or the baseline is a share; and the level's own uncertainty,
+  which a clipped level keeps as its count's noise unless the count is beyond that noise
+  on the side where the clip spares the series. The check's references: for an
   event name without a share baseline, the other events of its source; for all events of
   the logs, Meta's browser count, and for Meta's browser count, the logs. A holiday moves
   both; a broken server integration or pixel one. The reference must expect at least
