@@ -156,17 +156,21 @@ class Baseline:
     def noise(self, overdispersion: float) -> float:
         """The count's own noise around its level (bursts, batches, a relative floor),
         without the day-to-day spread of the samples."""
-        m = self.expected
-        return self.dispersion * m + (overdispersion * m) ** 2
+        return burst_noise(self.dispersion, self.expected, overdispersion)
 
     def variance(self, overdispersion: float) -> float:
         """Variance of (observed − expected): see the module docstring. A share baseline's
         ``spread`` is the uncertainty of its share, added to the count's own noise."""
-        m = self.expected
-        floor = self.dispersion * m + (overdispersion * m) ** 2
+        floor = self.noise(overdispersion)
         if self.kind is BaselineKind.SHARE:
             return floor + self.spread**2
         return max(self.spread**2, floor) * (1 + math.pi / (2 * len(self.samples)))
+
+
+def burst_noise(dispersion: float, m: float, overdispersion: float) -> float:
+    """The noise of a count expecting ``m``: ``dispersion`` per expected event and a
+    relative floor of ``overdispersion``."""
+    return dispersion * m + (overdispersion * m) ** 2
 
 
 def share_around(

@@ -64,7 +64,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import median
 
-from checks.baseline import HOUR, Baseline, BaselineKind
+from checks.baseline import HOUR, Baseline, BaselineKind, burst_noise
 from monitor.config import VolumeSettings
 from monitor.model.findings import Severity
 
@@ -305,8 +305,7 @@ def _count_noise(p: HourPoint, rules: VolumeSettings) -> float:
     """The noise of an hour's reference count, taken as bursty as this series'."""
     if p.reference is None:
         return 0.0
-    m = p.reference.expected
-    return p.baseline.dispersion * m + (rules.overdispersion * m) ** 2
+    return burst_noise(p.baseline.dispersion, p.reference.expected, rules.overdispersion)
 
 
 def _beyond(window: Sequence[HourPoint], factor: float, rules: VolumeSettings) -> bool:
