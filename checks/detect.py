@@ -278,10 +278,10 @@ def reference_level(
     # on the side where the clipped level can only spare the series (a drop judged against
     # a reference above its usual level).
     own = sum(_residual(p.baseline, rules) for p in window)
-    noise = sum(_count_noise(p, rules) for p in window) / ref_expected**2
     if low < raw < high:
         uncertainty = level_var
     else:  # clipped at ``f``: exact only where its count is beyond its noise past ``f``
+        noise = sum(_count_noise(p, rules) for p in window) / ref_expected**2
         beyond = math.sqrt(noise)
         spares = seen >= f + beyond if f == high else seen <= f - beyond
         uncertainty = 0.0 if spares else noise
