@@ -514,16 +514,54 @@ def pooled(points: Sequence[HourPoint], rules: VolumeSettings) -> list[HourPoint
     return out
 
 
+def judge_silent(
+    points: Sequence[HourPoint], rules: VolumeSettings, current: HourPoint | None, quiet: float
+) -> VolumeVerdict | None:
+    """``VOLUME_STOPPED`` (crit) before the complete hours alone can tell: nothing in the
+    hour in progress (``current``) for the ``quiet`` seconds judged (up to a flush margin
+    ago), nor in the latest complete hour if it is empty while the one before is not;
+    together at least ``silent_minutes`` long, where their baselines (the hour in progress
+    pro rata), scaled by the day's level (``level``: a holiday lowers it), expected at
+    least ``2 × stopped_min_expected`` events. A sender that sends as events happen, or
+    flushes every minute or two, is never silent that long at that volume; a stop is,
+    from its first quarter hour on. Not judged where an earlier week's same hour was
+    empty (a sender uploading in batches, a closed night) or on share baselines."""
+    if current is None or current.observed or not points or rules.silent_minutes <= 0:
+        return None
+    done = 0 if points[-1].observed else 1  # the latest complete hour, empty too
+    if done and (len(points) < 2 or not points[-2].observed):
+        return None  # a longer stop: ``judge_stopped``'s
+    if quiet + done * HOUR < rules.silent_minutes * 60:
+        return None
+    window = list(points[len(points) - done :])
+    if quiet > 0:
+        share = quiet / HOUR
+        b = current.baseline
+        so_far = dc.replace(b, expected=b.expected * share, spread=b.spread * share)
+        window.append(dc.replace(current, baseline=so_far))
+    for p in window:
+        if p.baseline.kind is BaselineKind.SHARE or any(x <= 0 for x in p.baseline.samples):
+            return None
+    f = level(points, done, rules, 1 - rules.ordinary_dip, 1.0)
+    if f * expected_sum(window) < 2 * rules.stopped_min_expected:
+        return None
+    _, _, _, z = _window_stats(window, rules.overdispersion)
+    return _verdict(VOLUME_STOPPED, Severity.CRIT, window, z, len(window), f)
+
+
 def judge_volume(
     points: Sequence[HourPoint],
     rules: VolumeSettings,
     in_progress: float | None = None,
     expected_so_far: float | None = None,
+    current: tuple[HourPoint, float] | None = None,
 ) -> VolumeVerdict | None:
     """The volume verdict of a series' trailing complete hours (oldest first, contiguous,
     ending with the last complete hour), if any: stopped, else drop, else spike.
     ``in_progress``: events so far in the hour in progress, ``expected_so_far`` its
-    baseline pro rata: never judged as a drop, but a recovery there ends one."""
+    baseline pro rata: never judged as a drop, but a recovery there ends one.
+    ``current``: the hour in progress (its events so far, its whole hour's baseline) and
+    the seconds of it judged (``judge_silent``), when nothing else has a verdict."""
     points = pooled(points, rules)
     if recovered(in_progress, expected_so_far, rules):
         return judge_spike(points, rules)
@@ -532,5 +570,6 @@ def judge_volume(
     return (
         judge_stopped(points, rules, going_on=going_on)
         or judge_drop(points, rules, going_on)
+        or (judge_silent(points, rules, *current) if current is not None else None)
         or judge_spike(points, rules)
     )

@@ -171,6 +171,7 @@ class Volume:
 
 
 REFERENCE_WAIT = 4 * HOUR  # Meta's counts this far behind a drop's window: flowing, late
+FLUSH_MARGIN = 300.0  # s: the latest minutes of the hour in progress may still be on their way
 
 
 class _Judge:
@@ -437,7 +438,19 @@ class _Judge:
 
     def _judge(self, s: _Series, points: list[HourPoint]) -> VolumeVerdict | None:
         self.judged += 1
-        return judge_volume(points, self.rules, s.in_progress, self._so_far(s))
+        return judge_volume(points, self.rules, s.in_progress, self._so_far(s), self._current(s))
+
+    def _current(self, s: _Series) -> tuple[HourPoint, float] | None:
+        """The hour in progress of a log series (its events so far, its whole baseline)
+        and how much of it is judged: up to ``FLUSH_MARGIN`` ago (events still on their
+        way from a sender's buffer to the log)."""
+        if s.in_progress is None:
+            return None
+        current = s.last_hour + HOUR
+        b = hour_baseline(s.count, current, self.tz, self.rules)
+        if b is None:
+            return None
+        return HourPoint(current, s.in_progress, b), max(0.0, self.now - current - FLUSH_MARGIN)
 
     def _so_far(self, s: _Series) -> float | None:
         """The events the hour in progress was expected to hold by now (its baseline pro
@@ -455,9 +468,13 @@ class _Judge:
         span = f"the {v.hours} h from {start} ({self.h.timezone})"
         exp, obs = round(v.expected), round(v.observed)
         if v.code == "VOLUME_STOPPED":
+            within = f"in these {v.hours} h"
+            if v.until > self.now:  # the hour in progress (``judge_silent``)
+                by = datetime.fromtimestamp(self.now - FLUSH_MARGIN, self.tz).strftime("%H:%M")
+                within = f"by {by}"
             message = (
                 f"{who}: no {what} since {start} ({self.h.timezone}); {exp} were expected "
-                f"in these {v.hours} h."
+                f"{within}."
             )
             count = exp
         elif v.code == "VOLUME_DROP":
