@@ -28,8 +28,8 @@ an incident starts at some hour):
   significantly beyond an ordinary dip or surge.
 
 **Volume verdicts** (``judge_volume``) on the trailing *complete* hours (the hour in
-progress is never judged as a drop; it only tells that a series is back: ``recovered``
-volume in it ends a stop or a drop):
+progress is never judged as a drop, only as silence, ``judge_silent``; it tells that a
+series is back: ``recovered`` volume in it ends a stop or a drop):
 
 - ``VOLUME_STOPPED`` (crit): the latest complete hours are all zero and at least
   ``stopped_min_expected`` (20) events were expected in them (hours expecting under
@@ -62,7 +62,7 @@ import dataclasses as dc
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from statistics import median
+from statistics import NormalDist, median
 
 from checks.baseline import HOUR, Baseline, BaselineKind, burst_noise
 from monitor.config import VolumeSettings
@@ -522,10 +522,11 @@ def judge_silent(
     ago), nor in the latest complete hour if it is empty while the one before is not;
     together at least ``silent_minutes`` long, where their baselines (the hour in progress
     pro rata), scaled by the day's level (``level``: a holiday lowers it), expected at
-    least ``2 × stopped_min_expected`` events. A sender that sends as events happen, or
-    flushes every minute or two, is never silent that long at that volume; a stop is,
-    from its first quarter hour on. Not judged where an earlier week's same hour was
-    empty (a sender uploading in batches, a closed night) or on share baselines."""
+    least ``2 × stopped_min_expected`` events, and no event at all is as unlikely as
+    z ≤ −``single_hour_z``: for a count whose rate varies as much as its hours do
+    (``_silence_z``: a bursty small series can be quiet for an hour, a sender of a few
+    hundred events an hour not for ten minutes). Not judged where an earlier week's same
+    hour was empty (a sender uploading in batches, a closed night) or on share baselines."""
     if current is None or current.observed or not points or rules.silent_minutes <= 0:
         return None
     done = 0 if points[-1].observed else 1  # the latest complete hour, empty too
@@ -543,10 +544,22 @@ def judge_silent(
         if p.baseline.kind is BaselineKind.SHARE or any(x <= 0 for x in p.baseline.samples):
             return None
     f = level(points, done, rules, 1 - rules.ordinary_dip, 1.0)
-    if f * expected_sum(window) < 2 * rules.stopped_min_expected:
+    expected, _, variance, _ = _window_stats(window, rules.overdispersion)
+    if f * expected < 2 * rules.stopped_min_expected:
         return None
-    _, _, _, z = _window_stats(window, rules.overdispersion)
+    z = _silence_z(f * expected, variance / expected**2)
+    if z > -rules.single_hour_z:
+        return None
     return _verdict(VOLUME_STOPPED, Severity.CRIT, window, z, len(window), f)
+
+
+def _silence_z(expected: float, relative_variance: float) -> float:
+    """The z (normal quantile) of seeing no event where ``expected`` were, for a count
+    whose rate varies with ``relative_variance`` (gamma-Poisson: its chance of zero is
+    ``(1 + m·v)^(−1/v)``; Poisson's ``e^(−m)`` as v → 0)."""
+    v = max(relative_variance, 1e-9)
+    log_p = -math.log1p(expected * v) / v
+    return NormalDist().inv_cdf(max(math.exp(log_p), 1e-300))
 
 
 def judge_volume(

@@ -154,10 +154,8 @@ class OrdersSettings(_Section):
                 raise ValueError(f"kind = {self.kind!r} needs {key}")
         unknown = set(self.columns) - set(_ORDER_COLUMNS)
         if unknown:
-            raise ValueError(
-                f"columns: unknown column {sorted(unknown)[0]!r} "
-                f"(one of {', '.join(_ORDER_COLUMNS)})"
-            )
+            allowed = ", ".join(_ORDER_COLUMNS)
+            raise ValueError(f"columns: unknown column {sorted(unknown)[0]!r} (one of {allowed})")
         if self.kind == "stripe" and not (
             self.order_id_from == "id" or self.order_id_from.startswith("metadata.")
         ):

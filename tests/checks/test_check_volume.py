@@ -167,6 +167,24 @@ def test_one_event_stops() -> None:
     assert result.status is Status.CRIT
 
 
+@pytest.mark.parametrize(("minutes", "stopped"), [(25, True), (12, False)])
+def test_a_sender_silent_in_the_hour_in_progress_stops_before_the_hour_ends(
+    minutes: int, stopped: bool
+) -> None:
+    # Every event stopped at 12:00; at 12:25 the 20 judged minutes expected ~130 events
+    # (at 12:12 the 7 minutes are too short a silence to tell a stop from a pause).
+    result = judge(make_rollups(tweak=_from(CURRENT, _stop(None))), now=CURRENT + minutes * 60)
+    found = codes(result)
+    assert (("VOLUME_STOPPED", None) in found) is stopped, [f.message for f in result.findings]
+    if stopped:
+        f = found[("VOLUME_STOPPED", None)]
+        assert f.severity is Severity.CRIT
+        assert "no server events (delivery logs) since Fri 12:00" in f.message
+        assert "were expected by 12:20." in f.message
+        assert f.evidence["until"] == "2026-11-20T13:00:00Z"
+        assert f.evidence["observed"] == 0 and f.evidence["expected"] > 100
+
+
 def test_everything_halves_one_dataset_wide_finding_naming_the_events() -> None:
     result = judge(make_rollups(tweak=_from(CURRENT - 3 * HOUR, _scale(0.45))))
     found = codes(result)

@@ -7,6 +7,7 @@ import dataclasses as dc
 import math
 from datetime import UTC, datetime
 from random import Random
+from statistics import median
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -721,3 +722,70 @@ def test_the_dispersion_is_capped_so_a_halving_stays_visible() -> None:
     night = pts[-1].baseline
     assert night.dispersion == pytest.approx(max(1.0, RULES.dispersion_cap**2 * 45))
     assert 3 * 22.5 / math.sqrt(3 * night.dispersion * 45 * (1 + math.pi / 10)) >= RULES.z
+
+
+def _busy(observed: list[float], samples: list[float]) -> list[HourPoint]:
+    """Consecutive hours of a series whose weeks differ by a fifth (the spread that keeps
+    one empty hour of it short of ``single_hour_z``)."""
+    b = Baseline.of(samples, SEAS)
+    start = ts("2026-11-20T06:00:00+00:00")
+    return [HourPoint(start + i * HOUR, o, b) for i, o in enumerate(observed)]
+
+
+WEEKS_600 = [480.0, 600, 720, 600]  # 600 an hour, weeks ±20 %
+
+
+@pytest.mark.parametrize(
+    ("hours", "samples", "in_progress", "quiet", "code"),
+    [
+        # intent: a 600/h sender silent for the first 10 judged minutes of the hour (100
+        # expected): it stopped, an hour before the complete hours can tell
+        ([600] * 6, WEEKS_600, 0, 600.0, STOPPED),
+        # intent: ... silent for 5 minutes only: a pause, not yet a stop
+        ([600] * 6, WEEKS_600, 0, 300.0, None),
+        # intent: ... three events in it: sending
+        ([600] * 6, WEEKS_600, 3, 600.0, None),
+        # intent: 120/h: 20 expected in 10 minutes is too few to tell; 50 in 25 enough
+        ([120] * 6, [96.0, 120, 144, 120], 0, 600.0, None),
+        ([120] * 6, [96.0, 120, 144, 120], 0, 1500.0, STOPPED),
+        # intent: ... on a holiday at 70 % (the level clipped to 75 %): 40
+        # expected in 20 minutes at the usual level, 30 at the day's: too few to tell
+        ([84] * 6, [96.0, 120, 144, 120], 0, 1200.0, None),
+        ([120] * 6, [96.0, 120, 144, 120], 0, 1200.0, STOPPED),
+        # intent: this hour of an earlier week was empty (a sender uploading in batches):
+        # an empty start of the hour is its habit
+        ([600] * 6, [0.0, 600, 720, 600], 0, 1800.0, None),
+        # intent: a bursty series (weeks ±60 %): half an hour without its 50 events is
+        # chance for it (its rate varies that much), not a stop
+        ([100] * 6, [40.0, 100, 160, 100], 0, 1800.0, None),
+        # intent: a small bursty series' empty hour (42 expected, z ≈ −2) and the new hour
+        # empty so far: chance, not yet a stop
+        ([42] * 5 + [0], [21.0, 42, 63, 42], 0, 0.0, None),
+        # intent: at the top of the hour, the latest complete hour empty (z ≈ −5: short of
+        # single_hour_z alone) and the new one empty so far: still stopped
+        ([600] * 5 + [0], WEEKS_600, 0, 0.0, STOPPED),
+        # intent: ... events in the new hour: back (``recovered`` needs more expected)
+        ([600] * 5 + [0], WEEKS_600, 2, 0.0, None),
+    ],
+)
+def test_a_silent_hour_in_progress_is_a_stop_before_it_completes(
+    hours: list[float], samples: list[float], in_progress: float, quiet: float, code: str | None
+) -> None:
+    pts = _busy(hours, samples)
+    current = HourPoint(pts[-1].hour + HOUR, in_progress, pts[-1].baseline)
+    v = judge_volume(pts, RULES, in_progress, None, (current, quiet))
+    assert (v.code if v else None) == code
+    if v is not None and quiet:  # the window reaches into the hour in progress, pro rata
+        assert v.severity is Severity.CRIT
+        assert v.until == current.hour + HOUR
+        assert v.points[-1].baseline.expected == pytest.approx(median(samples) * quiet / HOUR)
+    # the complete hours alone, without the hour in progress, have no verdict
+    assert judge_volume(pts, RULES, in_progress, None) is None
+
+
+def test_silent_minutes_zero_turns_the_hour_in_progress_rule_off() -> None:
+    pts = _busy([600] * 6, WEEKS_600)
+    current = HourPoint(pts[-1].hour + HOUR, 0, pts[-1].baseline)
+    off = RULES.model_copy(update={"silent_minutes": 0})
+    assert judge_volume(pts, off, 0, None, (current, 1800.0)) is None
+    assert judge_volume(pts, RULES, 0, None, (current, 1800.0)) is not None
