@@ -171,7 +171,7 @@ class Volume:
 
 
 REFERENCE_WAIT = 4 * HOUR  # Meta's counts this far behind a drop's window: flowing, late
-FLUSH_MARGIN = 300.0  # s: the latest minutes of the hour in progress may still be on their way
+FLUSH_MARGIN = 300.0  # s: the hour in progress is judged up to this long ago (a stop)
 
 
 class _Judge:
@@ -438,28 +438,25 @@ class _Judge:
 
     def _judge(self, s: _Series, points: list[HourPoint]) -> VolumeVerdict | None:
         self.judged += 1
-        return judge_volume(points, self.rules, s.in_progress, self._so_far(s), self._current(s))
+        c = self._current(s)
+        if c is None:
+            return judge_volume(points, self.rules)
+        so_far = c.baseline.expected * (self.now - c.hour) / HOUR
+        quiet = max(0.0, self.now - c.hour - FLUSH_MARGIN)  # events may still be on their way
+        return judge_volume(points, self.rules, c.observed, so_far, (c, quiet))
 
-    def _current(self, s: _Series) -> tuple[HourPoint, float] | None:
-        """The hour in progress of a log series (its events so far, its whole baseline)
-        and how much of it is judged: up to ``FLUSH_MARGIN`` ago (events still on their
-        way from a sender's buffer to the log)."""
+    def _current(self, s: _Series) -> HourPoint | None:
+        """The hour in progress of a log series: its events so far, its whole baseline."""
         if s.in_progress is None:
             return None
-        current = s.last_hour + HOUR
-        b = hour_baseline(s.count, current, self.tz, self.rules)
-        if b is None:
-            return None
-        return HourPoint(current, s.in_progress, b), max(0.0, self.now - current - FLUSH_MARGIN)
+        hour = s.last_hour + HOUR
+        b = hour_baseline(s.count, hour, self.tz, self.rules)
+        return None if b is None else HourPoint(hour, s.in_progress, b)
 
     def _so_far(self, s: _Series) -> float | None:
-        """The events the hour in progress was expected to hold by now (its baseline pro
-        rata), or ``None`` (no hour in progress, or no baseline)."""
-        if s.in_progress is None:
-            return None
-        current = s.last_hour + HOUR
-        b = hour_baseline(s.count, current, self.tz, self.rules)
-        return b.expected * (self.now - current) / HOUR if b is not None else None
+        """The events the hour in progress was expected to hold by now (pro rata)."""
+        c = self._current(s)
+        return None if c is None else c.baseline.expected * (self.now - c.hour) / HOUR
 
     def _volume_finding(self, s: _Series, v: VolumeVerdict, folded: Sequence[str]) -> Finding:
         who = s.event_name or "All events"
@@ -468,13 +465,10 @@ class _Judge:
         span = f"the {v.hours} h from {start} ({self.h.timezone})"
         exp, obs = round(v.expected), round(v.observed)
         if v.code == "VOLUME_STOPPED":
-            within = f"in these {v.hours} h"
-            if v.until > self.now:  # the hour in progress (``judge_silent``)
-                by = datetime.fromtimestamp(self.now - FLUSH_MARGIN, self.tz).strftime("%H:%M")
-                within = f"by {by}"
+            by = datetime.fromtimestamp(self.now - FLUSH_MARGIN, self.tz).strftime("by %H:%M")
+            within = by if v.until > self.now else f"in these {v.hours} h"  # ``judge_silent``
             message = (
-                f"{who}: no {what} since {start} ({self.h.timezone}); {exp} were expected "
-                f"{within}."
+                f"{who}: no {what} since {start} ({self.h.timezone}); {exp} were expected {within}."
             )
             count = exp
         elif v.code == "VOLUME_DROP":
