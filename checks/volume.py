@@ -261,7 +261,7 @@ class _Judge:
             return True
         if v.code != VOLUME_DROP or v.severity is not Severity.WARN:
             return False
-        so_far = self._so_far(s)
+        so_far = self._so_far(self._current(s))
         empty_now = s.in_progress == 0 and so_far is not None and so_far >= RECOVERY_MIN_EXPECTED
         return bool(v.points[-1].observed) and not empty_now
 
@@ -441,9 +441,8 @@ class _Judge:
         c = self._current(s)
         if c is None:
             return judge_volume(points, self.rules)
-        so_far = c.baseline.expected * (self.now - c.hour) / HOUR
         quiet = max(0.0, self.now - c.hour - FLUSH_MARGIN)  # events may still be on their way
-        return judge_volume(points, self.rules, c.observed, so_far, (c, quiet))
+        return judge_volume(points, self.rules, c.observed, self._so_far(c), (c, quiet))
 
     def _current(self, s: _Series) -> HourPoint | None:
         """The hour in progress of a log series: its events so far, its whole baseline."""
@@ -453,9 +452,8 @@ class _Judge:
         b = hour_baseline(s.count, hour, self.tz, self.rules)
         return None if b is None else HourPoint(hour, s.in_progress, b)
 
-    def _so_far(self, s: _Series) -> float | None:
-        """The events the hour in progress was expected to hold by now (pro rata)."""
-        c = self._current(s)
+    def _so_far(self, c: HourPoint | None) -> float | None:
+        """The events the hour in progress ``c`` was expected to hold by now (pro rata)."""
         return None if c is None else c.baseline.expected * (self.now - c.hour) / HOUR
 
     def _volume_finding(self, s: _Series, v: VolumeVerdict, folded: Sequence[str]) -> Finding:

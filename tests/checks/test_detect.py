@@ -7,7 +7,7 @@ import dataclasses as dc
 import math
 from datetime import UTC, datetime
 from random import Random
-from statistics import median
+from statistics import NormalDist, median
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -24,7 +24,14 @@ from checks.baseline import (
     share_dispersion,
     shifted_hour,
 )
-from checks.detect import HourPoint, Reference, judge_volume, pooled, reference_level
+from checks.detect import (
+    HourPoint,
+    Reference,
+    _silence_z,
+    judge_volume,
+    pooled,
+    reference_level,
+)
 from checks.drift import (
     Window,
     block_sums,
@@ -789,3 +796,14 @@ def test_silent_minutes_zero_turns_the_hour_in_progress_rule_off() -> None:
     off = RULES.model_copy(update={"silent_minutes": 0})
     assert judge_volume(pts, off, 0, None, (current, 1800.0)) is None
     assert judge_volume(pts, RULES, 0, None, (current, 1800.0)) is not None
+
+
+def test_the_chance_of_silence_is_poissons_for_a_steady_rate_and_larger_for_a_varying_one() -> None:
+    # a steady rate: Poisson's e^(-m)
+    assert _silence_z(20.0, 0.0) == pytest.approx(NormalDist().inv_cdf(math.exp(-20)), abs=1e-3)
+    # a rate that varies from hour to hour makes an empty stretch likelier: z less extreme
+    assert _silence_z(100.0, 0.04) < _silence_z(100.0, 0.25) < _silence_z(100.0, 1.0) < 0
+    # gamma-Poisson: (1 + m·v)^(-1/v) = (1 + 25)^(-4) for m = 100, v = 0.25
+    assert _silence_z(100.0, 0.25) == pytest.approx(NormalDist().inv_cdf(26.0**-4), abs=1e-3)
+    # no underflow for a silence that cannot be chance
+    assert _silence_z(1e6, 0.01) < -30
