@@ -83,7 +83,7 @@ from monitor.config import VolumeSettings
 from monitor.model.findings import CheckResult, Finding, Severity, Status, worst_severity
 from monitor.model.observations import Delivery
 from monitor.model.rollup import OTHER_EVENT, HourRollup
-from monitor.model.series import VolumeHistory
+from monitor.model.series import Current, VolumeHistory
 from monitor.timeutil import iso_utc
 
 CHECK_ID = "volume"
@@ -157,7 +157,8 @@ class Volume:
         if self._series is None:
             return skipped(CHECK_ID, "no stored history: volume needs a store (--db)")
         history = self._series.with_current(self._current)
-        judge = _Judge(history, self.ctx.now, self.ctx.settings.volume)
+        live = self._series.current is not Current.REPLACE  # not a one-shot audit
+        judge = _Judge(history, self.ctx.now, self.ctx.settings.volume, live)
         findings = judge.findings()
         if not judge.judged:
             return skipped(CHECK_ID, judge.why_not())
@@ -177,16 +178,18 @@ FLUSH_MARGIN = 300.0  # s: the hour in progress is judged up to this long ago (a
 class _Judge:
     """The judgments of one dataset's history at one time (a helper of ``Volume``)."""
 
-    def __init__(self, history: VolumeHistory, now: float, rules: VolumeSettings) -> None:
+    def __init__(
+        self, history: VolumeHistory, now: float, rules: VolumeSettings, live: bool = True
+    ) -> None:
         self.h = history
+        self.live = live  # logs tailed as they grow (an audit's end when copied): silence
         self.now = now
         self.rules = rules
         self.tz: ZoneInfo = history.tz
         self.judged = 0
         self._seasonal: dict[tuple[str, str | None], list[HourPoint]] = {}
-        latest = history.latest_hour()
+        self.latest = latest = history.latest_hour()
         self.logs_current = latest is not None and latest + HOUR >= now - rules.stale_after
-        self.latest = latest
         self.traffic = Traffic(history, rules)
 
     def why_not(self) -> str:
@@ -441,8 +444,8 @@ class _Judge:
         c = self._current(s)
         if c is None:
             return judge_volume(points, self.rules)
-        quiet = max(0.0, self.now - c.hour - FLUSH_MARGIN)  # events may still be on their way
-        return judge_volume(points, self.rules, c.observed, self._so_far(c), (c, quiet))
+        silent = (c, max(0.0, self.now - c.hour - FLUSH_MARGIN)) if self.live else None
+        return judge_volume(points, self.rules, c.observed, self._so_far(c), silent)
 
     def _current(self, s: _Series) -> HourPoint | None:
         """The hour in progress of a log series: its events so far, its whole baseline."""

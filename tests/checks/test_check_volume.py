@@ -185,6 +185,19 @@ def test_a_sender_silent_in_the_hour_in_progress_stops_before_the_hour_ends(
         assert f.evidence["observed"] == 0 and f.evidence["expected"] > 100
 
 
+def test_a_one_shot_audits_last_minutes_are_no_silence() -> None:
+    # intent: an audit (``Current.REPLACE``) of logs copied at 12:00, run at 12:25: the
+    # copy ended, not the sender; the daemon tailing the same logs would see a stop
+    rollups = make_rollups(tweak=_from(CURRENT, _stop(None)))
+    stored = build_history(settings_from_dict({}), "123", [], current=Current.REPLACE)
+    check = Volume(CheckContext("123", NOW, ChecksSettings(), series=stored))
+    check.use_series(stored)
+    check.use_rollups(rollups)
+    result = check.result()
+    assert not result.findings, [f.message for f in result.findings]
+    assert ("VOLUME_STOPPED", None) in codes(judge(rollups))
+
+
 def test_everything_halves_one_dataset_wide_finding_naming_the_events() -> None:
     result = judge(make_rollups(tweak=_from(CURRENT - 3 * HOUR, _scale(0.45))))
     found = codes(result)
