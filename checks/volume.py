@@ -182,7 +182,7 @@ class _Judge:
         self, history: VolumeHistory, now: float, rules: VolumeSettings, live: bool = True
     ) -> None:
         self.h = history
-        self.live = live  # logs tailed as they grow (an audit's end when copied): silence
+        self.live = live  # logs tailed as they grow, not an audit's copy: silence judged
         self.now = now
         self.rules = rules
         self.tz: ZoneInfo = history.tz
