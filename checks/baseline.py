@@ -85,6 +85,20 @@ def log_count(hours: Mapping[int, Any], first: int) -> Count:
     return count
 
 
+def graph_count(hours: Mapping[int, Any], first: int, last: int, side: int) -> Count:
+    """One side of Meta's hourly counts (``hours``: hour -> ``(browser, server)``; ``side``
+    0 or 1): ``None`` outside ``[first, last]`` (later hours are not in yet), 0 for an hour
+    without a count."""
+
+    def count(hour: int) -> float | None:
+        if hour < first or hour > last:
+            return None
+        pair = hours.get(hour)
+        return pair[side] if pair is not None else 0
+
+    return count
+
+
 def sum_count(counts: Sequence[Count]) -> Count:
     """The sum of several series at each hour, over those known there (``None`` when
     none is)."""

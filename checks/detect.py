@@ -515,34 +515,43 @@ def pooled(points: Sequence[HourPoint], rules: VolumeSettings) -> list[HourPoint
 
 
 def judge_silent(
-    points: Sequence[HourPoint], rules: VolumeSettings, current: HourPoint | None, quiet: float
+    points: Sequence[HourPoint],
+    rules: VolumeSettings,
+    current: HourPoint | None,
+    until: float,
+    last_seen: float = 0.0,
 ) -> VolumeVerdict | None:
-    """``VOLUME_STOPPED`` (crit) before the complete hours alone can tell: nothing in the
-    hour in progress (``current``) for the ``quiet`` seconds judged (up to a flush margin
-    ago), nor in the latest complete hour if it is empty while the one before is not;
-    together at least ``silent_minutes`` long, where their baselines (the hour in progress
-    pro rata), scaled by the day's level (``level``: a holiday lowers it), expected at
-    least ``2 × stopped_min_expected`` events, and no event at all is as unlikely as
+    """``VOLUME_STOPPED`` (crit) before the complete hours alone can tell: no event from
+    the series' last one (``last_seen``, its send time; 0 when not known: the end of the
+    last hour with events) to ``until`` (now, less a flush margin), across the hour in
+    progress (``current``) and at most the complete hour before it, at least
+    ``silent_minutes`` long, where the baselines of that span (pro rata), scaled by the
+    day's level (``level``: a holiday lowers it), expected at least
+    ``2 × stopped_min_expected`` events, and no event at all is as unlikely as
     z ≤ −``single_hour_z``: for a count whose rate varies as much as its hours do
     (``_silence_z``: a bursty small series can be quiet for an hour, a sender of a few
     hundred events an hour not for ten minutes). Not judged where an earlier week's same
     hour was empty (a sender uploading in batches, a closed night) or on share baselines."""
-    if current is None or current.observed or not points or rules.silent_minutes <= 0:
+    if current is None or not points or rules.silent_minutes <= 0:
         return None
-    done = 0 if points[-1].observed else 1  # the latest complete hour, empty too
-    if done and (len(points) < 2 or not points[-2].observed):
+    busy = [p for p in (*points[-2:], current) if p.observed]
+    if not busy:
         return None  # a longer stop: ``judge_stopped``'s
-    if quiet + done * HOUR < rules.silent_minutes * 60:
+    last = busy[-1].hour
+    since = last_seen if last <= last_seen < last + HOUR else last + HOUR
+    if until - since < rules.silent_minutes * 60:
         return None
-    window = list(points[len(points) - done :])
-    if quiet > 0:
-        share = quiet / HOUR
-        b = current.baseline
-        so_far = dc.replace(b, expected=b.expected * share, spread=b.spread * share)
-        window.append(dc.replace(current, baseline=so_far))
+    window = []
+    for p in (*points[-2:], current):
+        share = (min(until, p.hour + HOUR) - max(since, p.hour)) / HOUR
+        if share > 0:
+            b = p.baseline
+            part = dc.replace(b, expected=b.expected * share, spread=b.spread * share)
+            window.append(dc.replace(p, observed=0, baseline=part))
     for p in window:
         if p.baseline.kind is BaselineKind.SHARE or any(x <= 0 for x in p.baseline.samples):
             return None
+    done = sum(p.hour < current.hour for p in window)  # complete hours in the window
     f = level(points, done, rules, 1 - rules.ordinary_dip, 1.0)
     expected, _, variance, _ = _window_stats(window, rules.overdispersion)
     if f * expected < 2 * rules.stopped_min_expected:
@@ -567,14 +576,15 @@ def judge_volume(
     rules: VolumeSettings,
     in_progress: float | None = None,
     expected_so_far: float | None = None,
-    current: tuple[HourPoint, float] | None = None,
+    current: tuple[HourPoint, float, float] | None = None,
 ) -> VolumeVerdict | None:
     """The volume verdict of a series' trailing complete hours (oldest first, contiguous,
     ending with the last complete hour), if any: stopped, else drop, else spike.
     ``in_progress``: events so far in the hour in progress, ``expected_so_far`` its
     baseline pro rata: never judged as a drop, but a recovery there ends one.
-    ``current``: the hour in progress (its events so far, its whole hour's baseline) and
-    the seconds of it judged (``judge_silent``), when nothing else has a verdict."""
+    ``current``: the hour in progress (its events so far, its whole hour's baseline), the
+    time judged up to and the series' last send time (``judge_silent``), when nothing else
+    has a verdict."""
     points = pooled(points, rules)
     if recovered(in_progress, expected_so_far, rules):
         return judge_spike(points, rules)

@@ -57,6 +57,7 @@ from checks.baseline import (
     Baseline,
     BaselineKind,
     Count,
+    graph_count,
     hour_baseline,
     hour_start,
     local_label,
@@ -114,16 +115,7 @@ class _Series:
     count: Count
     last_hour: int  # the last complete hour judged
     in_progress: float | None  # events so far in the hour in progress (logs only)
-
-
-def _graph_count(hours: Any, first: int, last: int, side: int) -> Count:
-    def count(hour: int) -> float | None:
-        if hour < first or hour > last:  # Meta's numbers for later hours are not in yet
-            return None
-        pair = hours.get(hour)
-        return pair[side] if pair is not None else 0
-
-    return count
+    last_seen: float = 0.0  # the send time of its latest event, if recent (logs only)
 
 
 class Volume:
@@ -280,24 +272,26 @@ class _Judge:
         h = self.h
         current = hour_start(self.now)
         if self.logs_current and h.first_hour is not None:
-            counts = []
+            counts, lasts = [], []
             for name in sorted(h.rollups):
                 count = log_count(h.rollups[name], h.first_hour)
                 counts.append(count)
+                rows = [h.rollups[name].get(hour) for hour in (current - HOUR, current)]
+                lasts.append(max(r.last_sent if r else 0.0 for r in rows))
                 if name != OTHER_EVENT:
-                    yield _Series(name, LOGS, count, current - HOUR, count(current))
+                    yield _Series(name, LOGS, count, current - HOUR, count(current), lasts[-1])
             total = sum_count(counts)
-            yield _Series(None, LOGS, total, current - HOUR, total(current))
+            yield _Series(None, LOGS, total, current - HOUR, total(current), max(lasts, default=0))
         last = self._graph_last()
         if last is None or h.graph_first_hour is None:
             return
         browsers = []
         for name in sorted(h.graph):
-            browser = _graph_count(h.graph[name], h.graph_first_hour, last, 0)
+            browser = graph_count(h.graph[name], h.graph_first_hour, last, 0)
             browsers.append(browser)
             yield _Series(name, META_BROWSER, browser, last, None)
             if name not in h.rollups:
-                server = _graph_count(h.graph[name], h.graph_first_hour, last, 1)
+                server = graph_count(h.graph[name], h.graph_first_hour, last, 1)
                 yield _Series(name, META_SERVER, server, last, None)
         yield _Series(None, META_BROWSER, sum_count(browsers), last, None)
 
@@ -444,7 +438,7 @@ class _Judge:
         c = self._current(s)
         if c is None:
             return judge_volume(points, self.rules)
-        silent = (c, max(0.0, self.now - c.hour - FLUSH_MARGIN)) if self.live else None
+        silent = (c, self.now - FLUSH_MARGIN, s.last_seen) if self.live else None
         return judge_volume(points, self.rules, c.observed, self._so_far(c), silent)
 
     def _current(self, s: _Series) -> HourPoint | None:
@@ -462,12 +456,13 @@ class _Judge:
     def _volume_finding(self, s: _Series, v: VolumeVerdict, folded: Sequence[str]) -> Finding:
         who = s.event_name or "All events"
         what = SOURCE_TEXT[s.source]
-        start = local_label(v.since, self.tz)
+        silent = v.until > self.now  # ``judge_silent``'s: since the series' last event
+        start = local_label(int(max(v.since, s.last_seen)) if silent else v.since, self.tz)
         span = f"the {v.hours} h from {start} ({self.h.timezone})"
         exp, obs = round(v.expected), round(v.observed)
         if v.code == "VOLUME_STOPPED":
             by = datetime.fromtimestamp(self.now - FLUSH_MARGIN, self.tz).strftime("by %H:%M")
-            within = by if v.until > self.now else f"in these {v.hours} h"  # ``judge_silent``
+            within = by if silent else f"in these {v.hours} h"
             message = (
                 f"{who}: no {what} since {start} ({self.h.timezone}); {exp} were expected {within}."
             )
@@ -507,6 +502,8 @@ class _Judge:
         }
         if folded:
             evidence["event_names"] = list(folded)
+        if silent and s.last_seen >= v.since:
+            evidence["last_event"] = iso_utc(s.last_seen)
         return graph_finding(
             CHECK_ID, v.code, v.severity, count, message, _REMEDIATION[(v.code, s.source)],
             event_names=[s.event_name] if s.event_name else [], evidence=evidence,

@@ -126,7 +126,7 @@ class _Packed:
     codes and ``action_source`` counts only when they say more than the counts (one
     source, the usual case, has ``[events, *key_counts]``: its name is enough)."""
 
-    __slots__ = ("counts", "errors", "sources", "value_units")
+    __slots__ = ("counts", "errors", "last_sent", "sources", "value_units")
 
     def __init__(self, state: _RowState) -> None:
         r = state.row
@@ -140,6 +140,7 @@ class _Packed:
             if counts[0] == r.events and counts[1:] == r.key_counts:
                 self.sources = src
         self.value_units = state.value_units
+        self.last_sent = r.last_sent
 
     def rollup(self, dataset_id: str, event_name: str, hour: int) -> HourRollup:
         """The row as it was packed (sharing nothing with this)."""
@@ -156,7 +157,7 @@ class _Packed:
             dataset_id, event_name, SOURCE_SERVER_LOG, hour, events=c[0], failed=c[1],
             with_event_id=c[2], key_counts=key_counts, latency_hist=list(c[_LATENCY_AT:]),
             error_codes=dict(self.errors or {}), value_sum=value_float(self.value_units),
-            value_count=c[3], source_keys=source_keys,
+            value_count=c[3], source_keys=source_keys, last_sent=self.last_sent,
         )  # fmt: skip
 
     def state(self, dataset_id: str, event_name: str, hour: int) -> _RowState:
@@ -272,6 +273,8 @@ class RollupAccumulator:
                 state.layouts[layout] = n + 1
             if sent_at is not None:
                 row.latency_hist[bisect_left(bounds, sent_at - t)] += 1
+                if sent_at > row.last_sent:
+                    row.last_sent = sent_at
 
     def _observe_failed(self, d: Delivery) -> None:
         """Events of failed requests are delivery errors, not accepted volume (CONTRACTS §6)."""

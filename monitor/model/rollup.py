@@ -56,6 +56,9 @@ class HourRollup:
     value_count: int = 0
     # action_source -> [events, then per MATCH_KEYS the events carrying the key]
     source_keys: dict[str, list[int]] = field(default_factory=dict)
+    # The latest send time of its accepted events (0: not known, e.g. a row stored before
+    # it was kept): how long a sender has been silent (``checks.detect.judge_silent``).
+    last_sent: float = 0.0
 
     def copy(self) -> HourRollup:
         """A copy that shares no mutable part with this row."""
@@ -90,6 +93,7 @@ class HourRollup:
         self.value_sum += other.value_sum
         self.value_count += other.value_count
         add_source_keys(self.source_keys, other.source_keys)
+        self.last_sent = max(self.last_sent, other.last_sent)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +110,7 @@ class HourRollup:
             "value_sum": self.value_sum,
             "value_count": self.value_count,
             "source_keys": self.source_coverage(),
+            "last_sent": self.last_sent,
         }
 
 

@@ -50,7 +50,7 @@ _ROLLUPS: Table = metadata.tables["hour_rollups"]
 _ROLLUP_KEY = ("dataset_id", "event_name", "source", "hour", "instance")
 _ROLLUP_VALUES = (
     "events", "failed", "with_event_id", "key_counts", "latency_hist", "error_codes",
-    "value_sum", "value_count", "source_keys",
+    "value_sum", "value_count", "source_keys", "last_sent",
 )  # fmt: skip
 # What opening may raise (ValueError: a URL such as "host:notaport"); reads and writes
 # wrap only database errors, so that a programming error stays visible as itself.
@@ -264,6 +264,7 @@ def _rollup_values(r: HourRollup, instance: str) -> dict[str, Any]:
         "value_sum": r.value_sum,
         "value_count": r.value_count,
         "source_keys": r.source_coverage(),
+        "last_sent": r.last_sent,
     }
 
 
@@ -291,6 +292,7 @@ def _rollup_from(row: Mapping[Any, Any]) -> HourRollup:
         value_sum=float(row["value_sum"] or 0.0),
         value_count=int(row["value_count"] or 0),
         source_keys=source_keys_from(row["source_keys"]),
+        last_sent=float(row["last_sent"] or 0.0),
     )
 
 

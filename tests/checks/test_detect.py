@@ -28,6 +28,7 @@ from checks.detect import (
     HourPoint,
     Reference,
     _silence_z,
+    judge_silent,
     judge_volume,
     pooled,
     reference_level,
@@ -743,59 +744,90 @@ WEEKS_600 = [480.0, 600, 720, 600]  # 600 an hour, weeks ±20 %
 
 
 @pytest.mark.parametrize(
-    ("hours", "samples", "in_progress", "quiet", "code"),
+    ("hours", "samples", "in_progress", "quiet", "last", "code"),
     [
         # intent: a 600/h sender silent for the first 10 judged minutes of the hour (100
         # expected): it stopped, an hour before the complete hours can tell
-        ([600] * 6, WEEKS_600, 0, 600.0, STOPPED),
+        ([600] * 6, WEEKS_600, 0, 600.0, None, STOPPED),
         # intent: ... silent for 5 minutes only: a pause, not yet a stop
-        ([600] * 6, WEEKS_600, 0, 300.0, None),
-        # intent: ... three events in it: sending
-        ([600] * 6, WEEKS_600, 3, 600.0, None),
+        ([600] * 6, WEEKS_600, 0, 300.0, None, None),
+        # intent: ... three events in it, the last one's time not known: sending
+        ([600] * 6, WEEKS_600, 3, 600.0, None, None),
+        # intent: ... three events in its first 2 minutes, then 10 minutes of nothing: it
+        # stopped after them (silence counts from the last event, not the hour's start)
+        ([600] * 6, WEEKS_600, 3, 720.0, 120.0, STOPPED),
+        # intent: ... the last of them 4 minutes ago: a pause
+        ([600] * 6, WEEKS_600, 3, 720.0, 480.0, None),
+        # intent: the last complete hour busy until 10 minutes before its end and 5 minutes
+        # of the new hour judged empty: 15 minutes without its 150 events
+        ([600] * 6, WEEKS_600, 0, 300.0, -600.0, STOPPED),
+        # intent: ... a last event at the very end of that hour: 5 minutes, a pause
+        ([600] * 6, WEEKS_600, 0, 300.0, -30.0, None),
         # intent: 120/h: 20 expected in 10 minutes is too few to tell; 50 in 25 enough
-        ([120] * 6, [96.0, 120, 144, 120], 0, 600.0, None),
-        ([120] * 6, [96.0, 120, 144, 120], 0, 1500.0, STOPPED),
+        ([120] * 6, [96.0, 120, 144, 120], 0, 600.0, None, None),
+        ([120] * 6, [96.0, 120, 144, 120], 0, 1500.0, None, STOPPED),
         # intent: ... on a holiday at 70 % (the level clipped to 75 %): 40
         # expected in 20 minutes at the usual level, 30 at the day's: too few to tell
-        ([84] * 6, [96.0, 120, 144, 120], 0, 1200.0, None),
-        ([120] * 6, [96.0, 120, 144, 120], 0, 1200.0, STOPPED),
+        ([84] * 6, [96.0, 120, 144, 120], 0, 1200.0, None, None),
+        ([120] * 6, [96.0, 120, 144, 120], 0, 1200.0, None, STOPPED),
         # intent: this hour of an earlier week was empty (a sender uploading in batches):
         # an empty start of the hour is its habit
-        ([600] * 6, [0.0, 600, 720, 600], 0, 1800.0, None),
+        ([600] * 6, [0.0, 600, 720, 600], 0, 1800.0, None, None),
         # intent: a bursty series (weeks ±60 %): half an hour without its 50 events is
         # chance for it (its rate varies that much), not a stop
-        ([100] * 6, [40.0, 100, 160, 100], 0, 1800.0, None),
+        ([100] * 6, [40.0, 100, 160, 100], 0, 1800.0, None, None),
         # intent: a small bursty series' empty hour (42 expected, z ≈ −2) and the new hour
         # empty so far: chance, not yet a stop
-        ([42] * 5 + [0], [21.0, 42, 63, 42], 0, 0.0, None),
+        ([42] * 5 + [0], [21.0, 42, 63, 42], 0, 0.0, None, None),
         # intent: at the top of the hour, the latest complete hour empty (z ≈ −5: short of
         # single_hour_z alone) and the new one empty so far: still stopped
-        ([600] * 5 + [0], WEEKS_600, 0, 0.0, STOPPED),
+        ([600] * 5 + [0], WEEKS_600, 0, 0.0, None, STOPPED),
         # intent: ... events in the new hour: back (``recovered`` needs more expected)
-        ([600] * 5 + [0], WEEKS_600, 2, 0.0, None),
+        ([600] * 5 + [0], WEEKS_600, 2, 0.0, None, None),
     ],
 )
 def test_a_silent_hour_in_progress_is_a_stop_before_it_completes(
-    hours: list[float], samples: list[float], in_progress: float, quiet: float, code: str | None
+    hours: list[float],
+    samples: list[float],
+    in_progress: float,
+    quiet: float,
+    last: float | None,
+    code: str | None,
 ) -> None:
     pts = _busy(hours, samples)
     current = HourPoint(pts[-1].hour + HOUR, in_progress, pts[-1].baseline)
-    v = judge_volume(pts, RULES, in_progress, None, (current, quiet))
+    last_seen = 0.0 if last is None else current.hour + last
+    silent = (current, current.hour + quiet, last_seen)
+    v = judge_volume(pts, RULES, in_progress, None, silent)
     assert (v.code if v else None) == code
     if v is not None and quiet:  # the window reaches into the hour in progress, pro rata
         assert v.severity is Severity.CRIT
         assert v.until == current.hour + HOUR
-        assert v.points[-1].baseline.expected == pytest.approx(median(samples) * quiet / HOUR)
+        silence = quiet - max(0.0, last or 0.0)
+        assert v.points[-1].baseline.expected == pytest.approx(median(samples) * silence / HOUR)
+        assert all(p.observed == 0 for p in v.points)
+        if last is not None and last < 0:  # the end of the complete hour, pro rata
+            assert v.points[0].baseline.expected == pytest.approx(median(samples) * -last / HOUR)
     # the complete hours alone, without the hour in progress, have no verdict
-    assert judge_volume(pts, RULES, in_progress, None) is None
+    if hours[-1]:
+        assert judge_volume(pts, RULES, in_progress, None) is None
+
+
+def test_a_stop_of_two_complete_hours_or_more_is_not_silence_but_judge_stoppeds() -> None:
+    pts = _busy([600] * 4 + [0, 0], WEEKS_600)
+    current = HourPoint(pts[-1].hour + HOUR, 0, pts[-1].baseline)
+    assert judge_silent(pts, RULES, current, current.hour + 600.0) is None
+    v = judge_volume(pts, RULES, 0, None, (current, current.hour + 600.0, 0.0))
+    assert v is not None and v.code == STOPPED and v.until == current.hour
 
 
 def test_silent_minutes_zero_turns_the_hour_in_progress_rule_off() -> None:
     pts = _busy([600] * 6, WEEKS_600)
     current = HourPoint(pts[-1].hour + HOUR, 0, pts[-1].baseline)
     off = RULES.model_copy(update={"silent_minutes": 0})
-    assert judge_volume(pts, off, 0, None, (current, 1800.0)) is None
-    assert judge_volume(pts, RULES, 0, None, (current, 1800.0)) is not None
+    until = current.hour + 1800.0
+    assert judge_volume(pts, off, 0, None, (current, until, 0.0)) is None
+    assert judge_volume(pts, RULES, 0, None, (current, until, 0.0)) is not None
 
 
 def test_the_chance_of_silence_is_poissons_for_a_steady_rate_and_larger_for_a_varying_one() -> None:

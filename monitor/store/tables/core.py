@@ -182,3 +182,5 @@ class RollupRow(StoreModel, table=True):
     source_keys: dict[str, dict[str, int]] = Field(
         default_factory=dict, sa_type=JSON, sa_column_kwargs={"server_default": text("'{}'")}
     )
+    # the latest send time (Unix seconds) of the row's accepted events; 0: not known
+    last_sent: float = Field(default=0.0, sa_column_kwargs={"server_default": text("0")})
