@@ -185,6 +185,31 @@ def test_a_sender_silent_in_the_hour_in_progress_stops_before_the_hour_ends(
         assert f.evidence["observed"] == 0 and f.evidence["expected"] > 100
 
 
+@pytest.mark.parametrize(("last", "stopped"), [(3, True), (18, False)])
+def test_a_sender_that_stops_minutes_into_the_hour_stops_from_its_last_event(
+    last: int, stopped: bool
+) -> None:
+    # intent: events until 12:03, then nothing; at 12:25 the 17 minutes judged since the
+    # last one expected ~110 events: a stop, said from 12:03, not from the hour's start
+    # (with the last event at 12:18, 2 minutes of silence are judged: a pause)
+    def early(name: str, hour: int, r: HourRollup) -> None:
+        if hour < CURRENT:
+            r.last_sent = hour + HOUR - 1.0
+        else:
+            r.events = r.with_event_id = r.key_counts[EM] = round(RATES[name] * last / 60)
+            r.last_sent = CURRENT + last * 60.0 - 20
+
+    result = judge(make_rollups(tweak=early))
+    found = codes(result)
+    assert (("VOLUME_STOPPED", None) in found) is stopped, [f.message for f in result.findings]
+    if stopped:
+        f = found[("VOLUME_STOPPED", None)]
+        assert "no server events (delivery logs) since Fri 12:02" in f.message
+        assert "were expected by 12:20." in f.message
+        assert f.evidence["last_event"] == "2026-11-20T12:02:40Z"
+        assert f.evidence["observed"] == 0 and 100 < f.evidence["expected"] < 130
+
+
 def test_a_one_shot_audits_last_minutes_are_no_silence() -> None:
     # intent: an audit (``Current.REPLACE``) of logs copied at 12:00, run at 12:25: the
     # copy ended, not the sender; the daemon tailing the same logs would see a stop

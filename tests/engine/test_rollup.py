@@ -77,6 +77,22 @@ def unpacked(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         return _rows(acc)
 
 
+def test_a_rows_last_sent_is_the_latest_send_time_of_its_accepted_events() -> None:
+    # intent: the time a series went silent is known to the second, not the hour; a
+    # failed request sent nothing that Meta took, a row with no send time keeps 0
+    deliveries = _deliveries()
+    latest: dict[tuple[str, int], float] = {}
+    for d in deliveries:
+        if d.response is None and d.sent_at is not None:
+            for e in d.events:
+                key = (e["event_name"], int(d.sent_at // HOUR * HOUR))
+                latest[key] = max(latest.get(key, 0.0), d.sent_at)
+    rows = _filled(deliveries).result()
+    assert rows and all(r.last_sent == latest.get((r.event_name, r.hour), 0.0) for r in rows)
+    assert any(r.failed and not r.events and r.last_sent == 0.0 for r in rows)
+    assert all(r.hour <= r.last_sent < r.hour + HOUR for r in rows if r.events)
+
+
 def test_packed_rows_come_out_as_filled(unpacked: list[dict[str, Any]]) -> None:
     acc = _filled(_deliveries())
     assert len(acc._packed) > 5 * len(acc.rows)  # only the last hours are being filled

@@ -30,7 +30,7 @@ from monitor.model.observations import ReadStats
 from monitor.model.results import AuditReport, DatasetReport
 from monitor.model.rollup import LATENCY_BOUNDS, MATCH_KEYS, HourRollup
 from monitor.store import Store
-from monitor.store.db import create_store_engine, parse_url
+from monitor.store.db import create_store_engine, parse_url, upsert_rollups, write_connection
 from monitor.store.schema import alembic_config
 from monitor.store.tables.core import metadata
 from tests.support.pg import BACKENDS, ON_PG, database, fresh_database
@@ -201,6 +201,28 @@ def test_add_increments_counts_and_merges_json_columns(store: Store) -> None:
     assert got[("Lead", H)].events == 10  # untouched by the second cycle
     assert got[("Purchase", H + 3600)].events == 1
     assert rep.datasets[0].rollups[0].events == 3  # the caller's report is not mutated
+
+
+def test_the_latest_send_time_of_an_hour_is_the_latest_of_cycles_and_instances(
+    db: str,
+) -> None:
+    # intent: counts add up across cycles and fleet instances; the time of the hour's
+    # last event is the latest any of them saw, whatever the order they wrote in
+    def at(events: int, last_sent: float) -> HourRollup:
+        r = rollup(events=events)
+        r.last_sent = last_sent
+        return r
+
+    with Store.open(db) as store:
+        for instance, r in (
+            ("a", at(2, H + 600.5)),
+            ("b", at(3, H + 1800.0)),
+            ("a", at(1, H + 90)),
+        ):
+            with write_connection(store.engine) as conn, conn.begin():
+                upsert_rollups(conn, [r], "add", instance)
+        [got] = store.rollups()
+    assert (got.events, got.last_sent) == (6, H + 1800.0)
 
 
 def test_duplicate_keys_within_one_report_are_summed(store: Store) -> None:
