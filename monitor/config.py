@@ -445,7 +445,7 @@ class VolumeSettings(_Section):
     level_hours: int = Field(6, ge=0, le=24)  # hours before a window that set the day's level
     persist_crit_hours: int = Field(3, ge=1)  # a drop lasting this long is crit
     stopped_min_expected: float = Field(20.0, gt=0)  # events expected in the zero hours
-    silent_minutes: float = Field(10.0, ge=0)  # an empty hour in progress this long: stopped
+    silent_minutes: float = Field(10.0, ge=0)  # no event this long since the last: stopped
     spike_ratio: float = Field(2.5, gt=1)
     spike_z: float = Field(6.0, gt=0)
     spike_hours: int = Field(2, ge=1, le=24)  # complete hours a spike must last

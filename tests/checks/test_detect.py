@@ -809,12 +809,11 @@ def test_a_silent_hour_in_progress_is_a_stop_before_it_completes(
         if last is not None and last < 0:  # the end of the complete hour, pro rata
             assert v.points[0].baseline.expected == pytest.approx(median(samples) * -last / HOUR)
     # the complete hours alone, without the hour in progress, have no verdict
-    if hours[-1]:
-        assert judge_volume(pts, RULES, in_progress, None) is None
+    assert judge_volume(pts, RULES, in_progress, None) is None
 
 
 def test_a_stop_of_two_complete_hours_or_more_is_not_silence_but_judge_stoppeds() -> None:
-    pts = _busy([600] * 4 + [0, 0], WEEKS_600)
+    pts = _busy([600.0] * 4 + [0, 0], WEEKS_600)
     current = HourPoint(pts[-1].hour + HOUR, 0, pts[-1].baseline)
     assert judge_silent(pts, RULES, current, current.hour + 600.0) is None
     v = judge_volume(pts, RULES, 0, None, (current, current.hour + 600.0, 0.0))
