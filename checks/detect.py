@@ -539,6 +539,8 @@ def judge_silent(
         return None  # a longer stop: ``judge_stopped``'s
     last = busy[-1].hour
     since = last_seen if last <= last_seen < last + HOUR else last + HOUR
+    if since < current.hour and points[-1].baseline.kind is BaselineKind.SHARE:
+        since = max(since, points[-1].hour + HOUR)  # only a whole share hour is judged
     if until - since < rules.silent_minutes * 60:
         return None
     window = []

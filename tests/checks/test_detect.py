@@ -812,6 +812,20 @@ def test_a_silent_hour_in_progress_is_a_stop_before_it_completes(
     assert judge_volume(pts, RULES, in_progress, None) is None
 
 
+def test_an_event_names_share_hour_is_judged_whole_silence_from_the_hour_in_progress() -> None:
+    # intent: one event name's complete hours are judged by its share of the others (a
+    # share baseline has no weekly samples to vouch for part of an hour): its silence
+    # counts from the hour in progress, however late in the hour before its last event was
+    pts = _busy([600] * 6, WEEKS_600)
+    pts[-1] = dc.replace(pts[-1], baseline=dc.replace(pts[-1].baseline, kind=BaselineKind.SHARE))
+    current = HourPoint(pts[-1].hour + HOUR, 0, _busy([600], WEEKS_600)[0].baseline)
+    early = current.hour - 1800.0
+    assert judge_silent(pts, RULES, current, current.hour + 300.0, early) is None
+    v = judge_silent(pts, RULES, current, current.hour + 600.0, early)
+    assert v is not None and v.code == STOPPED
+    assert [p.hour for p in v.points] == [current.hour]
+
+
 def test_a_stop_of_two_complete_hours_or_more_is_not_silence_but_judge_stoppeds() -> None:
     pts = _busy([600.0] * 4 + [0, 0], WEEKS_600)
     current = HourPoint(pts[-1].hour + HOUR, 0, pts[-1].baseline)
