@@ -521,38 +521,32 @@ def judge_silent(
     until: float,
     last_seen: float = 0.0,
 ) -> VolumeVerdict | None:
-    """``VOLUME_STOPPED`` (crit) before the complete hours alone can tell: no event from
-    the series' last one (``last_seen``, its send time; 0 when not known: the end of the
-    last hour with events) to ``until`` (now, less a flush margin), across the hour in
-    progress (``current``) and at most the complete hour before it, at least
-    ``silent_minutes`` long, where the baselines of that span (pro rata), scaled by the
-    day's level (``level``: a holiday lowers it), expected at least
-    ``2 × stopped_min_expected`` events, and no event at all is as unlikely as
-    z ≤ −``single_hour_z``: for a count whose rate varies as much as its hours do
-    (``_silence_z``: a bursty small series can be quiet for an hour, a sender of a few
-    hundred events an hour not for ten minutes). Not judged where an earlier week's same
-    hour was empty (a sender uploading in batches, a closed night) or on share baselines."""
+    """``VOLUME_STOPPED`` (crit) before the complete hours can tell: no event from the
+    series' last one (``last_seen``, its send time; 0: not known, the end of the last hour
+    with events) to ``until`` (now less a flush margin), within the hour in progress
+    (``current``) and the complete one before, for ≥ ``silent_minutes``, where the
+    baselines of that span pro rata at the day's ``level`` expected ≥ 2 ×
+    ``stopped_min_expected`` events and none at all is as unlikely as z ≤ −``single_hour_z``
+    for a count varying as much as its hours do (``_silence_z``); in hours ``_vouched`` for."""
     if current is None or not points or rules.silent_minutes <= 0:
         return None
     busy = [p for p in (*points[-2:], current) if p.observed]
     if not busy:
         return None  # a longer stop: ``judge_stopped``'s
-    last = busy[-1].hour
-    since = last_seen if last <= last_seen < last + HOUR else last + HOUR
-    if since < current.hour and points[-1].baseline.kind is BaselineKind.SHARE:
-        since = max(since, points[-1].hour + HOUR)  # only a whole share hour is judged
+    since = last_seen if (h := busy[-1].hour) <= last_seen < h + HOUR else h + HOUR
+    for p in points[-2:]:  # judged from the end of a complete hour not vouched for
+        since = since if _vouched(p) else max(since, p.hour + HOUR)
     if until - since < rules.silent_minutes * 60:
         return None
     window = []
-    for p in (*points[-2:], current):
-        share = (min(until, p.hour + HOUR) - max(since, p.hour)) / HOUR
+    for p in (*points[-2:], current):  # complete hours whole, the one in progress to until
+        share = ((until if p is current else p.hour + HOUR) - max(since, p.hour)) / HOUR
         if share > 0:
             b = p.baseline
             part = dc.replace(b, expected=b.expected * share, spread=b.spread * share)
             window.append(dc.replace(p, observed=0, baseline=part))
-    for p in window:
-        if p.baseline.kind is BaselineKind.SHARE or any(x <= 0 for x in p.baseline.samples):
-            return None
+    if not all(_vouched(p) for p in window):
+        return None
     done = sum(p.hour < current.hour for p in window)  # complete hours in the window
     f = level(points, done, rules, 1 - rules.ordinary_dip, 1.0)
     expected, _, variance, _ = _window_stats(window, rules.overdispersion)
@@ -562,6 +556,12 @@ def judge_silent(
     if z > -rules.single_hour_z:
         return None
     return _verdict(VOLUME_STOPPED, Severity.CRIT, window, z, len(window), f)
+
+
+def _vouched(p: HourPoint) -> bool:
+    """Whether silence in (part of) the hour ``p`` can be judged: no earlier week was empty
+    there (batch uploads, a closed night), no share baseline (no weeks to vouch for)."""
+    return p.baseline.kind is not BaselineKind.SHARE and all(x > 0 for x in p.baseline.samples)
 
 
 def _silence_z(expected: float, relative_variance: float) -> float:

@@ -33,8 +33,8 @@ shows on both sides, a broken server integration or duplicate sends on one. Rati
 
 Every finding explains itself in ``evidence``: ``expected``, ``observed``, ``since`` (ISO
 8601), ``until``, ``baseline`` (in words) and ``baseline_kind``, plus ``z``, ``change`` and
-the ``source``. ``count`` is the events missing (drop, stopped), in excess (spike) or
-affected (ratios).
+the ``source`` (a silent sender's stop: ``last_event``). ``count`` is the events missing
+(drop, stopped), in excess (spike) or affected (ratios).
 
 Status: ``skipped`` without a store (no history) or when no series has enough history
 yet; ``ok``/``warn``/``crit`` otherwise. Log series are not judged once the newest log

@@ -782,6 +782,9 @@ WEEKS_600 = [480.0, 600, 720, 600]  # 600 an hour, weeks ±20 %
         # intent: at the top of the hour, the latest complete hour empty (z ≈ −5: short of
         # single_hour_z alone) and the new one empty so far: still stopped
         ([600] * 5 + [0], WEEKS_600, 0, 0.0, None, STOPPED),
+        # intent: ... 3 minutes into the new hour, judged up to 2 minutes before it: the
+        # complete hour counts whole (the flush margin is the hour in progress's)
+        ([600] * 5 + [0], WEEKS_600, 0, -120.0, None, STOPPED),
         # intent: ... events in the new hour: back (``recovered`` needs more expected)
         ([600] * 5 + [0], WEEKS_600, 2, 0.0, None, None),
     ],
@@ -800,7 +803,9 @@ def test_a_silent_hour_in_progress_is_a_stop_before_it_completes(
     silent = (current, current.hour + quiet, last_seen)
     v = judge_volume(pts, RULES, in_progress, None, silent)
     assert (v.code if v else None) == code
-    if v is not None and quiet:  # the window reaches into the hour in progress, pro rata
+    if v is not None and quiet <= 0:  # the empty complete hour, whole
+        assert [p.baseline.expected for p in v.points] == [pts[-1].baseline.expected]
+    if v is not None and quiet > 0:  # the window reaches into the hour in progress, pro rata
         assert v.severity is Severity.CRIT
         assert v.until == current.hour + HOUR
         silence = quiet - max(0.0, last or 0.0)
