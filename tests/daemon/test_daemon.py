@@ -7,7 +7,7 @@ import hashlib
 import io
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,6 @@ from monitor.sources.logs.fields import event_times
 from monitor.sources.logs.tail import LogTailer
 from monitor.store import Store
 from monitor.store.tables.core import metadata
-from tests.support.pg import BACKENDS, database
 
 NOW = 1_795_176_000.0  # 2026-11-20T12:00:00Z
 DAY = 86400.0
@@ -104,12 +103,6 @@ def settings(tmp_path: Path) -> Settings:
             },
         }
     )
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    with database(request.param, tmp_path) as url, Store.open(url) as s:
-        yield s
 
 
 def daemon(settings: Settings, store: Store, **kwargs: Any) -> Daemon:

@@ -39,7 +39,6 @@ from monitor.store import Store
 from monitor.store.graph import stored_polls, stored_source_counts
 from monitor.testing.fakegraph import FakeGraph
 from tests.daemon.test_daemon import NOW, FakeSender, append, line, outbox
-from tests.support.pg import BACKENDS, database
 
 HOUR = 3600.0
 TOKEN_A = "EAAGdaemonGraphTokenAlpha0123456789abcdef"
@@ -54,12 +53,6 @@ def fake() -> Iterator[FakeGraph]:
         {SHOP: "server_missing", OTHER: "healthy"}, tokens={SHOP: TOKEN_A, OTHER: TOKEN_B}
     ) as fg:
         yield fg
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    with database(request.param, tmp_path) as url, Store.open(url) as s:
-        yield s
 
 
 def make_settings(

@@ -30,7 +30,6 @@ from monitor.store.orders import load_funnel_hours, load_order_cursor, load_purc
 from monitor.store.tables.core import metadata
 from monitor.testing.fakestripe import CUSTOMER_VALUES, FakePayment, FakeStripe
 from tests.daemon.test_daemon import NOW, FakeSender, append
-from tests.support.pg import BACKENDS, database
 
 HOUR = 3600.0
 KEY = "rk_test_51DaemonOrdersKey00000000000000000SECRET"
@@ -40,12 +39,6 @@ JUDGED = (NOW - 3 * HOUR, NOW - 2 * HOUR)  # what a run at NOW judges (window 1h
 
 
 # --- fixtures ----------------------------------------------------------------------------
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    with database(request.param, tmp_path) as url, Store.open(url) as s:
-        yield s
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ rollups (SQLite and PostgreSQL) and a later cycle that reads no new line."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,15 +14,8 @@ from monitor.model.results import AuditReport, DatasetReport
 from monitor.model.rollup import SOURCE_SERVER_LOG, HourRollup
 from monitor.store import Store
 from tests.daemon.test_daemon import NOW, append, daemon, line
-from tests.support.pg import BACKENDS, database
 
 HOUR = 3600
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    with database(request.param, tmp_path) as url, Store.open(url) as s:
-        yield s
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from monitor.store import Store
 from monitor.store.cursors import load_cursors
 from monitor.store.tables.core import metadata
 from tests.daemon.test_daemon import NOW, FakeSender, append, line
-from tests.support.pg import BACKENDS, ON_PG, database
+from tests.support.pg import ON_PG, database
 
 STALE = 900.0
 
@@ -41,12 +41,6 @@ def fleet_settings(tmp_path: Path, name: str, **alerts: Any) -> Settings:
             },
         }
     )
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    with database(request.param, tmp_path) as url, Store.open(url) as s:
-        yield s
 
 
 @pytest.fixture

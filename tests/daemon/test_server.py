@@ -21,7 +21,6 @@ from monitor.errors import ServerError
 from monitor.store import Store
 from tests.daemon.test_daemon import NOW, FakeSender, append, line, run_cli
 from tests.support.browser import DevTools, chromium, find_chromium, open_page
-from tests.support.pg import BACKENDS, database
 
 CHROMIUM = find_chromium()
 
@@ -32,12 +31,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.t
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    with database(request.param, tmp_path) as url, Store.open(url) as s:
-        yield s
 
 
 @pytest.fixture
