@@ -43,6 +43,11 @@ still be at most ``drop_ratio × p0``, unless ``z ≤ −drop_one_hour_z`` (−8
 removes a key keeps it away hour after hour; one unlucky hour does not (hundreds of keys
 and windows are judged every cycle, so a z of −4 turns up by chance now and then; a z of
 −8 does not: a key that was on every event and is missing from the next 25 reaches −22).
+When another key's share over the same window is at most ``drop_ratio`` of its own
+baseline too, the fall must reach ``z ≤ −drop_joint_z`` (−6): identified visitors carry
+the identity keys together, so fewer of them (a night of anonymous sessions, clustered
+beyond what ``φ`` measured) moves every key at once, while a deploy that drops one key
+leaves the others; ``user_data`` lost altogether still goes that far, later.
 The lowest ``z`` is reported.
 
 Severity ``warn``; ``crit`` when the key is all but gone (``k/n ≤ drop_crit_share``, 5 %)
@@ -150,9 +155,26 @@ class _Bucket:
         rows = [r.source_keys.get(source) if r is not None else None for r in window]
         # Read only by a window that passes every other test (rare): computed then, once.
         usual = functools.cache(lambda: self._usual(hours))
+
+        @functools.cache
+        def fallen(age: int) -> frozenset[int]:
+            """The keys whose share over the window's last ``age + 1`` hours is at most
+            ``drop_ratio`` of their baseline."""
+            sums = [0.0] * (len(MATCH_KEYS) + 1)
+            for c in rows[: age + 1]:
+                if c is not None and c[0] > 0:
+                    w = min(1.0, cap / c[0])
+                    for x, v in enumerate(c):
+                        sums[x] += w * v
+            n = sums[0]
+            return frozenset(
+                j for j, (p, _) in baselines.items() if n and sums[j + 1] / n <= cfg.drop_ratio * p
+            )
+
         out = []
         for i, (p0, spread) in baselines.items():
-            drop = self._judge(i, p0, spread, len(usable), rows, day_hours, cap, usual)
+            joint = functools.partial(lambda i, age: bool(fallen(age) - {i}), i)
+            drop = self._judge(i, p0, spread, len(usable), rows, day_hours, cap, usual, joint)
             if drop is not None:
                 out.append(drop)
         return out
@@ -203,6 +225,7 @@ class _Bucket:
         day_hours: Sequence[Sequence[Counts]],
         cap: float,
         usual: Callable[[], Sequence[float]],
+        joint: Callable[[int], bool],
     ) -> KeyDrop | None:
         cfg = self.cfg
         phi: float | None = None
@@ -240,6 +263,8 @@ class _Bucket:
                 continue
             if keyed > cfg.drop_ratio * p0 * sum(usual()[: age + 1]):
                 continue  # diluted: as many events as usual carry it, among more without
+            if z > -cfg.drop_joint_z and joint(age):
+                continue  # other keys fell with it: fewer identified visitors, or all lost
             crit = share <= cfg.drop_crit_share and p0 >= cfg.drop_crit_baseline
             best = KeyDrop(
                 self.name, self.source, MATCH_KEYS[i], Severity.CRIT if crit else Severity.WARN,

@@ -16,7 +16,10 @@ hours are judged by its usual share of its source's events times the other event
 (share baselines; the seasonal baseline while the share is unknown, then against the
 other events as a reference); all events of the logs against Meta's browser count as a
 reference, and Meta's browser count against the logs. A dataset-wide finding names the event names
-whose own hours moved with it.
+whose own hours moved with it. A drop of an event name's share while its own count
+stayed within half a drop of its seasonal baselines is the others growing (a promotion
+shifts the mix towards checkouts), not a loss: no finding
+(``volume_traffic.EventMoves.mix_change``).
 
 **Codes.** ``VOLUME_STOPPED``, ``VOLUME_DROP``, ``VOLUME_SPIKE`` (``checks.detect``),
 one finding per series; when the all-events series of a source has a code, the per-event
@@ -73,13 +76,12 @@ from checks.detect import (
     HourPoint,
     Reference,
     VolumeVerdict,
-    expected_sum,
     judge_volume,
 )
 from checks.graph_common import graph_finding
 from checks.volume_ratios import LOGS, RatioJudge, local_iso
 from checks.volume_traffic import REMEDIATION as TRAFFIC_REMEDIATION
-from checks.volume_traffic import TRAFFIC_SHIFT, Traffic, reference_expected
+from checks.volume_traffic import TRAFFIC_SHIFT, EventMoves, Traffic, reference_expected
 from monitor.config import VolumeSettings
 from monitor.model.findings import CheckResult, Finding, Severity, Status, worst_severity
 from monitor.model.observations import Delivery
@@ -179,7 +181,7 @@ class _Judge:
         self.rules = rules
         self.tz: ZoneInfo = history.tz
         self.judged = 0
-        self._seasonal: dict[tuple[str, str | None], list[HourPoint]] = {}
+        self.moves = EventMoves({}, rules)
         self.latest = latest = history.latest_hour()
         self.logs_current = latest is not None and latest + HOUR >= now - rules.stale_after
         self.traffic = Traffic(history, rules)
@@ -200,7 +202,7 @@ class _Judge:
         for s, v, folded in _fold(self.verdicts()):
             traffic = None
             if s.event_name is None:
-                traffic = self.traffic.why(s.count, v, self._window_ratios(s, v))
+                traffic = self.traffic.why(s.count, v, self.moves.ratios(s.source, v))
             if traffic is not None or self._awaits_reference(s, v):
                 # Traffic (one info observation), or a dip that waits for Meta's counts
                 # (none yet); an event name that fell (or rose) against the others besides
@@ -213,7 +215,7 @@ class _Judge:
                 continue
             names = [e.event_name for e, _ in folded if e.event_name]
             if s.event_name is None:
-                names = sorted({*names, *self._moved_with(s, v)})
+                names = sorted({*names, *self.moves.moved_with(s.source, v)})
             out.append(self._volume_finding(s, v, names))
         ratios = RatioJudge(self.h, self.now, self.rules)
         if self.logs_current:
@@ -320,9 +322,10 @@ class _Judge:
         reference series (``_referenced``)."""
         series = list(self._series())
         points = [self._points(s) for s in series]
-        self._seasonal = {
-            (s.source, s.event_name): pts for s, pts in zip(series, points, strict=True)
-        }
+        self.moves = EventMoves(
+            {(s.source, s.event_name): pts for s, pts in zip(series, points, strict=True)},
+            self.rules,
+        )
         # Per source, its all-events series: hour -> point, and its count (remembered: a
         # total sums every event name's count, and each event name's share reads it).
         totals: dict[str, tuple[dict[int, HourPoint], Count]] = {
@@ -332,39 +335,14 @@ class _Judge:
         }
         out = []
         for s, pts in zip(series, points, strict=True):
-            if pts and (v := self._judge(s, self._referenced(s, pts, totals))) is not None:
+            v = self._judge(s, self._referenced(s, pts, totals)) if pts else None
+            if v is not None and not self.moves.mix_change(s.source, s.event_name, v):
                 out.append((s, v))
         return out
 
-    def _window_ratios(
-        self, total: _Series, v: VolumeVerdict
-    ) -> Iterator[tuple[str, float, float]]:
-        """Per event name of ``total``'s source: (name, observed ÷ expected, expected) over
-        the verdict's window, against each name's own seasonal baselines."""
-        for (source, name), points in self._seasonal.items():
-            if source != total.source or name is None:
-                continue
-            window = [p for p in points if v.since <= p.hour < v.until]
-            expected = expected_sum(window)
-            if expected > 0:
-                yield name, sum(p.observed for p in window) / expected, expected
-
-    def _moved(self, v: VolumeVerdict, ratio: float) -> bool:
-        """Whether a ratio moved as the verdict did: half as far as it must."""
-        if v.code == VOLUME_SPIKE:
-            return ratio >= (1 + self.rules.spike_ratio) / 2
-        return ratio <= 1 - self.rules.drop_warn / 2
-
-    def _moved_with(self, total: _Series, v: VolumeVerdict) -> list[str]:
-        """The event names of ``total``'s source whose own hours of the verdict's window
-        moved as the total did, against their seasonal baselines: what a dataset-wide
-        finding names (their shares did not change, so they have no finding of their
-        own)."""
-        return [name for name, ratio, _ in self._window_ratios(total, v) if self._moved(v, ratio)]
-
     def _traffic_finding(self, s: _Series, v: VolumeVerdict, why: str, peers: list[str]) -> Finding:
         """The ``TRAFFIC_SHIFT`` observation (info) standing for a dataset-wide verdict."""
-        alert = self._volume_finding(s, v, self._moved_with(s, v))
+        alert = self._volume_finding(s, v, self.moves.moved_with(s.source, v))
         day = local_label(self.traffic.local_midnight(v.until - HOUR), self.tz).split()[0]
         reason = {
             "calendar": f"and {day} is listed in [calendar]",

@@ -33,12 +33,19 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from checks.baseline import HOUR, Count, hour_baseline, log_count, sum_count
-from checks.detect import VOLUME_DROP, VOLUME_SPIKE, VOLUME_STOPPED, VolumeVerdict
+from checks.baseline import HOUR, BaselineKind, Count, hour_baseline, log_count, sum_count
+from checks.detect import (
+    VOLUME_DROP,
+    VOLUME_SPIKE,
+    VOLUME_STOPPED,
+    HourPoint,
+    VolumeVerdict,
+    expected_sum,
+)
 from monitor.config import VolumeSettings
 from monitor.model.series import VolumeHistory
 
@@ -48,6 +55,52 @@ REMEDIATION = (
     "did not, treat it as VOLUME_DROP or VOLUME_SPIKE; list known holidays and sales days "
     "in [calendar] to have them read as traffic at any hour."
 )
+
+
+class EventMoves:
+    """How each event name moved over a verdict's window against its own seasonal
+    baselines: ``seasonal`` holds each series' trailing points, by (source, event name)."""
+
+    def __init__(
+        self, seasonal: Mapping[tuple[str, str | None], Sequence[HourPoint]], rules: VolumeSettings
+    ) -> None:
+        self.seasonal, self.rules = seasonal, rules
+
+    def ratio(self, source: str, name: str | None, v: VolumeVerdict) -> tuple[float, float]:
+        """Observed ÷ expected of one series over ``v``'s window, and the expected."""
+        window = [p for p in self.seasonal.get((source, name), ()) if v.since <= p.hour < v.until]
+        expected = expected_sum(window)
+        return (sum(p.observed for p in window) / expected if expected > 0 else 1.0), expected
+
+    def ratios(self, source: str, v: VolumeVerdict) -> Iterator[tuple[str, float, float]]:
+        """Per event name of ``source``: (name, observed ÷ expected, expected) over the
+        verdict's window, those expecting any."""
+        for src, name in self.seasonal:
+            if src == source and name is not None:
+                ratio, expected = self.ratio(source, name, v)
+                if expected > 0:
+                    yield name, ratio, expected
+
+    def moved(self, v: VolumeVerdict, ratio: float) -> bool:
+        """Whether a ratio moved as the verdict did: half as far as it must."""
+        if v.code == VOLUME_SPIKE:
+            return ratio >= (1 + self.rules.spike_ratio) / 2
+        return ratio <= 1 - self.rules.drop_warn / 2
+
+    def moved_with(self, source: str, v: VolumeVerdict) -> list[str]:
+        """The event names of ``source`` whose own hours of a dataset-wide verdict's window
+        moved as the total did: what the finding names (their shares did not change, so
+        they have no finding of their own)."""
+        return [name for name, ratio, _ in self.ratios(source, v) if self.moved(v, ratio)]
+
+    def mix_change(self, source: str, name: str | None, v: VolumeVerdict) -> bool:
+        """Whether a drop of one event name's share is the others growing (a promotion
+        moves the mix towards checkouts): its own count did not fall against its seasonal
+        baselines over the window."""
+        if name is None or v.code != VOLUME_DROP or v.kind is not BaselineKind.SHARE:
+            return False
+        ratio, expected = self.ratio(source, name, v)
+        return expected > 0 and not self.moved(v, ratio)
 
 
 def reference_expected(v: VolumeVerdict) -> float:

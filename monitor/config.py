@@ -385,6 +385,7 @@ class MatchQualitySettings(_Section):
     drop_z: float = Field(4.0, gt=0)  # z (dispersion-aware) the fall must reach
     drop_min_effective: float = Field(25.0, ge=0)  # window events ÷ dispersion factor
     drop_one_hour_z: float = Field(8.0, gt=0)  # z a drop shown by one hour alone must reach
+    drop_joint_z: float = Field(6.0, gt=0)  # z a drop must reach when other keys fell with it
     drop_crit_share: Share = 0.05  # crit: the key on at most this share of events ...
     drop_crit_baseline: Share = 0.5  # ... when it usually was on at least this share
     # Graph: EMQ_LOW (Meta's composite_score), EMQ_DROP and MATCH_KEY_DROP (vs the median

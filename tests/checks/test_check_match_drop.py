@@ -80,6 +80,12 @@ def row(name: str, h: int, source: str, n: int, em: int) -> HourRollup:
                       key_counts=counts[1:], source_keys={source: counts})  # fmt: skip
 
 
+def row_of(r: HourRollup, counts: list[int]) -> HourRollup:
+    """``r`` with the per-key ``counts`` (events first) of its one action_source."""
+    (source,) = r.source_keys
+    return dc.replace(r, key_counts=counts[1:], source_keys={source: counts})
+
+
 def history(rollups: list[HourRollup]) -> VolumeHistory:
     return build_history(settings_from_dict({}), "123", rollups)
 
@@ -154,6 +160,32 @@ def test_visitors_added_without_the_key_dilute_the_share_but_lose_nothing() -> N
     assert key_drops(history(crowd(1.0)), NOW, CFG) == []
     (drop,) = key_drops(history(crowd(0.3)), NOW, CFG)
     assert drop.key == "em" and drop.observed < 0.05
+
+
+def test_keys_that_fall_together_need_stronger_evidence() -> None:
+    """Identified visitors carry em and ph together. em alone falling to a fifth for three
+    hours is a drop at z about -5; both falling alike (fewer identified visitors, or a
+    night of them clustered) must reach -drop_joint_z (-6), which user_data lost
+    altogether for six hours does."""
+    ph = MATCH_KEYS.index("ph")
+    base = rows(300, sessions(0.35, size=5, day_wobble=0.04), seed=7)
+
+    def keep(em: float, phone: float, hours: int) -> list[HourRollup]:
+        out = []
+        for r in base:
+            c = list(r.source_keys["website"])
+            on = c[1 + EM]
+            late = r.hour >= CURRENT - hours * HOUR
+            c[1 + EM], c[1 + ph] = (round(on * em), round(on * phone)) if late else (on, on)
+            out.append(row_of(r, c))
+        return out
+
+    (alone,) = key_drops(history(keep(0.2, 1.0, 3)), NOW, CFG)
+    assert alone.key == "em" and -CFG.drop_joint_z < alone.z <= -CFG.drop_z
+    assert key_drops(history(keep(0.2, 0.2, 3)), NOW, CFG) == []
+    gone = key_drops(history(keep(0.0, 0.0, 6)), NOW, CFG)
+    assert sorted(d.key for d in gone) == ["em", "ph"]
+    assert all(d.z <= -CFG.drop_joint_z for d in gone)
 
 
 def test_one_hour_alone_does_not_make_a_drop() -> None:

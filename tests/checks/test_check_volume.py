@@ -411,6 +411,28 @@ def test_a_drop_that_began_the_evening_before_is_an_alert() -> None:
     assert ("VOLUME_DROP", None) in found and ("TRAFFIC_SHIFT", None) not in found
 
 
+def test_a_promotion_that_grows_the_other_events_is_no_drop_of_one_event_name() -> None:
+    """Checkouts four times their usual since 08:00 (a sale): PageView's share of the
+    dataset falls to about half while its own count stays; only PageView's own count
+    falling as well is a drop."""
+
+    def sale(pageviews: float) -> Callable[[str, HourRollup], None]:
+        def change(name: str, r: HourRollup) -> None:
+            _scale(pageviews if name == "PageView" else 4.0)(name, r)
+
+        return change
+
+    def at_the_hour(pageviews: float) -> CheckResult:
+        """Judged as 12:00 begins: the hour in progress holds nothing yet to tell."""
+        rows = make_rollups(tweak=_from(CURRENT - 4 * HOUR, sale(pageviews)))
+        return judge([r for r in rows if r.hour < CURRENT], now=CURRENT + 60)
+
+    quiet = at_the_hour(1.0)
+    assert [f.code for f in quiet.findings] == ["VOLUME_SPIKE"] * 2  # the checkouts
+    lost = codes(at_the_hour(0.3))
+    assert lost[("VOLUME_DROP", "PageView")].evidence["baseline_kind"] == "share"
+
+
 def test_one_event_name_down_from_midnight_is_an_alert() -> None:
     tweak = _from(MIDNIGHT, _only("PageView", _scale(0.2)))
     found = codes(judge(make_rollups(tweak=tweak)))
