@@ -16,10 +16,7 @@ hours are judged by its usual share of its source's events times the other event
 (share baselines; the seasonal baseline while the share is unknown, then against the
 other events as a reference); all events of the logs against Meta's browser count as a
 reference, and Meta's browser count against the logs. A dataset-wide finding names the event names
-whose own hours moved with it. A drop of an event name's share while its own count
-stayed within half a drop of its seasonal baselines is the others growing (a promotion
-shifts the mix towards checkouts), not a loss: no finding
-(``volume_traffic.EventMoves.mix_change``).
+whose own hours moved with it.
 
 **Codes.** ``VOLUME_STOPPED``, ``VOLUME_DROP``, ``VOLUME_SPIKE`` (``checks.detect``),
 one finding per series; when the all-events series of a source has a code, the per-event
@@ -165,6 +162,10 @@ class Volume:
         return CheckResult(CHECK_ID, status, summary, score, findings)
 
 
+# A crit drop of a window expecting fewer events waits for Meta's count as a warn one
+# does: a small shop's visitors come in sessions of several events, so a handful of
+# sessions fewer is a drop to a quarter.
+SMALL_WINDOW = 100.0
 REFERENCE_WAIT = 4 * HOUR  # Meta's counts this far behind a drop's window: flowing, late
 FLUSH_MARGIN = 300.0  # s: the hour in progress is judged up to this long ago (a stop)
 
@@ -235,9 +236,10 @@ class _Judge:
         """Whether a verdict of all the logs' events waits for Meta's browser count, which
         has not covered its hours yet but flows (its last hour at most ``REFERENCE_WAIT``
         behind the window); then it is judged against Meta's level. A ``warn`` drop with
-        events still arriving and a spike wait any day; a ``crit`` drop (to a quarter, or
-        lasting ``persist_crit_hours``), a drop while nothing arrives any more (a stop's
-        first hours) and a stop only on a ``[calendar]`` day (a holiday morning of a small
+        events still arriving, a ``crit`` one of a window expecting under ``SMALL_WINDOW``
+        events and a spike wait any day; a larger ``crit`` drop (to a quarter, or lasting
+        ``persist_crit_hours``), a drop while nothing arrives any more (a stop's first
+        hours) and a stop only on a ``[calendar]`` day (a holiday morning of a small
         shop can be empty): a stop whose hours Meta's count covers is judged against it
         (``judge_stopped``; ``TRAFFIC_SHIFT`` when that is empty too)."""
         if s.event_name is not None or s.source != LOGS or v.referenced:
@@ -253,10 +255,13 @@ class _Judge:
 
     def _warn_move(self, s: _Series, v: VolumeVerdict) -> bool:
         """A spike (a promotion raises Meta's count too, duplicate sends do not), or a
-        ``warn`` drop with events still arriving (a stop's first hours never wait)."""
+        ``warn`` drop, or a ``crit`` one expecting under ``SMALL_WINDOW`` events, with
+        events still arriving (a stop's first hours never wait)."""
         if v.code == VOLUME_SPIKE:
             return True
-        if v.code != VOLUME_DROP or v.severity is not Severity.WARN:
+        if v.code != VOLUME_DROP:
+            return False
+        if v.severity is not Severity.WARN and v.expected >= SMALL_WINDOW:
             return False
         so_far = self._so_far(self._current(s))
         empty_now = s.in_progress == 0 and so_far is not None and so_far >= RECOVERY_MIN_EXPECTED

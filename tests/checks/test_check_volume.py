@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses as dc
 import math
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from random import Random
@@ -673,6 +674,23 @@ def test_a_crit_drop_of_all_events_never_waits_for_metas_counts() -> None:
     settle = {"volume": {"graph_settle": 0}}
     found = codes(judge(_two_hour_dip(0.2), _metas(lag_hours=3), settings=settle))
     assert found[("VOLUME_DROP", None)].severity is Severity.CRIT
+
+
+def test_a_crit_drop_of_a_small_shop_waits_for_metas_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # intent: a shop of ~50 events an hour at a fifth for two hours: crit, but a few
+    # sessions fewer do that; it waits for Meta's browser count like a warn dip ...
+    monkeypatch.setattr(sys.modules[__name__], "RATES", {"PageView": 45.0, "Purchase": 10.0})
+    settle = {"volume": {"graph_settle": 0}}
+    rollups = _two_hour_dip(0.2)
+    assert codes(judge(rollups))[("VOLUME_DROP", None)].severity is Severity.CRIT
+    assert ("VOLUME_DROP", None) not in codes(judge(rollups, _metas(3), settings=settle))
+    # intent: ... and alerts once Meta's count of those hours is in and did not fall
+    found = codes(judge(rollups, _metas(0), settings=settle))
+    assert found[("VOLUME_DROP", None)].severity is Severity.CRIT
+    dipped = codes(judge(rollups, _metas(0, browser_factor=0.2), settings=settle))
+    assert ("VOLUME_DROP", None) not in dipped
 
 
 def test_on_a_listed_day_a_crit_drop_or_a_stop_waits_for_metas_counts() -> None:
