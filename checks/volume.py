@@ -162,9 +162,9 @@ class Volume:
         return CheckResult(CHECK_ID, status, summary, score, findings)
 
 
-# A crit drop of a window expecting fewer events waits for Meta's count as a warn one
-# does: a small shop's visitors come in sessions of several events, so a handful of
-# sessions fewer is a drop to a quarter.
+# A crit drop of a window expecting fewer events, not yet lasting ``persist_crit_hours``,
+# waits for Meta's count as a warn one does: a small shop's visitors come in sessions of
+# several events, so a handful of sessions fewer is a sudden drop to a quarter.
 SMALL_WINDOW = 100.0
 REFERENCE_WAIT = 4 * HOUR  # Meta's counts this far behind a drop's window: flowing, late
 FLUSH_MARGIN = 300.0  # s: the hour in progress is judged up to this long ago (a stop)
@@ -237,7 +237,8 @@ class _Judge:
         has not covered its hours yet but flows (its last hour at most ``REFERENCE_WAIT``
         behind the window); then it is judged against Meta's level. A ``warn`` drop with
         events still arriving, a ``crit`` one of a window expecting under ``SMALL_WINDOW``
-        events and a spike wait any day; a larger ``crit`` drop (to a quarter, or lasting
+        events that has not lasted ``persist_crit_hours`` yet and a spike wait any day;
+        any other ``crit`` drop (to a quarter, or lasting
         ``persist_crit_hours``), a drop while nothing arrives any more (a stop's first
         hours) and a stop only on a ``[calendar]`` day (a holiday morning of a small
         shop can be empty): a stop whose hours Meta's count covers is judged against it
@@ -255,13 +256,15 @@ class _Judge:
 
     def _warn_move(self, s: _Series, v: VolumeVerdict) -> bool:
         """A spike (a promotion raises Meta's count too, duplicate sends do not), or a
-        ``warn`` drop, or a ``crit`` one expecting under ``SMALL_WINDOW`` events, with
-        events still arriving (a stop's first hours never wait)."""
+        ``warn`` drop, or a ``crit`` one expecting under ``SMALL_WINDOW`` events and not
+        lasting ``persist_crit_hours`` yet, with events still arriving (a stop's first
+        hours never wait)."""
         if v.code == VOLUME_SPIKE:
             return True
         if v.code != VOLUME_DROP:
             return False
-        if v.severity is not Severity.WARN and v.expected >= SMALL_WINDOW:
+        small = v.expected < SMALL_WINDOW and v.persistence < self.rules.persist_crit_hours
+        if v.severity is not Severity.WARN and not small:
             return False
         so_far = self._so_far(self._current(s))
         empty_now = s.in_progress == 0 and so_far is not None and so_far >= RECOVERY_MIN_EXPECTED

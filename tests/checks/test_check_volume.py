@@ -691,6 +691,11 @@ def test_a_crit_drop_of_a_small_shop_waits_for_metas_counts(
     assert found[("VOLUME_DROP", None)].severity is Severity.CRIT
     dipped = codes(judge(rollups, _metas(0, browser_factor=0.2), settings=settle))
     assert ("VOLUME_DROP", None) not in dipped
+    # intent: a fall of such a shop that has lasted persist_crit_hours does not wait
+    monkeypatch.setattr(sys.modules[__name__], "RATES", {"PageView": 24.0, "Purchase": 6.0})
+    lasting = make_rollups(tweak=_from(CURRENT - 3 * HOUR, _scale(0.2)))
+    drop = codes(judge(lasting, _metas(3), settings=settle))[("VOLUME_DROP", None)]
+    assert drop.evidence["persistence_hours"] >= 3 and drop.evidence["expected"] < 100
 
 
 def test_on_a_listed_day_a_crit_drop_or_a_stop_waits_for_metas_counts() -> None:
