@@ -173,8 +173,7 @@ class _Bucket:
 
         out = []
         for i, (p0, spread) in baselines.items():
-            joint = functools.partial(lambda i, age: bool(fallen(age) - {i}), i)
-            drop = self._judge(i, p0, spread, len(usable), rows, day_hours, cap, usual, joint)
+            drop = self._judge(i, p0, spread, len(usable), rows, day_hours, cap, usual, fallen)
             if drop is not None:
                 out.append(drop)
         return out
@@ -225,7 +224,7 @@ class _Bucket:
         day_hours: Sequence[Sequence[Counts]],
         cap: float,
         usual: Callable[[], Sequence[float]],
-        joint: Callable[[int], bool],
+        fallen: Callable[[int], frozenset[int]],
     ) -> KeyDrop | None:
         cfg = self.cfg
         phi: float | None = None
@@ -263,7 +262,7 @@ class _Bucket:
                 continue
             if keyed > cfg.drop_ratio * p0 * sum(usual()[: age + 1]):
                 continue  # diluted: as many events as usual carry it, among more without
-            if z > -cfg.drop_joint_z and joint(age):
+            if z > -cfg.drop_joint_z and fallen(age) - {i}:
                 continue  # other keys fell with it: fewer identified visitors, or all lost
             crit = share <= cfg.drop_crit_share and p0 >= cfg.drop_crit_baseline
             best = KeyDrop(
