@@ -1,8 +1,6 @@
-"""Volume verdicts (stopped, drop, spike) of an hourly series, as pure functions. No I/O,
-no clock.
-
-Used by ``checks.volume``; the baselines are ``checks.baseline``'s, the thresholds come
-from ``[checks.volume]`` (``monitor.config.VolumeSettings``).
+"""Volume verdicts (stopped, drop, spike) of an hourly series, as pure functions (no I/O,
+no clock) used by ``checks.volume``: the baselines are ``checks.baseline``'s, the
+thresholds ``[checks.volume]``'s (``monitor.config.VolumeSettings``).
 
 **The level** a window is measured against (a holiday or a promotion moves a whole day,
 an incident starts at some hour):
@@ -41,15 +39,14 @@ series is back: ``recovered`` volume in it ends a stop or a drop):
   series ``recovered``;
 - ``VOLUME_DROP``: over a window of the last 1 to ``max_window_hours`` (6) hours, at least
   ``min_expected`` (20) events expected per hour, observed at most ``1 − drop_warn`` (60 %)
-  of expected × the level, robust z ≤ −``z`` (−3.5; a window of one hour −``single_hour_z``,
-  −6: it is tested every hour of every series, so chance dips reach −3.5 weekly and a
-  big series' hours have heavier tails than a normal spread; −3.5
-  again when the hour in progress is as far down so far, ``still_low``), and
-  every hour of the window at least half that far down (an ended drop stops alerting; a
-  series back from a stop is judged only on the hours after its first one back, so its
-  partial hour is no new drop).
-  ``crit`` when observed ≤ ``1 − drop_crit`` (25 %) of expected or the drop has lasted
-  ``persist_crit_hours`` (3) hours;
+  of expected × the level, robust z ≤ −``z`` (−3.5), every hour of the window at least
+  half that far down (an ended drop stops alerting; a series back from a stop is judged
+  only on the hours after its first one back, so its partial hour is no new drop), and
+  *confirmed*: the hour in progress as far down so far (``still_low``) or two complete
+  hours each at most 60 %; else z ≤ −``single_hour_z`` (−6), as a one-hour window needs
+  (every hour of every series is tested: chance dips of an hour or two reach −3.5 weekly,
+  and seldom go on). ``crit`` when observed ≤ ``1 − drop_crit`` (25 %) of expected or the
+  drop has lasted ``persist_crit_hours`` (3) hours;
 - ``VOLUME_SPIKE`` (warn): over the last ``spike_hours`` (2) hours or one more, at least
   ``spike_ratio`` (2.5×) expected and z ≥ ``spike_z`` (6), each hour at least half as far
   up: a promotion doubling the traffic stays below it, duplicate sends of a whole stream
@@ -592,9 +589,12 @@ def judge_volume(
         return judge_spike(points, rules)
     dispersion = points[-1].baseline.dispersion if points else 1.0
     going_on = still_low(in_progress, expected_so_far, rules, dispersion)
+    drop = judge_drop(points, rules, going_on)
+    if drop and not going_on and drop.persistence < 2 and drop.z > -rules.single_hour_z:
+        drop = None  # not confirmed (module docstring)
     return (
         judge_stopped(points, rules, going_on=going_on)
-        or judge_drop(points, rules, going_on)
+        or drop
         or (judge_silent(points, rules, *current) if current is not None else None)
         or judge_spike(points, rules)
     )

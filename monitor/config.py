@@ -436,7 +436,7 @@ class VolumeSettings(_Section):
     min_expected: float = Field(20.0, ge=0)  # expected events per hour to judge a drop/spike
     max_window_hours: int = Field(6, ge=1, le=48)  # longest trailing window judged
     z: float = Field(3.5, gt=0)  # robust z a drop must reach
-    single_hour_z: float = Field(6.0, gt=0)  # ... when its window is one hour (drop, stop)
+    single_hour_z: float = Field(6.0, gt=0)  # ... one-hour window, unconfirmed drop, stop
     drop_warn: Share = 0.4  # relative drop (observed <= 60 % of expected)
     drop_crit: Share = 0.75
     cold_start_drop: Share = 0.5  # relative drop required under the cold-start rule

@@ -857,3 +857,28 @@ def test_the_chance_of_silence_is_poissons_for_a_steady_rate_and_larger_for_a_va
     assert _silence_z(100.0, 0.25) == pytest.approx(NormalDist().inv_cdf(26.0**-4), abs=1e-3)
     # no underflow for a silence that cannot be chance
     assert _silence_z(1e6, 0.01) < -30
+
+
+@pytest.mark.parametrize(
+    ("tail", "in_progress", "code"),
+    [
+        # intent: a 60/h series at 67 % then 33 % (z ≈ −4.3, one hour at most 60 %): a
+        # chance dip looks like that; not yet a drop ...
+        ([40, 20], None, None),
+        # intent: ... unless the hour in progress is as far down ...
+        ([40, 20], 6.0, DROP),
+        # intent: ... or a second hour is (it goes on)
+        ([40, 20, 22], None, DROP),
+        # intent: a fall beyond what chance does to one hour (1 of 60, z ≤ −6) needs neither
+        ([60, 1], None, DROP),
+    ],
+)
+def test_a_drop_is_confirmed_by_a_second_hour_or_the_hour_in_progress(
+    tail: list[float], in_progress: float | None, code: str | None
+) -> None:
+    pts = points([60, 61, 59, 60, 60, *tail], 60)
+    so_far = None if in_progress is None else 15.0  # a quarter of the hour in progress
+    v = judge_volume(pts, RULES, in_progress, so_far)
+    assert (v.code if v else None) == code
+    if tail[0] == 60:
+        assert v is not None and v.z <= -RULES.single_hour_z and v.persistence < 2
