@@ -349,7 +349,8 @@ def judge_drop(
 ) -> VolumeVerdict | None:
     """``VOLUME_DROP`` over the most significant trailing window (module docstring).
     ``going_on``: the hour in progress is as far down (``still_low``), so a drop seen in
-    one complete hour needs only ``z``, not ``single_hour_z``.
+    one complete hour, or not confirmed by a second one, needs only ``z``, not
+    ``single_hour_z``.
 
     Every hour of the window is itself at least ``drop_warn / 2`` down (a window never
     reaches back over recovered hours), and a series back from zero hours is judged only
@@ -372,9 +373,11 @@ def judge_drop(
             continue
         window = list(points[-k:])
         expected, observed, _, z = _window_stats(window, rules.overdispersion)
-        # One hour is tested every hour on every series: it must stand out further,
-        # unless the hour in progress shows the drop going on.
-        need = rules.single_hour_z if k == 1 and not going_on else rules.z
+        # One hour is tested every hour on every series, and so is a drop with one hour
+        # at most ``1 − drop_warn`` (a chance dip): it must stand out further, unless the
+        # hour in progress shows the drop going on (module docstring: confirmed).
+        unconfirmed = k == 1 or persistence < 2
+        need = rules.single_hour_z if unconfirmed and not going_on else rules.z
         scaled = reference_level(window, rules, 0.0, 1.0)
         if scaled is not None:
             # Against the reference over the same hours: a holiday lowers it too, a
@@ -589,12 +592,9 @@ def judge_volume(
         return judge_spike(points, rules)
     dispersion = points[-1].baseline.dispersion if points else 1.0
     going_on = still_low(in_progress, expected_so_far, rules, dispersion)
-    drop = judge_drop(points, rules, going_on)
-    if drop and not going_on and drop.persistence < 2 and drop.z > -rules.single_hour_z:
-        drop = None  # not confirmed (module docstring)
     return (
         judge_stopped(points, rules, going_on=going_on)
-        or drop
+        or judge_drop(points, rules, going_on)
         or (judge_silent(points, rules, *current) if current is not None else None)
         or judge_spike(points, rules)
     )
